@@ -1,0 +1,205 @@
+"""The ``netdump-analyzer`` command line.
+
+Exit status: 0 every dump found is complete, 3 at least one is incomplete, 1 the capture
+(or the output directory) cannot be used at all, 2 usage errors. Errors are one line.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import nullcontext
+
+import click
+
+from analyzer import __version__
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+
+class Failure(Exception):
+    """A one-line error for the user; the run stops with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_UNREADABLE):
+        super().__init__(message)
+        self.code = code
+
+
+def _parse_size(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in units and not t[-1:].isdigit() else ""
+    number = t[: len(t) - len(unit)]
+    if not number.isdigit():
+        raise click.BadParameter(f"{text!r} is not a size such as 1T, 512G or 1048576")
+    return int(number) * units[unit]
+
+
+def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | None,
+                 max_dump_size: int, sinks: tuple = (), quiet: bool = False,
+                 progress: bool = False) -> tuple[object, dict, int]:
+    """Read the captures through the whole pipeline; returns (analysis, report, exit code)."""
+    from analyzer.capture import CaptureError, open_captures
+    from analyzer.pipeline import Analysis
+    from analyzer.recovery.writer import WriteError
+    from analyzer.report import build_report
+
+    try:
+        reader = open_captures(list(captures))
+    except CaptureError as exc:
+        raise Failure(str(exc)) from None
+    try:
+        analysis = Analysis(outdir, max_dump_size, sinks)
+    except WriteError as exc:
+        raise Failure(str(exc)) from None
+    error = None
+    bar = _progress(reader, progress and not quiet)
+    try:
+        with bar or nullcontext():
+            analysis.run(_tick(reader, bar) if bar else reader)
+    except CaptureError as exc:
+        error = str(exc)
+    except WriteError as exc:
+        error = str(exc)
+    except OSError as exc:
+        error = f"{exc.filename or 'output'}: {exc.strerror}"
+    finally:
+        analysis.finish()
+    report = build_report(reader.captures, analysis.records,
+                          analysis.recovery.capture_anomalies)
+    if error:
+        report["error"] = error
+    if error:
+        code = EXIT_UNREADABLE
+    elif any(s["status"] != "complete" for s in report["sessions"]):
+        code = EXIT_INCOMPLETE
+    else:
+        code = EXIT_OK
+    return analysis, report, code
+
+
+def _progress(reader, enabled: bool):
+    if not enabled or not sys.stderr.isatty():
+        return None
+    return click.progressbar(length=max(1, reader.total_bytes), label="reading",
+                             file=sys.stderr, show_eta=True)
+
+
+def _tick(reader, bar, every: int = 65536):
+    done = 0
+    for n, item in enumerate(reader):
+        if not n % every:
+            now = reader.bytes_read
+            bar.update(now - done)
+            done = now
+        yield item
+
+
+def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> None:
+    from analyzer.report import summary_line, write_json
+
+    lines_to = sys.stderr if json_out == "-" else sys.stdout
+    if not quiet:
+        for rec in records:
+            click.echo(summary_line(rec), file=lines_to)
+        if not records:
+            click.echo("no netdump sessions found", file=sys.stderr)
+        for a in report.get("anomalies", [])[:20]:
+            click.echo(f"capture: {a['kind']} at frame {a['frame']}: {a['detail']}",
+                       file=sys.stderr)
+    if "error" in report:
+        click.echo(f"error: {report['error']}", file=sys.stderr)
+    if json_out:
+        if json_out == "-":
+            write_json(report, sys.stdout)
+        else:
+            with open(json_out, "w", encoding="utf-8") as f:
+                write_json(report, f)
+
+
+captures_arg = click.argument("captures", nargs=-1, required=True,
+                              type=click.Path(dir_okay=False))
+json_opt = click.option("--json", "json_out", metavar="REPORT",
+                        help="Write the JSON report to REPORT ('-' for standard output).")
+quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No per-dump lines, no progress bar.")
+size_opt = click.option("--max-dump-size", default="1T", show_default=True,
+                        callback=lambda ctx, p, v: _parse_size(v),
+                        help="Refuse data at offsets past this size.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netdump-analyzer")
+def cli() -> None:
+    """Recover FreeBSD netdump crash dumps from packet captures, and audit the transfer."""
+
+
+@cli.command()
+@captures_arg
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the dumps into (created if missing).")
+@json_opt
+@size_opt
+@quiet_opt
+def extract(captures, outdir, json_out, max_dump_size, quiet):
+    """Write every dump found in CAPTURES as netdumpd would have saved it."""
+    analysis, report, code = run_analysis(captures, outdir, json_out, max_dump_size,
+                                          quiet=quiet, progress=True)
+    emit_report(report, json_out, analysis.records, quiet)
+    sys.exit(code)
+
+
+@cli.command()
+@captures_arg
+@json_opt
+@size_opt
+@quiet_opt
+def summary(captures, json_out, max_dump_size, quiet):
+    """The same analysis as extract, writing no dump files."""
+    analysis, report, code = run_analysis(captures, None, json_out, max_dump_size,
+                                          quiet=quiet, progress=True)
+    emit_report(report, json_out, analysis.records, quiet)
+    sys.exit(code)
+
+
+def _register_optional() -> None:
+    """Commands that live in their own modules."""
+    for module, attr in (("analyzer.simulate.command", "simulate_command"),
+                         ("analyzer.wireshark", "wireshark_group"),
+                         ("analyzer.audit.command", "audit_command"),
+                         ("analyzer.audit.command", "messages_command")):
+        try:
+            mod = __import__(module, fromlist=[attr])
+        except ImportError:
+            continue
+        command = getattr(mod, attr, None)
+        if command is not None:
+            cli.add_command(command)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False, prog_name="netdump-analyzer")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Failure as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: partial files are left as *.part, info files say incomplete",
+                   err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(EXIT_UNREADABLE)
+    except Exception as exc:  # one line, never a traceback; NETDUMP_ANALYZER_DEBUG shows it
+        if os.environ.get("NETDUMP_ANALYZER_DEBUG"):
+            raise
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_UNREADABLE)

@@ -1,0 +1,54 @@
+"""One analysis run: capture -> datagrams -> protocol events -> sinks. Data flows one way."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from analyzer.protocol.core import NetdumpTracker
+from analyzer.recovery.dump import DEFAULT_MAX_DUMP_SIZE, Recovery
+from analyzer.recovery.writer import FileWriter
+
+
+class Analysis:
+    """Wires the core to the recovery sink, an optional file writer and extra sinks.
+
+    Extra sinks have ``handle(events)`` and optionally ``close()``.
+    """
+
+    def __init__(self, outdir: str | None = None, max_dump_size: int = DEFAULT_MAX_DUMP_SIZE,
+                 sinks: Iterable = ()):
+        self.tracker = NetdumpTracker()
+        self.writer = FileWriter(outdir) if outdir else None
+        w = self.writer
+        self.recovery = Recovery(max_dump_size,
+                                 on_data=w.data if w else None,
+                                 on_start=w.start if w else None,
+                                 on_end=w.end if w else None)
+        self.sinks = list(sinks)
+
+    def run(self, items: Iterable) -> None:
+        feed = self.tracker.feed
+        handle = self.recovery.handle
+        sinks = self.sinks
+        for item in items:
+            events = feed(item)
+            if events:
+                handle(events)
+                for sink in sinks:
+                    sink.handle(events)
+
+    def finish(self) -> None:
+        """End every open session and flush the files (also after an error)."""
+        events = self.tracker.close()
+        self.recovery.handle(events)
+        for sink in self.sinks:
+            sink.handle(events)
+            close = getattr(sink, "close", None)
+            if close:
+                close()
+        self.recovery.finish_capture(self.tracker.dropped_sessions)
+        if self.writer:
+            self.writer.close()
+
+    @property
+    def records(self):
+        return list(self.recovery.records.values())

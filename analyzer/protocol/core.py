@@ -1,0 +1,290 @@
+"""The netdump protocol as netdumpd sees it: a pure state machine over datagrams.
+
+Fed :class:`~analyzer.datagram.Datagram` and :class:`~analyzer.datagram.Notice` items in
+capture order, :meth:`NetdumpTracker.feed` returns events; :meth:`close` ends what is open.
+No files, sockets or clocks: the same bytes in always give the same events out.
+
+Sessions are keyed by client IPv4 address, as netdumpd keys them. Per-seqno state is kept
+only for a window of recent seqnos (retransmissions happen inside the burst in flight); older
+seqnos are folded into interval sets, so memory does not grow with the dump.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+from analyzer.datagram import Datagram, Notice
+from analyzer.intervals import IntervalSet
+from analyzer.protocol.events import (
+    Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
+)
+from analyzer.wire import CLIENT_PORT, DATASIZE, HERALD_PORT, MSG_HDR, MsgType
+
+_HDR = MSG_HDR.struct
+_HDR_SIZE = _HDR.size
+_ACK = struct.Struct(">I")
+_HERALD, _FINISHED, _VMCORE, _KDH = (MsgType.HERALD, MsgType.FINISHED, MsgType.VMCORE, MsgType.KDH)
+
+WINDOW = 4096  # seqnos remembered in detail; a burst is at most ~64 packets
+MAX_SESSIONS = 4096  # open sessions at once; more is a flood, not dumps
+
+
+class _Sent:
+    """What the capture showed of one seqno: first and latest copy."""
+
+    __slots__ = ("first_frame", "frame", "ts", "payload", "acked")
+
+    def __init__(self, frame: int, ts: int, payload: bytes):
+        self.first_frame = frame
+        self.frame = frame
+        self.ts = ts
+        self.payload = payload
+        self.acked = 0  # frame of the first ACK, 0 while none
+
+
+class Session:
+    __slots__ = ("id", "client", "ip", "server", "server_port", "data_seen", "finished",
+                 "sent", "acked", "recent", "recent_acks", "capture_duplicates", "link")
+
+    def __init__(self, sid: int, ip: bytes, server: bytes, link: object):
+        self.id = sid
+        self.ip = ip
+        self.client = socket.inet_ntoa(ip)
+        self.server = socket.inet_ntoa(server)
+        self.server_port: int | None = None
+        self.data_seen = False  # a VMCORE or KDH arrived (netdumpd's any_data_rcvd)
+        self.finished = False
+        self.sent = IntervalSet()  # seqnos seen from the client
+        self.acked = IntervalSet()  # seqnos seen acknowledged
+        self.recent: dict[int, _Sent] = {}
+        self.recent_acks: dict[int, tuple[int, int]] = {}  # seqno -> (first ack frame, ts)
+        self.capture_duplicates = 0
+        self.link = link
+
+    def prune(self, seqno: int) -> None:
+        horizon = seqno - WINDOW
+        self.recent = {k: v for k, v in self.recent.items() if k > horizon}
+        self.recent_acks = {k: v for k, v in self.recent_acks.items() if k > horizon}
+
+
+class NetdumpTracker:
+    """Turns datagrams into protocol events. One instance per analysis run."""
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS):
+        self.sessions: dict[bytes, Session] = {}  # current session per client address
+        self.max_sessions = max_sessions
+        self._next_id = 1
+        self._last: tuple[int, int | None] = (0, None)  # (frame, session) of the last datagram
+        self._pending: list[Notice] = []  # notices waiting for their frame's datagram
+        self.dropped_sessions = 0
+
+    # -- entry points -------------------------------------------------------------------
+
+    def feed(self, item: Datagram | Notice) -> list:
+        if type(item) is not Datagram:
+            return self._notice(item)
+        events: list = []
+        if self._pending:
+            self._flush_pending(item.frame, events)
+        if item.sport == CLIENT_PORT:
+            self._client_datagram(item, events)
+        elif item.dport == CLIENT_PORT:
+            self._server_datagram(item, events)
+        elif item.dport == HERALD_PORT:
+            self._client_datagram(item, events)  # a HERALD from an odd source port
+        return events
+
+    def close(self) -> list:
+        """End every open session (end of capture)."""
+        events: list = []
+        self._flush_pending(None, events)
+        for s in list(self.sessions.values()):
+            events.append(SessionEnded(s.id, "end-of-capture", 0))
+        self.sessions.clear()
+        return events
+
+    # -- notices ------------------------------------------------------------------------
+
+    def _notice(self, n: Notice) -> list:
+        events: list = []
+        if n.kind == "truncated-capture":
+            # The dumps in flight when the file was cut are the ones it hurts.
+            hit = [s.id for s in self.sessions.values() if not s.finished]
+            for sid in hit:
+                events.append(Anomaly(sid, n.kind, n.frame, n.detail))
+            if not hit:
+                events.append(Anomaly(None, n.kind, n.frame, n.detail))
+        elif n.frame and n.frame == self._last[0] and self._last[1] is not None:
+            events.append(Anomaly(self._last[1], n.kind, n.frame, n.detail))
+        else:
+            self._pending.append(n)
+        return events
+
+    def _flush_pending(self, frame: int | None, events: list) -> None:
+        keep = []
+        for n in self._pending:
+            if frame is not None and n.frame == frame:
+                keep.append(n)  # attributed once this datagram's session is known
+            else:
+                events.append(Anomaly(None, n.kind, n.frame, n.detail))
+        self._pending = keep
+
+    def _attribute_pending(self, frame: int, sid: int, events: list) -> None:
+        self._last = (frame, sid)
+        if self._pending:
+            for n in self._pending:
+                events.append(Anomaly(sid, n.kind, n.frame, n.detail))
+            self._pending = []
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def _open(self, d: Datagram, ip: bytes, server: bytes, herald: bytes | None,
+              events: list) -> Session | None:
+        if len(self.sessions) >= self.max_sessions:
+            self.dropped_sessions += 1
+            if self.dropped_sessions == 1 or self.dropped_sessions % 1000 == 0:
+                events.append(Anomaly(None, "session-limit", d.frame,
+                                      f"more than {self.max_sessions} open sessions; "
+                                      f"{self.dropped_sessions} dropped so far"))
+            return None
+        s = Session(self._next_id, ip, server, d.link)
+        self._next_id += 1
+        self.sessions[ip] = s
+        events.append(SessionStarted(s.id, s.client, s.server, None, herald, d.frame, d.ts,
+                                     herald is not None))
+        return s
+
+    def _end(self, s: Session, reason: str, frame: int, events: list) -> None:
+        events.append(SessionEnded(s.id, reason, frame))
+        del self.sessions[s.ip]
+
+    # -- client messages ----------------------------------------------------------------
+
+    def _client_datagram(self, d: Datagram, events: list) -> None:
+        payload = d.payload
+        size = len(payload)
+        full = size + d.missing
+        s = self.sessions.get(d.src)
+        if full < _HDR_SIZE or size < _HDR_SIZE:
+            if s is None:
+                s = self._open(d, d.src, d.dst, None, events) if full >= _HDR_SIZE else None
+            sid = s.id if s else None
+            self._last = (d.frame, sid)
+            if full < _HDR_SIZE:
+                events.append(Anomaly(sid, "runt", d.frame, f"{full}-byte datagram from "
+                                      f"{socket.inet_ntoa(d.src)}, a header needs {_HDR_SIZE}"))
+            else:
+                events.append(Anomaly(sid, "snaplen-truncated", d.frame,
+                                      f"header cut by the capture ({size} of {full} bytes kept)"))
+            return
+        mtype, seqno, offset, length, _aux = _HDR.unpack_from(payload)
+        if mtype == _HERALD:
+            if s is not None and s.data_seen:
+                self._end(s, "restarted", d.frame, events)
+                s = None
+            if s is None:
+                s = self._open(d, d.src, d.dst, payload[_HDR_SIZE:] if full == _HDR_SIZE + length
+                               else None, events)
+                if s is None:
+                    return
+        elif s is None:
+            s = self._open(d, d.src, d.dst, None, events)
+            if s is None:
+                return
+            events.append(Anomaly(s.id, "herald-missing", d.frame,
+                                  "capture starts after the HERALD; data port learned from "
+                                  "the client's messages"))
+        sid = s.id
+        self._attribute_pending(d.frame, sid, events)
+        if _HDR_SIZE + length != full:
+            events.append(Anomaly(sid, "bad-length", d.frame,
+                                  f"mh_len {length} but {full - _HDR_SIZE} payload bytes"))
+            return
+        if not 1 <= mtype <= 5:
+            events.append(Anomaly(sid, "unknown-type", d.frame, f"message type {mtype}"))
+            return
+        if d.missing:
+            events.append(Anomaly(sid, "snaplen-truncated", d.frame,
+                                  f"{d.missing} of {length} payload bytes not captured"))
+        if length > DATASIZE:
+            events.append(Anomaly(sid, "oversized-payload", d.frame,
+                                  f"{length}-byte payload: netdumpd accepts at most {DATASIZE}"))
+        if mtype != _HERALD and d.dport != HERALD_PORT and s.server_port != d.dport:
+            if s.server_port is None:
+                s.server_port = d.dport
+                events.append(ServerPort(sid, d.dport, d.frame))
+            else:
+                events.append(Anomaly(sid, "server-port-changed", d.frame,
+                                      f"client now sends to port {d.dport}, "
+                                      f"was {s.server_port}"))
+        body = payload[_HDR_SIZE:]
+        recent = s.recent
+        prev = recent.get(seqno)
+        if prev is None and s.sent.contains(seqno):
+            prev = _Sent(0, 0, None)  # sent long ago: folded away, details forgotten
+        if prev is not None:
+            if prev.ts == d.ts and prev.payload == body:
+                s.capture_duplicates += 1  # the capture saw one frame twice
+                return
+            conflict = prev.payload is not None and prev.payload != body
+            first = prev.first_frame
+            if conflict:
+                events.append(Anomaly(sid, "conflicting-retransmit", d.frame,
+                                      f"seq {seqno} at offset {offset}: frame {d.frame} "
+                                      f"differs from frame {prev.frame}"))
+            if prev.first_frame:
+                prev.frame, prev.ts, prev.payload = d.frame, d.ts, body
+            events.append(Message(sid, d.frame, d.ts, mtype, seqno, offset, length, body,
+                                  True, first, conflict))
+        else:
+            s.sent.add(seqno, seqno + 1)
+            recent[seqno] = _Sent(d.frame, d.ts, body)
+            if len(recent) > 2 * WINDOW:
+                s.prune(seqno)
+            events.append(Message(sid, d.frame, d.ts, mtype, seqno, offset, length, body,
+                                  False, d.frame))
+        if mtype == _VMCORE or mtype == _KDH:
+            s.data_seen = True
+        elif mtype == _FINISHED:
+            s.finished = True
+
+    # -- server replies -----------------------------------------------------------------
+
+    def _server_datagram(self, d: Datagram, events: list) -> None:
+        s = self.sessions.get(d.dst)
+        if len(d.payload) + d.missing != 4 or d.missing:
+            sid = s.id if s else None
+            events.append(Anomaly(sid, "bad-length", d.frame,
+                                  f"{len(d.payload) + d.missing}-byte reply to the client "
+                                  "port; an ACK is 4 bytes"))
+            return
+        if s is None:
+            s = self._open(d, d.dst, d.src, None, events)
+            if s is None:
+                return
+            events.append(Anomaly(s.id, "herald-missing", d.frame,
+                                  "capture starts after the HERALD; first packet is an ACK"))
+        sid = s.id
+        self._attribute_pending(d.frame, sid, events)
+        if s.server_port is None:
+            s.server_port = d.sport
+            events.append(ServerPort(sid, d.sport, d.frame))
+        (seqno,) = _ACK.unpack(d.payload)
+        first = s.recent_acks.get(seqno)
+        if first is not None and first[1] == d.ts:
+            s.capture_duplicates += 1
+            return
+        duplicate = first is not None or s.acked.contains(seqno)
+        sent = s.recent.get(seqno)
+        message_frame = sent.first_frame if sent is not None else 0
+        if first is None:
+            first_ack = 0 if duplicate else d.frame
+            if not duplicate:
+                s.acked.add(seqno, seqno + 1)
+                s.recent_acks[seqno] = (d.frame, d.ts)
+                if sent is not None:
+                    sent.acked = d.frame
+        else:
+            first_ack = first[0]
+        events.append(Ack(sid, d.frame, d.ts, seqno, message_frame, duplicate, first_ack,
+                          d.sport))

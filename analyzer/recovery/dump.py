@@ -1,0 +1,243 @@
+"""What the capture holds of each dump: coverage, KDH, key, outcome. No I/O here.
+
+:class:`Recovery` is a sink: it consumes protocol events and keeps one :class:`DumpRecord`
+per session. The file writer and the report read these records.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+from analyzer.intervals import IntervalSet
+from analyzer.protocol.events import (
+    Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
+)
+from analyzer.recovery import infofile
+from analyzer.recovery.hashing import StreamingHash
+from analyzer.recovery.paths import check_herald_path
+from analyzer.wire import KDH_SIZE, TYPE_NAMES, MsgType, parse_kdh
+
+MAX_ANOMALIES = 1000  # kept per dump; the rest are counted
+DEFAULT_MAX_DUMP_SIZE = 1 << 40  # 1 TiB: offsets past this are refused
+
+_VMCORE, _KDH, _KEY, _FINISHED = MsgType.VMCORE, MsgType.KDH, MsgType.EKCD_KEY, MsgType.FINISHED
+
+
+def _roundup(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+class DumpRecord:
+    def __init__(self, ev: SessionStarted):
+        self.session = ev.session
+        self.client = ev.client
+        self.server = ev.server
+        self.server_port = ev.server_port
+        self.herald_payload = ev.herald_path
+        self.herald_seen = ev.herald_seen
+        herald = check_herald_path(ev.herald_path)
+        self.herald_path = herald.text
+        self.herald_dir = herald.parts
+        self.first_frame = self.last_frame = ev.frame
+        self.first_ts = self.last_ts = ev.ts
+        self.messages: Counter[str] = Counter()
+        self.retransmits = 0
+        self.acks = 0
+        self.duplicate_acks = 0
+        self.vmcore = IntervalSet()
+        self.key = IntervalSet()
+        self.vmcore_hash = StreamingHash()
+        self.kdh_raw: bytes | None = None
+        self.info_blocks: list[bytes] = []  # one per KDH message, as netdumpd appends them
+        self.finished_frame = 0
+        self.end_reason: str | None = None
+        self.anomalies: list[dict] = []
+        self.anomalies_dropped = 0
+        self.files: list[str] = []  # set by the writer
+        self.sha256: str | None = None  # set at the end
+        self._kinds: set[str] = set()
+        if herald.refused:
+            self.add_anomaly("path-refused", ev.frame,
+                             f"HERALD path {herald.text!r} refused ({herald.refused}); "
+                             "netdumpd would use its default directory")
+
+    # -- derived facts ------------------------------------------------------------------
+
+    @property
+    def kdh(self) -> dict | None:
+        return parse_kdh(self.kdh_raw) if self.kdh_raw is not None else None
+
+    @property
+    def view(self) -> infofile.ServerView | None:
+        return infofile.server_view(self.kdh_raw) if self.kdh_raw is not None else None
+
+    @property
+    def vmcore_length(self) -> int:
+        """The vmcore's length as netdumpd would leave it: KDH dumplength, else what arrived."""
+        if self.kdh_raw is not None:
+            return parse_kdh(self.kdh_raw)["dumplength"]
+        return self.vmcore.max
+
+    @property
+    def key_length(self) -> int:
+        kdh = self.kdh
+        if kdh and kdh.get("dumpkeysize"):
+            return kdh["dumpkeysize"]
+        return self.key.max
+
+    def vmcore_missing(self) -> list[tuple[int, int]]:
+        return self.vmcore.gaps(0, self.vmcore_length)
+
+    def key_missing(self) -> list[tuple[int, int]]:
+        return self.key.gaps(0, self.key_length)
+
+    @property
+    def complete(self) -> bool:
+        return (self.kdh_raw is not None and self.finished_frame != 0
+                and not self.vmcore_missing() and not self.key_missing())
+
+    def add_anomaly(self, kind: str, frame: int, detail: str) -> None:
+        self._kinds.add(kind)
+        if len(self.anomalies) < MAX_ANOMALIES:
+            self.anomalies.append({"kind": kind, "frame": frame, "detail": detail})
+        else:
+            self.anomalies_dropped += 1
+
+    def has_anomaly(self, kind: str) -> bool:
+        return kind in self._kinds
+
+
+class Recovery:
+    """Sink that builds a :class:`DumpRecord` per session from protocol events.
+
+    ``on_data(record, event, start, data)`` is called for every byte range accepted into a
+    dump file (``event.type`` tells which file), so a writer can put it in place.
+    """
+
+    def __init__(self, max_dump_size: int = DEFAULT_MAX_DUMP_SIZE,
+                 on_data: Callable | None = None,
+                 on_start: Callable | None = None,
+                 on_end: Callable | None = None):
+        self.records: dict[int, DumpRecord] = {}
+        self.capture_anomalies: list[dict] = []
+        self.capture_anomalies_dropped = 0
+        self.max_dump_size = max_dump_size
+        self.on_data = on_data
+        self.on_start = on_start
+        self.on_end = on_end
+
+    def handle(self, events: list) -> None:
+        records = self.records
+        for ev in events:
+            kind = type(ev)
+            if kind is Message:
+                self._message(records[ev.session], ev)
+            elif kind is Ack:
+                rec = records[ev.session]
+                rec.acks += 1
+                rec.duplicate_acks += ev.duplicate
+                rec.last_frame, rec.last_ts = ev.frame, ev.ts
+            elif kind is Anomaly:
+                if ev.session is None:
+                    if len(self.capture_anomalies) < MAX_ANOMALIES:
+                        self.capture_anomalies.append(
+                            {"kind": ev.kind, "frame": ev.frame, "detail": ev.detail})
+                    else:
+                        self.capture_anomalies_dropped += 1
+                else:
+                    records[ev.session].add_anomaly(ev.kind, ev.frame, ev.detail)
+            elif kind is SessionStarted:
+                rec = records[ev.session] = DumpRecord(ev)
+                if self.on_start:
+                    self.on_start(rec)
+            elif kind is ServerPort:
+                records[ev.session].server_port = ev.port
+            elif kind is SessionEnded:
+                self._end(records[ev.session], ev)
+
+    def _message(self, rec: DumpRecord, ev: Message) -> None:
+        rec.last_frame, rec.last_ts = ev.frame, ev.ts
+        mtype = ev.type
+        rec.messages[TYPE_NAMES[mtype]] += 1
+        rec.retransmits += ev.retransmit
+        data = ev.payload
+        if mtype == _VMCORE:
+            if not data:
+                return
+            end = ev.offset + len(data)
+            if end > self.max_dump_size:
+                rec.add_anomaly("offset-out-of-range", ev.frame,
+                                f"VMCORE at offset {ev.offset} (+{len(data)}) is past the "
+                                f"{self.max_dump_size}-byte limit")
+                return
+            if rec.kdh_raw is not None and end > self._vmcore_limit(rec):
+                rec.add_anomaly("offset-out-of-range", ev.frame,
+                                f"VMCORE at offset {ev.offset} (+{len(data)}) is past the "
+                                f"KDH dumplength {rec.vmcore_length}")
+                return
+            rec.vmcore.add(ev.offset, end)
+            rec.vmcore_hash.feed(ev.offset, data, ev.conflict)
+            if self.on_data:
+                self.on_data(rec, ev, ev.offset, data)
+        elif mtype == _KEY:
+            end = ev.offset + len(data)
+            if end > 1 << 20:
+                rec.add_anomaly("offset-out-of-range", ev.frame,
+                                f"EKCD_KEY at offset {ev.offset} (+{len(data)}): a key blob "
+                                "is 4096 bytes")
+                return
+            rec.key.add(ev.offset, end)
+            if self.on_data:
+                self.on_data(rec, ev, ev.offset, data)
+        elif mtype == _KDH:
+            self._kdh(rec, ev)
+        elif mtype == _FINISHED:
+            if not rec.finished_frame:
+                rec.finished_frame = ev.frame
+
+    @staticmethod
+    def _vmcore_limit(rec: DumpRecord) -> int:
+        view = rec.view
+        length = rec.vmcore_length
+        # A compressed dump's last block is padded to 4096 on the wire, then truncated.
+        return _roundup(length, 4096) if view and view.suffix else length
+
+    def _kdh(self, rec: DumpRecord, ev: Message) -> None:
+        if ev.length < KDH_SIZE or len(ev.payload) < KDH_SIZE:
+            rec.info_blocks.append(infofile.kdh_block(ev.payload))
+            if len(ev.payload) >= ev.length:
+                rec.add_anomaly("bad-length", ev.frame,
+                                f"KDH of {ev.length} bytes; netdumpd needs {KDH_SIZE}")
+            return
+        raw = bytes(ev.payload[:KDH_SIZE])
+        rec.info_blocks.append(infofile.kdh_block(raw))
+        if rec.kdh_raw is not None and raw == rec.kdh_raw:
+            return
+        rec.kdh_raw = raw
+        kdh = parse_kdh(raw)
+        if not kdh["parity_ok"]:
+            rec.add_anomaly("kdh-parity", ev.frame, "the 128 header words do not XOR to 0")
+        limit = self._vmcore_limit(rec)
+        if rec.vmcore.max > limit:
+            rec.add_anomaly("offset-out-of-range", ev.frame,
+                            f"VMCORE data reaches offset {rec.vmcore.max}, past the KDH "
+                            f"dumplength {kdh['dumplength']}")
+
+    def _end(self, rec: DumpRecord, ev: SessionEnded) -> None:
+        rec.end_reason = ev.reason
+        if rec.kdh_raw is None and not rec.has_anomaly("kdh-missing"):
+            rec.add_anomaly("kdh-missing", rec.last_frame, "no kerneldumpheader was captured")
+        if not rec.finished_frame:
+            rec.add_anomaly("finished-missing", rec.last_frame,
+                            "no FINISHED message was captured"
+                            + ("; the client started a new dump" if ev.reason == "restarted"
+                               else ""))
+        rec.sha256 = rec.vmcore_hash.digest(rec.vmcore_length)
+        if self.on_end:
+            self.on_end(rec)
+
+    def finish_capture(self, dropped_sessions: int) -> None:
+        if dropped_sessions:
+            self.capture_anomalies.append(
+                {"kind": "session-limit", "frame": 0,
+                 "detail": f"{dropped_sessions} sessions dropped over the open-session limit"})

@@ -1,0 +1,92 @@
+"""SHA-256 of a dump file computed while it streams by, without reading it back.
+
+Data arrives almost in order: a small reorder buffer absorbs the retransmissions that fill
+holes inside the burst in flight. The last block is held back because a compressed dump is
+truncated to the KDH's dumplength only at the end. When order cannot be restored within the
+bounds (a real hole, a conflicting rewrite of hashed bytes) the digest is given up, and the
+file writer, which has the bytes on disk, hashes the file instead.
+"""
+from __future__ import annotations
+
+import hashlib
+
+HOLDBACK = 4096  # bytes kept unhashed at the end: the padded final block of a compressed dump
+MAX_PENDING = 32 << 20  # out-of-order bytes held before giving up
+
+
+class StreamingHash:
+    __slots__ = ("_sha", "pos", "_tail", "_pending", "_pending_bytes", "valid")
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.pos = 0  # end of the contiguous prefix received (hashed + tail)
+        self._tail = b""  # contiguous bytes not hashed yet
+        self._pending: dict[int, bytes] = {}
+        self._pending_bytes = 0
+        self.valid = True
+
+    def feed(self, offset: int, data: bytes, conflict: bool = False) -> None:
+        if not self.valid or not data:
+            return
+        pos = self.pos
+        if offset == pos:
+            self._append(data)
+            if self._pending:
+                self._drain()
+        elif offset > pos:
+            old = self._pending.get(offset)
+            if old is None or len(old) <= len(data):
+                self._pending[offset] = data
+                self._pending_bytes += len(data) - (len(old) if old else 0)
+                if self._pending_bytes > MAX_PENDING:
+                    self._give_up()
+        elif conflict:
+            # Bytes already taken in differ from this later copy, which is the one kept.
+            start = pos - len(self._tail)
+            if offset >= start and offset + len(data) <= pos:
+                i = offset - start
+                self._tail = self._tail[:i] + data + self._tail[i + len(data):]
+            else:
+                self._give_up()
+        elif offset + len(data) > pos:
+            self.feed(pos, data[pos - offset:])  # a longer copy that reaches past the prefix
+
+    def _append(self, data: bytes) -> None:
+        tail = self._tail + data if self._tail else data
+        if len(tail) > 2 * HOLDBACK:
+            cut = len(tail) - HOLDBACK
+            self._sha.update(memoryview(tail)[:cut])
+            tail = tail[cut:]
+        self._tail = tail
+        self.pos += len(data)
+
+    def _drain(self) -> None:
+        pending = self._pending
+        while True:
+            data = pending.pop(self.pos, None)
+            if data is None:
+                # A pending chunk may start inside the prefix (overlapping resend sizes).
+                for off in [o for o in pending if o < self.pos]:
+                    chunk = pending.pop(off)
+                    self._pending_bytes -= len(chunk)
+                    if off + len(chunk) > self.pos:
+                        pending[self.pos] = chunk[self.pos - off:]
+                        self._pending_bytes += len(pending[self.pos])
+                if self.pos not in pending:
+                    return
+                continue
+            self._pending_bytes -= len(data)
+            self._append(data)
+
+    def _give_up(self) -> None:
+        self.valid = False
+        self._pending.clear()
+        self._tail = b""
+
+    def digest(self, length: int) -> str | None:
+        """Hex digest of the first ``length`` bytes, or None when they did not all stream by."""
+        if not self.valid or length > self.pos or length < self.pos - len(self._tail):
+            return None
+        sha = self._sha.copy()
+        sha.update(self._tail[: len(self._tail) - (self.pos - length)])
+        return sha.hexdigest()

@@ -1,0 +1,248 @@
+"""Writes each dump as netdumpd would have saved it, crash-safely and never overwriting.
+
+Per dump: ``info.<ip>.<N>`` is created exclusively at once (it reserves N and says "Dump
+incomplete" until the end); payload bytes go straight to their offsets in
+``vmcore.<ip>.<N>.part`` / ``key.<ip>.<N>.part`` with coalesced ``pwrite`` calls; at the end the
+parts are fsynced and linked to their final names (``vmcore_encrypted``, ``.gz``/``.zst``
+as the KDH says), and the info file gets its final text. Holes stay holes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+from analyzer.protocol.events import Message
+from analyzer.recovery import infofile
+from analyzer.recovery.dump import DumpRecord
+from analyzer.recovery.paths import open_directory, relative_name
+from analyzer.wire import MAX_DUMPS, MsgType
+
+_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+COALESCE = 1 << 20  # bytes gathered before one pwrite
+_KEY = MsgType.EKCD_KEY
+
+
+class WriteError(Exception):
+    """The output directory cannot be written at all."""
+
+
+class _DumpFiles:
+    """The open files of one dump."""
+
+    def __init__(self, dir_fd: int, parts: tuple[bytes, ...], host: str, index: int):
+        self.dir_fd = dir_fd
+        self.parts = parts
+        self.host = host
+        self.index = index
+        self.info_name = f"info.{host}.{index}"
+        self.vmcore_part = f"vmcore.{host}.{index}.part"
+        self.key_part = f"key.{host}.{index}.part"
+        self.vmcore_fd = os.open(self.vmcore_part, _CREATE, 0o600, dir_fd=dir_fd)
+        self.key_fd: int | None = None
+        self.buf = bytearray()
+        self.buf_start = 0
+
+    def write_vmcore(self, start: int, data: bytes) -> None:
+        buf = self.buf
+        if buf and start == self.buf_start + len(buf):
+            buf += data
+            if len(buf) >= COALESCE:
+                self.flush()
+            return
+        if buf:
+            self.flush()
+        self.buf_start = start
+        self.buf += data
+
+    def flush(self) -> None:
+        if self.buf:
+            view = memoryview(self.buf)
+            pos = self.buf_start
+            while view:
+                n = os.pwrite(self.vmcore_fd, view, pos)
+                view, pos = view[n:], pos + n
+            self.buf = bytearray()
+
+    def write_key(self, start: int, data: bytes) -> None:
+        if self.key_fd is None:
+            self.key_fd = os.open(self.key_part, _CREATE, 0o400, dir_fd=self.dir_fd)
+        os.pwrite(self.key_fd, data, start)
+
+
+class FileWriter:
+    """Sink callbacks for :class:`~analyzer.recovery.dump.Recovery` that write the files."""
+
+    def __init__(self, outdir: str):
+        try:
+            os.makedirs(outdir, exist_ok=True)
+            self.top_fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise WriteError(f"cannot use output directory {outdir}: {exc.strerror}") from exc
+        self.outdir = outdir
+        self.open: dict[int, _DumpFiles] = {}
+
+    def close(self) -> None:
+        os.close(self.top_fd)
+
+    # -- Recovery callbacks -------------------------------------------------------------
+
+    def start(self, rec: DumpRecord) -> None:
+        parts = rec.herald_dir
+        try:
+            dir_fd = open_directory(self.top_fd, parts)
+        except OSError as exc:
+            if not parts:
+                raise WriteError(f"cannot write in {self.outdir}: {exc.strerror}") from exc
+            rec.add_anomaly("path-refused", rec.first_frame,
+                            f"cannot create {rec.herald_path!r} in the output directory "
+                            f"({exc.strerror}); writing to the output directory itself")
+            parts = ()
+            dir_fd = os.dup(self.top_fd)
+        files = self._reserve(dir_fd, parts, rec)
+        if files is None:
+            os.close(dir_fd)
+            return
+        self.open[rec.session] = files
+        rec.files = [relative_name(parts, files.info_name)]
+
+    def data(self, rec: DumpRecord, ev: Message, start: int, payload: bytes) -> None:
+        files = self.open.get(rec.session)
+        if files is None:
+            return
+        if ev.type == _KEY:
+            files.write_key(start, payload)
+        else:
+            files.write_vmcore(start, payload)
+
+    def end(self, rec: DumpRecord) -> None:
+        files = self.open.pop(rec.session, None)
+        if files is None:
+            return
+        try:
+            self._finish(files, rec)
+        finally:
+            os.close(files.vmcore_fd)
+            if files.key_fd is not None:
+                os.close(files.key_fd)
+            os.close(files.dir_fd)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _reserve(self, dir_fd: int, parts: tuple[bytes, ...], rec: DumpRecord) -> _DumpFiles | None:
+        """Pick N as netdumpd does (bounds file, else the first free index) and claim it."""
+        host = rec.client
+        taken = set()
+        try:
+            names = os.listdir(dir_fd)
+        except OSError:
+            names = []
+        for name in names:
+            for stem in ("info.", "vmcore.", "vmcore_encrypted.", "key."):
+                if name.startswith(stem + host + "."):
+                    idx = name[len(stem) + len(host) + 1:].split(".", 1)[0]
+                    if idx.isdigit():
+                        taken.add(int(idx))
+        order = list(range(MAX_DUMPS))
+        hint = _read_bounds(dir_fd, host)
+        if hint is not None and 0 <= hint < MAX_DUMPS:
+            order.insert(0, hint)
+        header = infofile.first_line(host, host) + b"Dump incomplete: extraction in progress\n"
+        for index in order:
+            if index in taken:
+                continue
+            try:
+                fd = os.open(f"info.{host}.{index}", _CREATE, 0o600, dir_fd=dir_fd)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(header)
+            try:
+                return _DumpFiles(dir_fd, parts, host, index)
+            except FileExistsError:
+                os.unlink(f"info.{host}.{index}", dir_fd=dir_fd)
+                continue
+        rec.add_anomaly("no-free-index", rec.first_frame,
+                        f"no free index below {MAX_DUMPS} for {host}; dump not written")
+        return None
+
+    def _finish(self, files: _DumpFiles, rec: DumpRecord) -> None:
+        files.flush()
+        fd, dir_fd = files.vmcore_fd, files.dir_fd
+        view = rec.view
+        length = rec.vmcore_length
+        size = os.fstat(fd).st_size
+        if view is not None and view.truncate_to is not None:
+            os.ftruncate(fd, view.truncate_to)  # netdumpd chops the compressed block padding
+        elif size < length:
+            os.ftruncate(fd, length)  # a hole at the end stays a hole, at the right size
+        os.fsync(fd)
+        name = f"vmcore_encrypted.{files.host}.{files.index}" if view and view.encrypted \
+            else f"vmcore.{files.host}.{files.index}"
+        name += view.suffix if view else ""
+        final = [(files.vmcore_part, name)]
+        if files.key_fd is not None:
+            os.fsync(files.key_fd)
+            final.append((files.key_part, f"key.{files.host}.{files.index}"))
+        written = [relative_name(files.parts, files.info_name)]
+        for part, target in final:
+            try:
+                os.link(part, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                os.unlink(part, dir_fd=dir_fd)
+                written.append(relative_name(files.parts, target))
+            except FileExistsError:
+                rec.add_anomaly("name-taken", rec.last_frame,
+                                f"{target} appeared meanwhile; kept the data as {part}")
+                written.append(relative_name(files.parts, part))
+        if rec.sha256 is None:
+            rec.sha256 = _sha256_of(fd, os.fstat(fd).st_size)
+        rec.files = written
+        self._write_info(files, rec)
+
+    @staticmethod
+    def _write_info(files: _DumpFiles, rec: DumpRecord) -> None:
+        tmp = files.info_name + ".part"
+        fd = os.open(tmp, _CREATE, 0o600, dir_fd=files.dir_fd)
+        with os.fdopen(fd, "wb") as f:
+            f.write(info_text(rec))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, files.info_name, src_dir_fd=files.dir_fd, dst_dir_fd=files.dir_fd)
+
+
+def info_text(rec: DumpRecord) -> bytes:
+    """netdumpd's info file for this dump, plus the missing ranges when it is incomplete."""
+    text = [infofile.first_line(rec.client, rec.client), *rec.info_blocks]
+    if rec.complete:
+        text.append(infofile.STATUS_COMPLETE)
+        return b"".join(text)
+    text.append(infofile.missing_lines(rec.vmcore_missing(), "vmcore"))
+    text.append(infofile.missing_lines(rec.key_missing(), "key"))
+    if rec.kdh_raw is None:
+        text.append(b"  Missing: the kerneldumpheader (KDH) was not captured\n")
+    if not rec.finished_frame:
+        text.append(infofile.STATUS_TIMED_OUT)
+    else:
+        text.append(b"Dump incomplete: the capture lacks part of the dump\n")
+    return b"".join(text)
+
+
+def _read_bounds(dir_fd: int, host: str) -> int | None:
+    try:
+        fd = os.open(f"bounds.{host}", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        text = f.read(16).split(b"\n", 1)[0].strip()
+    return int(text) if text.isdigit() else None
+
+
+def _sha256_of(fd: int, size: int) -> str:
+    sha = hashlib.sha256()
+    pos = 0
+    while pos < size:
+        chunk = os.pread(fd, min(8 << 20, size - pos), pos)
+        if not chunk:
+            break
+        sha.update(chunk)
+        pos += len(chunk)
+    return sha.hexdigest()
