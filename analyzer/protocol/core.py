@@ -220,7 +220,7 @@ class NetdumpTracker:
         body = payload[_HDR_SIZE:]
         recent = s.recent
         prev = recent.get(seqno)
-        if prev is None and s.sent.contains(seqno):
+        if prev is None and seqno < s.sent.max and s.sent.contains(seqno):
             prev = _Sent(0, 0, None)  # sent long ago: folded away, details forgotten
         if prev is not None:
             if prev.ts == d.ts and prev.payload == body:
@@ -274,7 +274,7 @@ class NetdumpTracker:
         if first is not None and first[1] == d.ts:
             s.capture_duplicates += 1
             return
-        duplicate = first is not None or s.acked.contains(seqno)
+        duplicate = first is not None or (seqno < s.acked.max and s.acked.contains(seqno))
         sent = s.recent.get(seqno)
         message_frame = sent.first_frame if sent is not None else 0
         if first is None:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 
 HOLDBACK = 4096  # bytes kept unhashed at the end: the padded final block of a compressed dump
+FLUSH = 256 << 10  # contiguous bytes gathered before one hash update
 MAX_PENDING = 32 << 20  # out-of-order bytes held before giving up
 
 
 class StreamingHash:
-    __slots__ = ("_sha", "pos", "_tail", "_pending", "_pending_bytes", "valid")
+    __slots__ = ("_sha", "pos", "_tail", "_tail_bytes", "_pending", "_pending_bytes", "valid")
 
     def __init__(self) -> None:
         self._sha = hashlib.sha256()
         self.pos = 0  # end of the contiguous prefix received (hashed + tail)
-        self._tail = b""  # contiguous bytes not hashed yet
+        self._tail: list[bytes] = []  # contiguous chunks not hashed yet
+        self._tail_bytes = 0
         self._pending: dict[int, bytes] = {}
         self._pending_bytes = 0
         self.valid = True
@@ -42,23 +44,27 @@ class StreamingHash:
                     self._give_up()
         elif conflict:
             # Bytes already taken in differ from this later copy, which is the one kept.
-            start = pos - len(self._tail)
+            start = pos - self._tail_bytes
             if offset >= start and offset + len(data) <= pos:
+                tail = b"".join(self._tail)
                 i = offset - start
-                self._tail = self._tail[:i] + data + self._tail[i + len(data):]
+                self._tail = [tail[:i] + data + tail[i + len(data):]]
             else:
                 self._give_up()
         elif offset + len(data) > pos:
             self.feed(pos, data[pos - offset:])  # a longer copy that reaches past the prefix
 
     def _append(self, data: bytes) -> None:
-        tail = self._tail + data if self._tail else data
-        if len(tail) > 2 * HOLDBACK:
-            cut = len(tail) - HOLDBACK
-            self._sha.update(memoryview(tail)[:cut])
-            tail = tail[cut:]
-        self._tail = tail
+        tail = self._tail
+        tail.append(data)
+        self._tail_bytes += len(data)
         self.pos += len(data)
+        if self._tail_bytes >= FLUSH:
+            joined = b"".join(tail)
+            cut = len(joined) - HOLDBACK
+            self._sha.update(memoryview(joined)[:cut])
+            self._tail = [joined[cut:]]
+            self._tail_bytes = HOLDBACK
 
     def _drain(self) -> None:
         pending = self._pending
@@ -81,12 +87,13 @@ class StreamingHash:
     def _give_up(self) -> None:
         self.valid = False
         self._pending.clear()
-        self._tail = b""
+        self._tail = []
+        self._tail_bytes = 0
 
     def digest(self, length: int) -> str | None:
         """Hex digest of the first ``length`` bytes, or None when they did not all stream by."""
-        if not self.valid or length > self.pos or length < self.pos - len(self._tail):
+        if not self.valid or length > self.pos or length < self.pos - self._tail_bytes:
             return None
         sha = self._sha.copy()
-        sha.update(self._tail[: len(self._tail) - (self.pos - length)])
+        sha.update(b"".join(self._tail)[: self._tail_bytes - (self.pos - length)])
         return sha.hexdigest()
