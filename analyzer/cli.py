@@ -178,7 +178,20 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _raise_file_limit() -> None:
+    """Each open dump holds a file or two; let many clients dump at once."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 4096 and (hard == resource.RLIM_INFINITY or hard > soft):
+            limit = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def main() -> None:
+    _raise_file_limit()
     try:
         cli.main(standalone_mode=False, prog_name="netdump-analyzer")
     except click.exceptions.Exit as exc:

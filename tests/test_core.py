@@ -133,3 +133,34 @@ def test_many_clients_are_kept_apart():
     items = [d._replace(frame=i + 1) for i, d in enumerate(items)]
     ev = run(items)
     assert {s.client for s in of(ev, SessionStarted)} == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_a_session_silent_for_600_seconds_times_out_like_netdumpd():
+    c = Conversation()
+    c.herald()
+    c.send(MsgType.VMCORE, offset=0, payload=b"a")
+    c.t += 601 * 10**9
+    c.send(MsgType.VMCORE, offset=1, payload=b"b")
+    ev = run(c.items)
+    assert of(ev, SessionEnded)[0].reason == "timeout"
+    assert len(of(ev, SessionStarted)) == 2
+
+
+def test_a_flood_of_heralds_is_bounded_and_real_dumps_survive():
+    from analyzer.datagram import Datagram
+    from analyzer.wire import build_message
+    from datagrams import ip
+    t = NetdumpTracker(max_sessions=8)
+    events = []
+    c = Conversation()
+    c.herald()
+    c.send(MsgType.VMCORE, offset=0, payload=b"a")
+    for d in c.items:
+        events += t.feed(d)
+    for i in range(100):
+        d = Datagram(100 + i, c.t + i, bytes([10, 9, i // 256, i % 256]), ip("192.0.2.1"),
+                     20024, 20023, build_message(1, 1))
+        events += t.feed(d)
+    assert len(t.sessions) == 8
+    assert c.items[0].src in t.sessions  # the dump with data was kept
+    assert sum(1 for e in events if isinstance(e, Anomaly) and e.kind == "session-limit") >= 90

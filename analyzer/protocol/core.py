@@ -26,7 +26,9 @@ _ACK = struct.Struct(">I")
 _HERALD, _FINISHED, _VMCORE, _KDH = (MsgType.HERALD, MsgType.FINISHED, MsgType.VMCORE, MsgType.KDH)
 
 WINDOW = 4096  # seqnos remembered in detail; a burst is at most ~64 packets
-MAX_SESSIONS = 4096  # open sessions at once; more is a flood, not dumps
+MAX_SESSIONS = 512  # open sessions at once; more is a flood, not dumps
+IDLE_TIMEOUT = 600 * 10**9  # netdumpd's CLIENT_TIMEOUT: a silent session is over
+SWEEP_EVERY = 10 * 10**9  # netdumpd's CLIENT_TPASS: how often it looks
 
 
 class _Sent:
@@ -44,7 +46,8 @@ class _Sent:
 
 class Session:
     __slots__ = ("id", "client", "ip", "server", "server_port", "data_seen", "finished",
-                 "sent", "acked", "recent", "recent_acks", "capture_duplicates", "link")
+                 "sent", "acked", "recent", "recent_acks", "capture_duplicates", "link",
+                 "last_ts")
 
     def __init__(self, sid: int, ip: bytes, server: bytes, link: object):
         self.id = sid
@@ -60,6 +63,7 @@ class Session:
         self.recent_acks: dict[int, tuple[int, int]] = {}  # seqno -> (first ack frame, ts)
         self.capture_duplicates = 0
         self.link = link
+        self.last_ts = 0
 
     def prune(self, seqno: int) -> None:
         horizon = seqno - WINDOW
@@ -77,6 +81,7 @@ class NetdumpTracker:
         self._last: tuple[int, int | None] = (0, None)  # (frame, session) of the last datagram
         self._pending: list[Notice] = []  # notices waiting for their frame's datagram
         self.dropped_sessions = 0
+        self._next_sweep = 0
 
     # -- entry points -------------------------------------------------------------------
 
@@ -86,6 +91,8 @@ class NetdumpTracker:
         events: list = []
         if self._pending:
             self._flush_pending(item.frame, events)
+        if item.ts >= self._next_sweep:
+            self._sweep(item, events)
         if item.sport == CLIENT_PORT:
             self._client_datagram(item, events)
         elif item.dport == CLIENT_PORT:
@@ -102,6 +109,13 @@ class NetdumpTracker:
             events.append(SessionEnded(s.id, "end-of-capture", 0))
         self.sessions.clear()
         return events
+
+    def _sweep(self, d: Datagram, events: list) -> None:
+        """End sessions silent for longer than netdumpd waits."""
+        if self._next_sweep:
+            for s in [s for s in self.sessions.values() if d.ts - s.last_ts > IDLE_TIMEOUT]:
+                self._end(s, "timeout", d.frame, events)
+        self._next_sweep = d.ts + SWEEP_EVERY
 
     # -- notices ------------------------------------------------------------------------
 
@@ -140,6 +154,14 @@ class NetdumpTracker:
 
     def _open(self, d: Datagram, ip: bytes, server: bytes, herald: bytes | None,
               events: list) -> Session | None:
+        if len(self.sessions) >= self.max_sessions:
+            idle = [x for x in self.sessions.values() if not x.data_seen]
+            if idle:
+                victim = min(idle, key=lambda x: x.last_ts)
+                self._end(victim, "evicted", d.frame, events)
+                events.append(Anomaly(victim.id, "session-limit", d.frame,
+                                      f"more than {self.max_sessions} open sessions: this one "
+                                      "carried no data and was closed to make room"))
         if len(self.sessions) >= self.max_sessions:
             self.dropped_sessions += 1
             if self.dropped_sessions == 1 or self.dropped_sessions % 1000 == 0:
@@ -195,6 +217,7 @@ class NetdumpTracker:
                                   "capture starts after the HERALD; data port learned from "
                                   "the client's messages"))
         sid = s.id
+        s.last_ts = d.ts
         self._attribute_pending(d.frame, sid, events)
         if _HDR_SIZE + length != full:
             events.append(Anomaly(sid, "bad-length", d.frame,
@@ -265,6 +288,7 @@ class NetdumpTracker:
             events.append(Anomaly(s.id, "herald-missing", d.frame,
                                   "capture starts after the HERALD; first packet is an ACK"))
         sid = s.id
+        s.last_ts = d.ts
         self._attribute_pending(d.frame, sid, events)
         if s.server_port is None:
             s.server_port = d.sport

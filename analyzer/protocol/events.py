@@ -57,5 +57,6 @@ class Anomaly(NamedTuple):
 
 class SessionEnded(NamedTuple):
     session: int
-    reason: str  # "finished", "restarted" (new HERALD after data), "end-of-capture"
+    reason: str  # "restarted" (new HERALD after data), "timeout" (600 s silent, as netdumpd),
+    # "evicted" (session limit reached, no data), "end-of-capture"
     frame: int
