@@ -164,25 +164,21 @@ end
 ----------------------------------------------------------------------------------------
 local bxor = (bit and bit.bxor) or (bit32 and bit32.bxor) or load("return function(a, b) return a ~ b end")()
 
-local f_time_epoch = Field.new("frame.time_epoch")
 local f_icmp = Field.new("icmp")
 
+-- Frame times.  Field values such as frame.time_epoch are not filled in on a first pass
+-- without a tree, and pinfo.abs_ts is a double too coarse for nanoseconds.  So time
+-- differences use pinfo.rel_ts (small numbers, exact enough), and capture duplicates
+-- compare pinfo.abs_ts exactly (the same timestamp gives the same double).
 local function frame_time(pinfo)
-    local fi = f_time_epoch()
-    if fi then
-        local t = fi.value
-        return t.secs, t.nsecs
-    end
-    local ts = pinfo.abs_ts
-    local s = math.floor(ts)
-    return s, math.floor((ts - s) * 1e9 + 0.5)
+    return pinfo.rel_ts, pinfo.abs_ts
 end
 
-local function time_diff(s1, n1, s2, n2)
-    -- (s2, n2) - (s1, n1) as an NSTime
-    local ds, dn = s2 - s1, n2 - n1
-    if dn < 0 then ds, dn = ds - 1, dn + 1000000000 end
-    return NSTime.new(ds, dn)
+local function time_diff(t1, t2)
+    -- t2 - t1 (seconds as doubles) as an NSTime rounded to the nanosecond
+    local ns = math.floor((t2 - t1) * 1e9 + 0.5)
+    local secs = math.floor(ns / 1e9)
+    return NSTime.new(secs, ns - secs * 1000000000)
 end
 
 local function unsafe_path(path)
@@ -200,26 +196,29 @@ local sessions      -- list of sessions in order of first appearance
 local current       -- client address string -> current session
 local frames        -- frame number -> per-frame analysis record
 
-function p.init()
+local function reset_state()
     sessions = {}
     current = {}
     frames = {}
 end
-p.init()
+reset_state()
 
-local function new_session(client, pinfo, s, n)
+function p.init()
+    reset_state()
+end
+
+local function new_session(client, t)
     local sess = {
         id = #sessions + 1,
         client = client,
-        client_addr = pinfo.src, -- replaced below for ACK-created callers (not used)
         herald_path = nil,
         herald_seen = false,
         data_seen = false,
-        first_s = s, first_n = n, last_s = s, last_n = n,
+        first_t = t, last_t = t,
         counts = { [1] = 0, [2] = 0, [3] = 0, [4] = 0, [5] = 0 },
         acks = 0, retrans = 0, dup_acks = 0, data_bytes = 0, capture_dups = 0,
         max_seq = nil,
-        tx = {},       -- seqno -> list of transmission records (frame, s, n)
+        tx = {},       -- seqno -> list of transmission records
         bytes = {},    -- seqno -> raw bytes of the last copy (recent seqnos only)
         acked = {},    -- seqno -> first ACK record
         last_ack = {}, -- seqno -> last ACK record (for capture duplicates)
@@ -229,22 +228,20 @@ local function new_session(client, pinfo, s, n)
     return sess
 end
 
-local function touch(sess, s, n)
-    if s > sess.last_s or (s == sess.last_s and n > sess.last_n) then
-        sess.last_s, sess.last_n = s, n
-    end
+local function touch(sess, t)
+    if t > sess.last_t then sess.last_t = t end
 end
 
 -- First-pass analysis of a well-formed client message.
 local function analyse_message(pinfo, client, mtype, seqno, raw, rec)
-    local s, n = frame_time(pinfo)
+    local t, abs = frame_time(pinfo)
     local sess = current[client]
     if mtype == 1 then
         if sess == nil then
-            sess = new_session(client, pinfo, s, n)
+            sess = new_session(client, t)
         elseif sess.data_seen then
             local prev = sess
-            sess = new_session(client, pinfo, s, n)
+            sess = new_session(client, t)
             rec.new_dump = true
             rec.prev_session = prev.id
         end
@@ -254,19 +251,19 @@ local function analyse_message(pinfo, client, mtype, seqno, raw, rec)
         end
     else
         if sess == nil then
-            sess = new_session(client, pinfo, s, n)
+            sess = new_session(client, t)
         end
         sess.data_seen = true
     end
     rec.session = sess
-    rec.s, rec.n = s, n
-    touch(sess, s, n)
+    rec.t, rec.abs = t, abs
+    touch(sess, t)
 
     local copies = sess.tx[seqno]
     if copies then
         local last = copies[#copies]
         local last_raw = sess.bytes[seqno]
-        if last_raw ~= nil and last_raw == raw and last.s == s and last.n == n then
+        if last_raw ~= nil and last_raw == raw and last.abs == abs then
             rec.capture_dup_of = last.frame
             sess.capture_dups = sess.capture_dups + 1
             return
@@ -297,17 +294,17 @@ end
 
 -- First-pass analysis of an ACK.
 local function analyse_ack(pinfo, client, seqno, rec)
-    local s, n = frame_time(pinfo)
+    local t, abs = frame_time(pinfo)
     local sess = current[client]
-    rec.s, rec.n = s, n
+    rec.t, rec.abs = t, abs
     if sess == nil then
         rec.unseen = true
         return
     end
     rec.session = sess
-    touch(sess, s, n)
+    touch(sess, t)
     local last_ack = sess.last_ack[seqno]
-    if last_ack and last_ack.s == s and last_ack.n == n then
+    if last_ack and last_ack.abs == abs then
         rec.capture_dup_of = last_ack.frame
         sess.capture_dups = sess.capture_dups + 1
         return
@@ -320,12 +317,12 @@ local function analyse_ack(pinfo, client, seqno, rec)
     else
         local m = copies[#copies]
         rec.acked_frame = m.frame
-        rec.rtt = time_diff(m.s, m.n, s, n)
+        rec.rtt = time_diff(m.t, t)
         for i = #copies, 1, -1 do
             local c = copies[i]
             if c.ack_frame ~= nil then break end
             c.ack_frame = pinfo.number
-            c.rtt = time_diff(c.s, c.n, s, n)
+            c.rtt = time_diff(c.t, t)
         end
     end
     local first = sess.acked[seqno]
@@ -631,6 +628,7 @@ function p.dissector(tvb, pinfo, tree)
     if pinfo.dst_port == client_port then
         pinfo.cols.protocol = "FBSD-NETDUMP"
         local t = tree:add(p, tvb(), "FreeBSD netdump, server datagram")
+        add_gen(t, F.client, pinfo.dst)
         if tvb:len() > 0 then t:add(F.payload, tvb()) end
         t:add_proto_expert_info(E.bad_ack, string.format("Datagram to the client port has %d bytes, an ACK has 4", len))
         pinfo.cols.info = string.format("Not an ACK (%d bytes)", len)
@@ -650,7 +648,6 @@ local function heuristic(tvb, pinfo, tree)
     local mtype = tvb(0, 4):uint()
     if mtype < 1 or mtype > 5 then return false end
     if HDR_LEN + tvb(16, 4):uint() ~= len then return false end
-    local info
     dissect_message(tvb, pinfo, tree, is_embedded(pinfo))
     return true
 end
@@ -662,8 +659,7 @@ register_ports()
 -- tshark -z fbsd_netdump,stats
 ----------------------------------------------------------------------------------------
 local function session_duration(sess)
-    local d = (sess.last_s - sess.first_s) + (sess.last_n - sess.first_n) / 1e9
-    return d
+    return sess.last_t - sess.first_t
 end
 
 local function stats_table()
