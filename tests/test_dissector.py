@@ -592,3 +592,85 @@ def test_port_preferences(tshark, tmp_path):
     out = run_tshark(tshark, path, ["-o", "fbsd_netdump.client_port:30024", "-o", "fbsd_netdump.herald_port:30023",
                                     "-T", "fields", "-e", "_ws.col.Info"], tmp_path)
     assert out.splitlines() == ["HERALD path=x", "ACK seq=1"]
+
+
+# --------------------------------------------------------------------------------------
+# netdump-analyzer wireshark install
+# --------------------------------------------------------------------------------------
+
+def _fake_tshark(tmp_path: Path, folder: Path) -> Path:
+    exe = tmp_path / "fake-tshark"
+    exe.write_text("#!/bin/sh\n"
+                   "printf 'Personal configuration:\\t/nowhere\\n'\n"
+                   f"printf 'Personal Lua Plugins:\\t{folder}\\n'\n")
+    exe.chmod(0o755)
+    return exe
+
+
+def test_install_uses_tshark_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.wireshark import wireshark_group
+
+    folder = tmp_path / "plugins"
+    exe = _fake_tshark(tmp_path, folder)
+    runner = CliRunner()
+    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe)])
+    assert res.exit_code == 0, res.output
+    target = folder / "netdump.lua"
+    assert target.read_bytes() == LUA.read_bytes()
+    assert str(target) in res.output
+    # same file again: fine, nothing to do
+    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe)])
+    assert res.exit_code == 0 and "already installed" in res.output
+    # a different file is not overwritten without --force
+    target.write_text("-- someone else's dissector\n")
+    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe)])
+    assert res.exit_code != 0 and "--force" in res.output
+    assert target.read_text() == "-- someone else's dissector\n"
+    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe), "--force"])
+    assert res.exit_code == 0, res.output
+    assert target.read_bytes() == LUA.read_bytes()
+
+
+def test_install_without_tshark_falls_back(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from analyzer import wireshark
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(wireshark.shutil, "which", lambda name: None)
+    res = CliRunner().invoke(wireshark.wireshark_group, ["install"])
+    assert res.exit_code == 0, res.output
+    target = tmp_path / ".local" / "lib" / "wireshark" / "plugins" / "netdump.lua"
+    assert target.read_bytes() == LUA.read_bytes()
+    assert str(target) in res.output
+
+
+def test_install_dest_option(tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.wireshark import wireshark_group
+
+    res = CliRunner().invoke(wireshark_group, ["install", "--dest", str(tmp_path / "x")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "x" / "netdump.lua").is_file()
+
+
+def test_installed_plugin_loads_from_personal_folder(tshark, results, tmp_path):
+    """Installed with the command, tshark picks the dissector up with no -X option."""
+    from click.testing import CliRunner
+
+    from analyzer.wireshark import wireshark_group
+
+    env = tshark_env(tmp_path)
+    folders = subprocess.run([tshark, "-G", "folders"], capture_output=True, text=True, env=env).stdout
+    folder = next(ln.split(":", 1)[1].strip() for ln in folders.splitlines()
+                  if ln.startswith("Personal Lua Plugins:"))
+    assert folder.startswith(str(tmp_path)), folder  # isolated HOME, not the real one
+    res = CliRunner().invoke(wireshark_group, ["install", "--dest", folder])
+    assert res.exit_code == 0, res.output
+    proc = subprocess.run([tshark, "-n", "-2", "-r", str(results["clean"]["pcap"]), "-T", "fields",
+                           "-e", "fbsd_netdump.type"], capture_output=True, text=True, env=env)
+    assert_no_lua_errors(proc.stdout, proc.stderr)
+    assert proc.stdout.split() == ["1", "3", "3", "3", "4", "2"]
