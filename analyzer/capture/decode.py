@@ -1,0 +1,227 @@
+"""Frame decoding below UDP: link layers, IPv4, UDP, checksums (the general, slower path).
+
+The file walkers handle the common frame (untagged Ethernet, IPv4 without options, one
+whole UDP datagram) inline; everything else comes here. Nothing in this module raises on
+malformed input: a frame that cannot be decoded is skipped.
+
+Ones'-complement sums: a byte string read as one big integer is congruent modulo 0xFFFF to
+the ones'-complement sum of its 16-bit words, because 2**16 == 1 (mod 0xFFFF). Reading it
+little-endian gives the byte-swapped sum, which is zero exactly when the big-endian one is,
+and pads an odd last byte the way RFC 768 wants. A header or datagram whose checksum is
+right therefore gives a multiple of 0xFFFF.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+from analyzer.capture.ipv4 import Reassembler
+from analyzer.datagram import Datagram, Notice
+
+_new = tuple.__new__
+
+# Link types (LINKTYPE_* values as stored in capture files).
+LT_NULL = 0
+LT_ETHERNET = 1
+LT_RAW_BSD1 = 12
+LT_RAW_BSD2 = 14
+LT_RAW = 101
+LT_LOOP = 108
+LT_SLL = 113
+LT_IPV4 = 228
+LT_SLL2 = 276
+SUPPORTED_LINKTYPES = frozenset({LT_NULL, LT_ETHERNET, LT_RAW_BSD1, LT_RAW_BSD2, LT_RAW,
+                                 LT_LOOP, LT_SLL, LT_IPV4, LT_SLL2})
+LINKTYPE_NAMES = {
+    LT_NULL: "BSD loopback", LT_ETHERNET: "Ethernet", LT_RAW_BSD1: "raw IP", LT_RAW_BSD2: "raw IP",
+    LT_RAW: "raw IP", LT_LOOP: "OpenBSD loopback", LT_SLL: "Linux cooked", LT_IPV4: "raw IPv4",
+    LT_SLL2: "Linux cooked v2",
+}
+
+ETH_IPV4 = 0x0800
+VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
+AF_INET_LE = b"\x02\x00\x00\x00"
+AF_INET_BE = b"\x00\x00\x00\x02"
+
+_H = struct.Struct("!H")
+_HH = struct.Struct("!HH")
+_IP = struct.Struct("!BxHHHxBH4s4s")  # vihl, totlen, id, frag, proto, csum, src, dst
+_UDP = struct.Struct("!HHHH")
+_SLL_HALEN = struct.Struct("!H")
+
+
+def ip_header_bad(hdr: bytes) -> bool:
+    """True when an IPv4 header's checksum is wrong (a zero field is taken as offloaded)."""
+    if not int.from_bytes(hdr, "little") % 0xFFFF:
+        return False
+    return hdr[10:12] != b"\x00\x00"
+
+
+def udp_offload_looking(src: bytes, dst: bytes, ulen: int, field: int) -> bool:
+    """A sender with checksum offload leaves the pseudo-header sum (or its complement)."""
+    ps = (int.from_bytes(src + dst, "big") + 17 + ulen) % 0xFFFF
+    f = field % 0xFFFF
+    return f == ps or f == (0xFFFF - ps) % 0xFFFF
+
+
+def udp_bad(src: bytes, dst: bytes, udp: bytes) -> bool:
+    """True when the checksum of a whole UDP datagram ``udp`` (header included) is wrong."""
+    field = udp[6] << 8 | udp[7]
+    if not field:
+        return False  # sender did not compute one
+    ulen = len(udp)
+    x = (int.from_bytes(src + dst, "little") + int.from_bytes(udp, "little")
+         + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8))
+    if not x % 0xFFFF:
+        return False
+    return not udp_offload_looking(src, dst, ulen, field)
+
+
+class Decoder:
+    """Decodes one frame of any supported link type into Datagram/Notice items."""
+
+    def __init__(self, ports: frozenset[int], verify: bool = True):
+        self.ports = ports
+        self.verify = verify
+        self.reasm = Reassembler(ports)
+
+    def frame(self, lt: int, data: bytes, frame: int, ts: int, cut: bool = False) -> list | None:
+        """Items for one captured frame; ``cut`` when the record itself was cut short."""
+        try:
+            return self._frame(lt, data, frame, ts, cut)
+        except (IndexError, ValueError, struct.error):  # malformed beyond what checks caught
+            return None
+
+    def _frame(self, lt: int, data: bytes, frame: int, ts: int, cut: bool) -> list | None:
+        n = len(data)
+        if lt == LT_ETHERNET:
+            if n < 14:
+                return None
+            p = 12
+            link_addr = data[6:12]
+        elif lt == LT_SLL:
+            if n < 16:
+                return None
+            halen = _SLL_HALEN.unpack_from(data, 4)[0]
+            link_addr = data[6:6 + min(halen, 8)]
+            p = 14
+        elif lt == LT_SLL2:
+            if n < 20:
+                return None
+            et = _H.unpack_from(data, 0)[0]
+            link_addr = data[12:12 + min(data[11], 8)]
+            if et == ETH_IPV4:
+                return self._ipv4(data, 20, (link_addr, ()), frame, ts, cut)
+            if et not in VLAN_TPIDS:
+                return None
+            # a tag right after the header: make it look like the Ethernet case
+            data = data[:18] + data[0:2] + data[20:]
+            p = 18
+        elif lt == LT_RAW or lt == LT_IPV4 or lt == LT_RAW_BSD1 or lt == LT_RAW_BSD2:
+            return self._ipv4(data, 0, None, frame, ts, cut)
+        elif lt == LT_NULL or lt == LT_LOOP:
+            fam = data[:4]
+            if fam != AF_INET_LE and fam != AF_INET_BE:
+                return None
+            return self._ipv4(data, 4, None, frame, ts, cut)
+        else:
+            return None
+        # Ethernet-style type field at p, possibly a stack of VLAN tags.
+        if n < p + 2:
+            return None
+        et = data[p] << 8 | data[p + 1]
+        tags = []
+        while et in VLAN_TPIDS:
+            if n < p + 6:
+                return None
+            tci, et = _HH.unpack_from(data, p + 2)
+            tags.append(tci & 0x0FFF)
+            p += 4
+        if et != ETH_IPV4:
+            return None
+        return self._ipv4(data, p + 2, (link_addr, tuple(tags)), frame, ts, cut)
+
+    def _ipv4(self, data: bytes, p: int, link: object, frame: int, ts: int, cut: bool) -> list | None:
+        n = len(data)
+        if n < p + 20:
+            return None  # not even a whole IPv4 header: nothing trustworthy to report
+        vihl, totlen, ident, frag, proto, _csum, src, dst = _IP.unpack_from(data, p)
+        if vihl >> 4 != 4 or proto != 17:
+            return None
+        ihl = (vihl & 0x0F) * 4
+        if ihl < 20 or totlen < ihl:
+            return None
+        if n < p + ihl:
+            return None  # options cut: UDP header not captured
+        bad_ip = self.verify and ip_header_bad(data[p:p + ihl])
+        ip_end = p + totlen
+        captured_end = min(n, ip_end)
+        udp = p + ihl
+        if frag & 0x3FFF:  # more-fragments flag or non-zero offset
+            return self._fragment(src, dst, ident, frag, data[udp:captured_end],
+                                  ip_end > n, frame, ts, link, bad_ip)
+        if captured_end - udp < 4:
+            return None  # ports not captured
+        sport, dport = _HH.unpack_from(data, udp)
+        ports = self.ports
+        if sport not in ports and dport not in ports:
+            return None
+        ip_payload = totlen - ihl
+        if captured_end - udp < 8:
+            if cut:
+                return None  # the truncated-capture notice covers it
+            return [Notice("snaplen-truncated", frame,
+                           f"UDP {sport} -> {dport}: only {captured_end - udp} of the 8 UDP "
+                           f"header bytes captured (IP length {totlen}); datagram not decoded", ts)]
+        return self._udp(data[udp:captured_end], ip_payload, src, dst, frame, ts, link, bad_ip, cut)
+
+    def _udp(self, udpdata: bytes, ip_payload: int, src: bytes, dst: bytes, frame: int,
+             ts: int, link: object, bad_ip: bool, cut: bool, notices: list | None = None) -> list:
+        """``udpdata``: UDP header and payload as captured (at most ``ip_payload`` bytes)."""
+        sport, dport, ulen, _ucsum = _UDP.unpack_from(udpdata, 0)
+        bad = bad_ip
+        if 8 <= ulen <= ip_payload:
+            dlen = ulen
+        else:  # UDP length impossible for this IP packet: use what IP carries
+            dlen = ip_payload
+            bad = True
+        payload = udpdata[8:dlen]
+        missing = dlen - 8 - len(payload)
+        out = notices if notices is not None else []
+        if missing:
+            if not cut:
+                out.append(Notice("snaplen-truncated", frame,
+                                  f"UDP {sport} -> {dport}: {missing} of {dlen - 8} payload bytes "
+                                  f"not captured (snap length)", ts))
+        elif self.verify and not bad:
+            bad = udp_bad(src, dst, udpdata[:dlen]) if ulen == dlen else True
+        out.append(_new(Datagram, (frame, ts, src, dst, sport, dport, payload, missing, link, bad)))
+        return out
+
+    def _fragment(self, src, dst, ident, frag, data, cut, frame, ts, link, bad_ip) -> list | None:
+        offset = (frag & 0x1FFF) * 8
+        more = bool(frag & 0x2000)
+        notices, done = self.reasm.add(src, dst, ident, 17, offset, more, data, frame, ts,
+                                       link, bad_ip, cut)
+        if done is None:
+            return notices or None
+        payload, frames, more_frames, link, bad_ip = done
+        if len(payload) < 8:
+            notices.append(Notice("ip-fragments", frame,
+                                  f"reassembled IPv4 datagram {socket.inet_ntoa(src)} -> "
+                                  f"{socket.inet_ntoa(dst)} id 0x{ident:04x} is {len(payload)} "
+                                  f"bytes, too short for UDP", ts))
+            return notices
+        sport, dport = _HH.unpack_from(payload, 0)
+        if sport not in self.ports and dport not in self.ports:
+            return notices or None
+        listed = frames if frames[-1] == frame else frames + [frame]
+        more = f" and {more_frames} more" if more_frames else ""
+        notices.append(Notice("ip-fragments", frame,
+                              f"UDP {sport} -> {dport} datagram of {len(payload)} bytes reassembled "
+                              f"from IPv4 fragments (id 0x{ident:04x}, frames "
+                              f"{', '.join(map(str, listed))}{more})", ts))
+        return self._udp(payload, len(payload), src, dst, frame, ts, link, bad_ip, False, notices)
+
+    def flush(self) -> list:
+        return self.reasm.flush()

@@ -1,0 +1,124 @@
+"""Classic pcap walker: records over large buffered reads, common frames decoded inline."""
+from __future__ import annotations
+
+import struct
+
+from analyzer.capture.decode import LT_ETHERNET, VLAN_TPIDS, udp_offload_looking
+from analyzer.capture.fileformat import MAX_CAPLEN, Opened
+from analyzer.datagram import Datagram, Notice
+
+_new = tuple.__new__
+_from_bytes = int.from_bytes
+# Untagged Ethernet + IPv4 + UDP, from the start of the frame: ethertype, version/IHL,
+# total length, flags/fragment offset, protocol, source, destination, UDP ports, length, checksum.
+ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHHH")
+_NS = 1_000_000_000
+
+
+def cut_notice(frame: int, ts: int, have: int, caplen: int, what: str, error: str | None) -> Notice:
+    why = f" ({error})" if error else ""
+    return Notice("truncated-capture", frame,
+                  f"the file ends inside {what} {frame}{why}: {caplen - have} of its {caplen} "
+                  f"captured bytes are lost", ts)
+
+
+def walk_pcap(ctx, o: Opened, cap: dict):
+    """Yield Datagram/Notice items of one classic pcap file; ``ctx`` is the reader."""
+    rec_unpack = struct.Struct(o.endian + "IIII").unpack_from
+    fast = ETH_FAST.unpack_from
+    lt = o.linktype
+    eth = lt == LT_ETHERNET
+    frac_mul = 1 if o.nano else 1000
+    limit = min(o.snaplen, MAX_CAPLEN) if o.snaplen else MAX_CAPLEN
+    ports = ctx.ports
+    verify = ctx.verify
+    decode = ctx.decoder.frame
+    src = o.source
+    chunk = ctx.chunk_size
+    base = ctx.bytes_read
+    first = ctx.frame
+    frame = first
+    buf = o.buf
+    pos = o.pos
+    n = len(buf)
+    ts = 0
+    try:
+        while True:
+            while pos + 16 <= n:
+                sec, frac, caplen, wirelen = rec_unpack(buf, pos)
+                if caplen > limit:
+                    ts = sec * _NS + frac * frac_mul
+                    cap["truncated"] = True
+                    yield Notice("truncated-capture", frame + 1,
+                                 f"record {frame + 1} claims {caplen} captured bytes, more than the "
+                                 f"{'snap length ' + str(o.snaplen) if caplen <= MAX_CAPLEN else 'maximum ' + str(MAX_CAPLEN)}; "
+                                 f"the file is corrupt from here and the rest of it is not read", ts)
+                    return
+                d = pos + 16
+                end = d + caplen
+                if end > n:
+                    break
+                pos = end
+                frame += 1
+                if eth and caplen >= 42:
+                    et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = fast(buf, d)
+                    if et == 0x0800 and vihl == 0x45:
+                        if proto != 17:
+                            continue
+                        if not frag & 0x3FFF:
+                            if sport not in ports and dport not in ports:
+                                continue
+                            ipend = d + 14 + totlen
+                            if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
+                                bad = False
+                                if verify:
+                                    if _from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
+                                        bad = buf[d + 24:d + 26] != b"\x00\x00"
+                                    if not bad and ucsum and (
+                                            _from_bytes(buf[d + 26:ipend], "little") + 0x1100
+                                            + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
+                                        bad = not udp_offload_looking(sa, da, ulen, ucsum)
+                                yield _new(Datagram, (frame, sec * _NS + frac * frac_mul, sa, da, sport,
+                                                      dport, buf[d + 42:ipend], 0,
+                                                      (buf[d + 6:d + 12], ()), bad))
+                                continue
+                    elif et != 0x0800 and et not in VLAN_TPIDS:
+                        continue
+                items = decode(lt, buf[d:end], frame, sec * _NS + frac * frac_mul)
+                if items:
+                    yield from items
+            # The next record is not all in the buffer: read more.
+            more = src.read(chunk)
+            cap["frames"] = frame - first
+            ctx.bytes_read = base + src.raw_pos
+            if not more:
+                break
+            buf = buf[pos:] + more
+            pos = 0
+            n = len(buf)
+        # End of file.
+        rest = n - pos
+        if rest or src.error:
+            cap["truncated"] = True
+            if rest >= 16:
+                sec, frac, caplen, wirelen = rec_unpack(buf, pos)
+                ts = sec * _NS + frac * frac_mul
+                frame += 1
+                yield cut_notice(frame, ts, rest - 16, caplen, "record", src.error)
+                items = decode(lt, buf[pos + 16:n], frame, ts, True)
+                if items:
+                    yield from items
+            elif rest:
+                frame += 1
+                yield Notice("truncated-capture", frame,
+                             f"the file ends inside the header of record {frame} ({rest} of 16 bytes"
+                             f"{'; ' + src.error if src.error else ''}); the record is lost", ts)
+            else:
+                yield Notice("truncated-capture", frame + 1,
+                             f"the file could not be read to its end after frame {frame} ({src.error}); "
+                             f"the rest is lost", ts)
+    finally:
+        cap["frames"] = frame - first
+        ctx.frame = frame
+        ctx.bytes_read = base + src.raw_pos
+        o.close()

@@ -1,0 +1,134 @@
+"""Byte sources for capture files: plain files and gzip streams, read in large chunks.
+
+A source never raises while reading: an I/O error or corrupt compressed data ends the
+stream early and is remembered in ``error`` so the walker can report the loss.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+
+
+class CaptureError(Exception):
+    """A capture file cannot be read at all (one-line human message)."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+_RAW_CHUNK = 1 << 20  # compressed bytes fed to zlib at a time
+
+
+class PlainSource:
+    __slots__ = ("f", "raw_pos", "error")
+
+    def __init__(self, f):
+        self.f = f
+        self.raw_pos = 0  # bytes of the file on disk consumed so far
+        self.error: str | None = None
+
+    def read(self, n: int) -> bytes:
+        if self.error is not None:
+            return b""
+        try:
+            data = self.f.read(n)
+        except (OSError, ValueError) as e:
+            self.error = f"read error: {e}"
+            return b""
+        self.raw_pos += len(data)
+        return data
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except OSError:
+            pass
+
+
+class GzipSource:
+    """Streams the members of a gzip file through zlib with bounded output per call."""
+
+    __slots__ = ("f", "raw_pos", "error", "_d", "_pending", "_done")
+
+    def __init__(self, f):
+        self.f = f
+        self.raw_pos = 0
+        self.error: str | None = None
+        self._d = zlib.decompressobj(31)  # gzip wrapper only; checks CRC and length
+        self._pending = b""  # compressed input not yet given to zlib
+        self._done = False
+
+    def _raw(self) -> bytes:
+        try:
+            data = self.f.read(_RAW_CHUNK)
+        except (OSError, ValueError) as e:
+            self.error = f"read error: {e}"
+            return b""
+        self.raw_pos += len(data)
+        return data
+
+    def read(self, n: int) -> bytes:
+        out: list[bytes] = []
+        got = 0
+        d = self._d
+        while got < n and not self._done:
+            if d.unconsumed_tail:
+                data = d.unconsumed_tail
+            elif self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                data = self._raw()
+            try:
+                chunk = d.decompress(data, n - got)
+            except zlib.error as e:
+                self._done = True
+                self.error = f"compressed data is corrupt ({e})"
+                break
+            if chunk:
+                out.append(chunk)
+                got += len(chunk)
+            if d.eof:
+                rest = d.unused_data
+                if len(rest) < 2:
+                    rest += self._raw()
+                if rest[:2] == GZIP_MAGIC:  # another gzip member follows
+                    self._d = d = zlib.decompressobj(31)
+                    self._pending = rest
+                else:  # end of data; trailing bytes after the last member are ignored
+                    self._done = True
+            elif not data and not chunk:  # input exhausted, zlib has nothing more
+                self._done = True
+                if self.error is None:
+                    self.error = "the compressed stream ends before its end marker"
+        return b"".join(out)
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except OSError:
+            pass
+
+
+def open_source(path: str):
+    """Open ``path`` and return ``(source, size_on_disk)``; CaptureError when impossible."""
+    try:
+        f = open(path, "rb", buffering=0)
+    except FileNotFoundError:
+        raise CaptureError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CaptureError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise CaptureError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise CaptureError(f"{path}: cannot open: {e.strerror or e}") from None
+    try:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(2)
+        f.seek(0)
+    except OSError as e:
+        f.close()
+        raise CaptureError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not head:
+        f.close()
+        raise CaptureError(f"{path}: empty file")
+    if head == GZIP_MAGIC:
+        return GzipSource(f), size
+    return PlainSource(f), size
