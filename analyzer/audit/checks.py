@@ -1,0 +1,168 @@
+"""Protocol checks on one audited dump, and the problem list ranked worst first.
+
+Each check is ``{"name", "ok", "detail"}``; ``ok`` is None when the capture cannot tell.
+"""
+from __future__ import annotations
+
+from analyzer.audit.bursts import KEY, ROUND_LIMIT, VMCORE, SessionAudit
+from analyzer.wire import COMPRESSION_NAMES, KDH_MAGIC, KDH_SIZE, parse_kdh
+
+SEVERITY = {"error": 0, "warning": 1, "info": 2}
+
+
+def _check(name: str, ok: bool | None, detail: str) -> dict:
+    return {"name": name, "ok": ok, "detail": detail}
+
+
+def _frames(items, n: int = 5) -> str:
+    return ", ".join(str(i[0]) for i in items[:n]) + (" ..." if len(items) > n else "")
+
+
+def kdh_checks(sa: SessionAudit) -> list[dict]:
+    if sa.kdh_raw is None:
+        return [_check("kdh present", False, "no KDH captured: the dump length and the "
+                                             "header facts are unknown")]
+    raw = sa.kdh_raw
+    if len(raw) < KDH_SIZE:
+        return [_check("kdh present", False, f"KDH of {len(raw)} bytes; netdumpd needs 512")]
+    k = parse_kdh(raw)
+    out = [_check("kdh present", True, f"frame {sa.t_kdh[0]}")]
+    out.append(_check("kdh parity", k["parity_ok"],
+                      "the 128 words XOR to 0" if k["parity_ok"] else
+                      "the 128 words do not XOR to 0: netdumpd writes 'Header Parity Check: Fail'"))
+    magic_ok = k["magic"] == KDH_MAGIC.decode()
+    out.append(_check("kdh magic", magic_ok, repr(k["magic"])))
+    out.append(_check("kdh version", k["version"] == 4,
+                      f"version {k['version']}" + ("" if k["version"] == 4 else
+                                                   "; 12.0 and later send 4")))
+    out.append(_check("kdh blocksize", k["blocksize"] == 4096,
+                      f"blocksize {k['blocksize']}" + ("" if k["blocksize"] == 4096 else
+                                                       "; netdump always uses 4096")))
+    length = k["dumplength"]
+    comp = k.get("compression", 0)
+    expect = -(-length // 4096) * 4096 if comp else length
+    got = sa.vm_end
+    unique = sa.new_bytes[VMCORE]
+    if got == expect and unique >= expect:
+        detail = f"dumplength {length}, data reaches {got}"
+        ok: bool | None = True
+    else:
+        detail = (f"dumplength {length} ({COMPRESSION_NAMES.get(comp, comp)}), data reaches "
+                  f"{got}, {unique} unique bytes sent")
+        ok = False
+    out.append(_check("kdh dumplength matches data", ok, detail))
+    keysize = k.get("dumpkeysize", 0)
+    key_bytes = sa.new_bytes[KEY]
+    if keysize or key_bytes:
+        out.append(_check("key size matches kdh dumpkeysize",
+                          keysize == sa.key_end and key_bytes >= keysize,
+                          f"dumpkeysize {keysize}, key data reaches {sa.key_end} "
+                          f"({key_bytes} bytes sent)"))
+    if sa.kdh_new > 1:
+        out.append(_check("kdh sent once", False, f"{sa.kdh_new} KDH messages with new seqnos"))
+    return out
+
+
+def protocol_checks(sa: SessionAudit) -> list[dict]:
+    out = []
+    if sa.missing_seqnos or sa.seq_gaps:
+        gaps = "; ".join(f"{a}..{b} before frame {f}" for a, b, f in sa.seq_gaps[:5])
+        out.append(_check("seqno continuity from 1", False,
+                          f"{sa.missing_seqnos} seqnos never captured: {gaps}"))
+    else:
+        out.append(_check("seqno continuity from 1", True, f"1..{sa.seq_max}"))
+    if sa.reordered:
+        out.append(_check("seqnos in order", False,
+                          f"{sa.reordered} new seqnos arrived below the highest one"))
+    out.append(_check("burst offsets 4096-aligned", not sa.misaligned_count,
+                      "every burst starts on a 4096-byte boundary" if not sa.misaligned_count
+                      else f"{sa.misaligned_count} bursts start unaligned, e.g. " +
+                      ", ".join(f"frame {f} offset {o}" for f, _t, _s, o in sa.misaligned[:3])))
+    out.append(_check("payload at most 4096", not sa.oversized_count,
+                      "largest payload " + str(max(sa.max_payload)) if not sa.oversized_count
+                      else f"{sa.oversized_count} messages above 4096 bytes (frames "
+                      f"{_frames(sa.oversized)}): netdumpd truncates and never ACKs them"))
+    out.extend(kdh_checks(sa))
+    if sa.data_after_kdh:
+        out.append(_check("kdh after all data", False,
+                          f"{sa.data_after_kdh} VMCORE messages after the KDH"))
+    if sa.t_finished is None:
+        out.append(_check("finished sent", False, "no FINISHED captured"))
+    else:
+        out.append(_check("finished acknowledged", sa.t_finished_ack is not None,
+                          f"ACK in frame {sa.t_finished_ack[0]}" if sa.t_finished_ack else
+                          "FINISHED never ACKed: the client prints 'failed to close the "
+                          "transaction'"))
+    out.append(_check("nothing after finished", not sa.after_finished_count,
+                      "" if not sa.after_finished_count else
+                      f"{sa.after_finished_count} messages after FINISHED (frames "
+                      f"{_frames(sa.after_finished)})"))
+    if sa.conflicts:
+        out.append(_check("retransmissions identical", False,
+                          f"{sa.conflicts} retransmissions differ from the first copy"))
+    return out
+
+
+def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
+    """Everything worth a look, worst first."""
+    out: list[dict] = []
+
+    def add(sev: str, kind: str, detail: str) -> None:
+        out.append({"severity": sev, "kind": kind, "detail": detail})
+
+    severe = {"finished acknowledged", "finished sent", "kdh present", "kdh parity",
+              "kdh dumplength matches data", "payload at most 4096",
+              "seqno continuity from 1", "key size matches kdh dumpkeysize", "kdh magic"}
+    for c in checks:
+        if c["ok"] is False:
+            add("error" if c["name"] in severe else "warning", c["name"], c["detail"])
+    if sa.max_rounds:
+        left = ROUND_LIMIT - sa.max_rounds
+        b = sa.max_rounds_burst or {}
+        sev = "error" if left <= 0 else "warning" if left <= 5 or sa.max_rounds >= 3 else "info"
+        add(sev, "retransmission rounds",
+            f"worst burst #{b.get('index')} (seqno {b.get('seqno')}) needed {sa.max_rounds} "
+            f"of {ROUND_LIMIT} resend rounds" + (": the client gives up here" if left <= 0 else
+                                                  f", {left} to spare"))
+    if sa.never_acked_count:
+        add("warning", "never acknowledged",
+            f"{sa.never_acked_count} messages never ACKed in the capture, e.g. " +
+            ", ".join(f"{t} seq {s} (frame {f})" for f, t, s in sa.never_acked[:3]))
+    spurious = sum(sa.spurious)
+    if spurious:
+        add("warning", "spurious retransmissions",
+            f"{spurious} resends of messages whose ACK was already captured: "
+            "ACKs lost or late between the capture point and the client")
+    needed = sum(sa.needed)
+    if needed:
+        add("info", "needed retransmissions",
+            f"{needed} resends of messages with no ACK captured before them")
+    if sa.acks_unseen_count:
+        add("warning", "acks for unseen messages",
+            f"{sa.acks_unseen_count} ACKs for seqnos the capture never showed being sent "
+            f"(capture loss on the client->server side), e.g. frames {_frames(sa.acks_unseen)}")
+    if sa.acks_bad_port_count:
+        add("warning", "acks from unexpected port",
+            f"{sa.acks_bad_port_count} ACKs not from server port {sa.server_port}, e.g. "
+            f"frames {_frames(sa.acks_bad_port)}")
+    if sa.acks_future_count:
+        add("warning", "acks too far in future",
+            f"{sa.acks_future_count} ACKs >= 64 past their burst's first seqno: the client "
+            f"prints 'ACK too far in future' and ignores them")
+    if sa.dup_unexplained:
+        add("info", "unexplained duplicate acks",
+            f"{sa.dup_unexplained} duplicate ACKs beyond one per copy sent")
+    if sa.stall_count:
+        long = sa.longest_stalls.items()[0]
+        add("warning", "stalls",
+            f"{sa.stall_count} gaps over {sa.stall_threshold / 1e9:g}s in the client's sending, "
+            f"{sa.stall_time / 1e9:.3f}s in total; longest {long['duration']:.3f}s at "
+            f"frame {long['frame']}: {long['cause']}")
+    if sa.out_of_burst_retx:
+        add("info", "retransmissions outside a burst",
+            f"{sa.out_of_burst_retx} resends of seqnos from an already finished burst")
+    if sa.late_acks:
+        add("info", "late acks", f"{sa.late_acks} ACKs arrived after the client moved on")
+    out.sort(key=lambda p: SEVERITY[p["severity"]])
+    return out
+

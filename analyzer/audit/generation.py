@@ -1,0 +1,80 @@
+"""Which FreeBSD client generation the traffic looks like, with the reasons as text.
+
+Facts used (protocol reference §4.2 and §12):
+- 12.x caps every payload at 4096 bytes and sends one burst per dumper write, so its first
+  VMCORE burst is the 4096-byte minidump header page and burst sizes vary.
+- 13.0 and later (debugnet) cap payloads only at MTU − 52, so a payload above 4096 means 13+;
+  they merge contiguous writes into 64 KiB buffers, so VMCORE bursts are 65536 bytes each
+  except the last.
+- The EKCD key follows the KDH on 12.x and 13.x (and 2020–21 main); it follows the HERALD
+  in current main.
+"""
+from __future__ import annotations
+
+from analyzer.audit.bursts import KEY, KDH, MAX_BUFFER, VMCORE, SessionAudit
+
+GENERATIONS = ("12.x", "13.x", "main")
+
+
+def guess(sa: SessionAudit) -> dict:
+    cands = set(GENERATIONS)
+    reasons: list[str] = []
+    big = max(sa.max_payload[VMCORE], sa.max_payload[KEY])
+    if big > 4096:
+        cands.discard("12.x")
+        reasons.append(f"payloads up to {big} bytes: above 12.x's 4096-byte cap, so 13.0 or later")
+    elif big:
+        mtu = big + 52
+        if big == 4096:
+            reasons.append("payloads of exactly 4096 bytes: 12.x's cap, or an MTU of 4148")
+        else:
+            reasons.append(f"payloads of {big} bytes: MTU {mtu}, below every generation's cap")
+
+    if sa.t_key is not None:
+        if sa.kdh_seq and sa.key_seq > sa.kdh_seq:
+            cands.discard("main")
+            reasons.append(f"EKCD key sent after the KDH (seqno {sa.key_seq} > {sa.kdh_seq}): "
+                           "12.x or 13.x, not current main")
+        elif not sa.first_vm_seq or sa.key_seq < sa.first_vm_seq:
+            cands &= {"main"}
+            reasons.append(f"EKCD key sent right after the HERALD (seqno {sa.key_seq}): "
+                           "current main")
+    else:
+        reasons.append("no EKCD key: its position gives no hint")
+
+    n = sa.vm_bursts
+    first = sa.vm_first_bytes
+    if n >= 2 and first is not None:
+        # the last VMCORE burst is the flush before the KDH: do not count it as a short one
+        short = sa.vm_short - (sa.vm_last_bytes != MAX_BUFFER)
+        if first < MAX_BUFFER:
+            cands &= {"12.x"}
+            reasons.append(f"first VMCORE burst is {first} bytes (the minidump header write): "
+                           "one burst per dumper write, no 64 KiB batching: 12.x")
+        elif short == 0:
+            cands.discard("12.x")
+            reasons.append(f"all {n - 1} VMCORE bursts before the last are 64 KiB: "
+                           "writes batched into 64 KiB buffers: 13.0 or later")
+        else:
+            reasons.append(f"{short} of {n - 1} VMCORE bursts before the last are shorter "
+                           "than 64 KiB: batching unclear")
+    elif n == 1:
+        reasons.append(f"a single VMCORE burst of {first} bytes: too short to see batching")
+    elif sa.new[VMCORE] == 0:
+        reasons.append("no VMCORE data captured")
+    if sa.t_kdh is None and sa.new[KDH] == 0:
+        reasons.append("no KDH captured")
+
+    if not cands:
+        text = "unknown"
+        reasons.append("the hints contradict each other")
+    elif len(cands) == 1:
+        text = next(iter(cands))
+    elif cands == {"13.x", "main"}:
+        text = "13.x or main"
+    elif cands == {"12.x", "13.x"}:
+        text = "12.x or 13.x"
+    else:
+        text = "unknown"
+    return {"guess": text, "candidates": [g for g in GENERATIONS if g in cands],
+            "reasons": reasons}

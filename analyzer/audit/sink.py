@@ -1,0 +1,67 @@
+"""The audit as a pipeline sink: protocol events in, one :class:`SessionAudit` per dump."""
+from __future__ import annotations
+
+from analyzer.audit.bursts import SessionAudit
+from analyzer.protocol.events import Ack, Message, ServerPort, SessionEnded, SessionStarted
+
+
+class AuditSink:
+    """``handle(events)`` / ``close()`` as :class:`analyzer.pipeline.Analysis` expects.
+
+    ``plot`` collects decimated point series for the PNGs; ``csv_dir`` streams one CSV row
+    per message and per ACK. Both cost nothing when off.
+    """
+
+    def __init__(self, stall_threshold: float = 0.5, plot: bool = False,
+                 csv_dir: str | None = None):
+        self.stall_threshold = int(stall_threshold * 1e9)
+        self.plot = plot
+        self.csv_dir = csv_dir
+        self.sessions: dict[int, SessionAudit] = {}
+
+    def handle(self, events: list) -> None:
+        sessions = self.sessions
+        for ev in events:
+            kind = type(ev)
+            if kind is Message:
+                sessions[ev.session].message(ev)
+            elif kind is Ack:
+                sessions[ev.session].ack(ev)
+            elif kind is SessionStarted:
+                self._start(ev)
+            elif kind is ServerPort:
+                sa = sessions[ev.session]
+                if sa.server_port is None:
+                    sa.server_port = ev.port
+            elif kind is SessionEnded:
+                sessions[ev.session].end(ev.reason)
+
+    def _start(self, ev: SessionStarted) -> None:
+        sa = SessionAudit(ev.session, ev.client, ev.server, ev.frame, ev.ts,
+                          self.stall_threshold, ev.herald_seen)
+        sa.server_port = ev.server_port
+        if self.plot:
+            from analyzer.audit.plotdata import PlotData
+            sa.plot = PlotData()
+        if self.csv_dir:
+            from analyzer.audit.csvout import SessionRows
+            sa.rows = SessionRows(self.csv_dir, ev.session, ev.client)
+        self.sessions[ev.session] = sa
+
+    def close(self) -> None:
+        for sa in self.sessions.values():
+            if sa.end_reason is None:
+                sa.end("end-of-capture")
+
+    def audit_json(self, session: int) -> dict | None:
+        from analyzer.audit.summary import audit_json
+        sa = self.sessions.get(session)
+        return audit_json(sa) if sa is not None else None
+
+    def add_to_report(self, report: dict) -> dict:
+        """Put an "audit" object into each session of the report (nothing else changes)."""
+        for s in report.get("sessions", []):
+            a = self.audit_json(s["id"])
+            if a is not None:
+                s["audit"] = a
+        return report

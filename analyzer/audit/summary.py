@@ -1,0 +1,142 @@
+"""The "audit" object of one session in the JSON report (times in seconds)."""
+from __future__ import annotations
+
+from analyzer.audit import checks as _checks
+from analyzer.audit.bursts import ROUND_LIMIT, VMCORE, SessionAudit
+from analyzer.audit.generation import guess
+from analyzer.audit.stats import decade_edges
+from analyzer.wire import TYPE_NAMES
+
+NOT_VISIBLE = ("ARP and ICMP are not visible: the capture readers yield only UDP datagrams, "
+               "so ARP retries and ICMP port-unreachable after FINISHED cannot be audited")
+
+
+def _point(p) -> dict | None:
+    return {"frame": p[0], "time": p[1] / 1e9} if p else None
+
+
+def _rate(nbytes: int, ns: int) -> float | None:
+    return round(nbytes / (ns / 1e9), 1) if ns > 0 else None
+
+
+def outcome(sa: SessionAudit) -> str:
+    if sa.t_finished_ack is not None:
+        return "finished"
+    if sa.t_finished is not None:
+        return "finished, never acknowledged"
+    if sa.end_reason == "restarted":
+        return "abandoned: the client started a new dump"
+    if sa.max_rounds >= ROUND_LIMIT:
+        return "aborted after 11 resend rounds"
+    return "no FINISHED captured"
+
+
+def timeline(sa: SessionAudit) -> dict:
+    start = sa.t_herald or (sa.start_frame, sa.start_ts)
+    end = sa.t_finished_ack or sa.t_finished or (sa.last_frame, sa.last_ts)
+    total = end[1] - start[1]
+    data_start = sa.t_data[1] if sa.t_data else start[1]
+    data_end = sa.t_kdh[1] if sa.t_kdh else end[1]
+    unique = sa.new_bytes[VMCORE]
+    return {
+        "herald": _point(sa.t_herald), "first_data": _point(sa.t_data),
+        "kdh": _point(sa.t_kdh), "key": _point(sa.t_key), "finished": _point(sa.t_finished),
+        "finished_ack": _point(sa.t_finished_ack),
+        "time_to_dump": total / 1e9,
+        "data_time": (data_end - data_start) / 1e9,
+        "unique_bytes": unique,
+        "udp_bytes": sa.udp_bytes,
+        "wire_bytes": sa.udp_bytes + 42 * sum(sa.sent),
+        "goodput": _rate(unique, total),
+        "wire_throughput": _rate(sa.udp_bytes + 42 * sum(sa.sent), total),
+    }
+
+
+def _hist(d: dict) -> list[list[int]]:
+    return [[k, d[k]] for k in sorted(d)]
+
+
+def bursts(sa: SessionAudit) -> dict:
+    bb = dict(sa.burst_bytes)
+    other = bb.pop(-1, 0)
+    out = {
+        "count": sa.bursts,
+        "packets_histogram": _hist(sa.burst_packets),
+        "bytes_histogram": _hist(bb),
+        "time_to_last_ack": sa.burst_time.summary(),
+        "rounds_histogram": _hist(sa.rounds_hist),
+        "max_rounds": sa.max_rounds,
+        "round_limit": ROUND_LIMIT,
+        "rounds_to_spare": ROUND_LIMIT - sa.max_rounds,
+        "worst": sa.worst.items(),
+        "detection": "a new seqno after a type change, a resend round, a short tail packet, "
+                     "64 KiB, an offset jump or a pause starts a new burst",
+    }
+    if other:
+        out["bytes_histogram_other"] = other
+    return out
+
+
+def retransmissions(sa: SessionAudit) -> dict:
+    by_type = {}
+    for t in range(1, 6):
+        if sa.sent[t]:
+            by_type[TYPE_NAMES[t]] = {"sent": sa.sent[t], "first": sa.new[t],
+                                      "retransmitted": sa.retx[t], "needed": sa.needed[t],
+                                      "spurious": sa.spurious[t]}
+    return {"total": sum(sa.retx), "needed": sum(sa.needed), "spurious": sum(sa.spurious),
+            "by_type": by_type, "rounds": sa.round_count,
+            "timeout": sa.timeouts.summary(), "outside_burst": sa.out_of_burst_retx,
+            "classification": "needed = no ACK for the seqno captured before the resend; "
+                              "spurious = an ACK was already captured"}
+
+
+def acks(sa: SessionAudit) -> dict:
+    return {
+        "total": sa.acks, "duplicate": sa.dup_acks,
+        "duplicate_unexplained": sa.dup_unexplained,
+        "for_unseen_messages": sa.acks_unseen_count,
+        "for_unseen_messages_frames": [f for f, _ in sa.acks_unseen],
+        "never_acknowledged": sa.never_acked_count,
+        "never_acknowledged_examples": [{"frame": f, "type": t, "seqno": s}
+                                        for f, t, s in sa.never_acked],
+        "unexpected_port": sa.acks_bad_port_count,
+        "unexpected_port_examples": [{"frame": f, "seqno": s, "port": p}
+                                     for f, s, p in sa.acks_bad_port],
+        "too_far_in_future": sa.acks_future_count,
+        "too_far_in_future_examples": [{"frame": f, "seqno": s, "burst_base": b}
+                                       for f, s, b in sa.acks_future],
+        "late": sa.late_acks,
+    }
+
+
+def rtt(sa: SessionAudit) -> dict:
+    d = sa.rtt
+    out = d.summary()
+    out["rule"] = "first transmission to first ACK, never-retransmitted messages only (Karn)"
+    if d.count:
+        out["histogram"] = d.histogram(decade_edges(d.min, d.max))
+    return out
+
+
+def stalls(sa: SessionAudit) -> dict:
+    return {"threshold": sa.stall_threshold / 1e9, "count": sa.stall_count,
+            "total_time": sa.stall_time / 1e9, "first": sa.stalls,
+            "longest": sa.longest_stalls.items()}
+
+
+def audit_json(sa: SessionAudit) -> dict:
+    checks = _checks.protocol_checks(sa)
+    return {
+        "outcome": outcome(sa),
+        "timeline": timeline(sa),
+        "generation": guess(sa),
+        "problems": _checks.problems(sa, checks),
+        "bursts": bursts(sa),
+        "retransmissions": retransmissions(sa),
+        "acks": acks(sa),
+        "rtt": rtt(sa),
+        "stalls": stalls(sa),
+        "checks": checks,
+        "not_visible": NOT_VISIBLE,
+    }
