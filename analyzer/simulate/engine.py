@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from analyzer.wire import MSG_HDR, MsgType, build_ack
+from analyzer.wire import MSG_HDR, MsgType
 
 from .client import client_calls, make_material, max_payload, packetize
 from .image import _mix
@@ -31,7 +31,7 @@ from .truth import Attempt
 MS = 1_000_000
 US = 1_000
 _HDR = MSG_HDR.struct
-_ACKS = [build_ack(i) for i in range(0)]
+_ACK = struct.Struct(">I")  # the 4-byte ACK (wire.ACK)
 NPOLLS = 2000
 NRETRIES = 10
 
@@ -137,6 +137,13 @@ class ClientRun:
         self.ns_per_byte = 8000.0 / net.link_mbps
         self.attempt: Attempt | None = None
         self.attempt_no = 0
+        self.fifo_c2s = 0
+        self.fifo_s2c = 0
+        self.eager = not net.reorder and not net.dup
+        self.ack_fx = bool(self.drop_ack or self.blackouts or net.ack_loss)
+        lo, hi = net.server_delay_us
+        self.sd_lo = int(lo * US)
+        self.sd_span = int((hi - lo) * US)
 
     # --- plumbing -------------------------------------------------------------------------
     def push(self, t, kind, *args):
@@ -264,43 +271,58 @@ class ClientRun:
             if rec is not None:
                 rec[7] = lost
             return
+        if self.eager:
+            # No reordering or duplication: the path is FIFO, so the server can take the
+            # packet now, in arrival order.
+            ta = t + self.d + (int(rng.random() * self.jit) if self.jit else 0)
+            if ta < self.fifo_c2s:
+                ta = self.fifo_c2s
+            self.fifo_c2s = ta
+            if rec is not None:
+                rec[8].append(ta)
+            self.on_arrive(ta, msg, dport, seqno, send_no, 0, rec, att)
+            return
         copies = 2 if (net.dup and rng.random() < net.dup) else 1
         for c in range(copies):
-            delay = self.d
+            ta = t + self.d
             if self.jit:
-                delay += rng.randrange(self.jit + 1)
+                ta += int(rng.random() * self.jit)
             if net.reorder and rng.random() < net.reorder:
-                delay += rng.randrange(int(net.reorder_delay_us * US) + 1)
+                ta += int(rng.random() * net.reorder_delay_us * US)
+            elif not c:
+                if ta < self.fifo_c2s:
+                    ta = self.fifo_c2s
+                self.fifo_c2s = ta
             if c:
-                delay += rng.randrange(1 * US, 60 * US)
+                ta += US + int(rng.random() * 59 * US)
             if rec is not None:
-                rec[8].append(t + delay)
+                rec[8].append(ta)
                 if c:
                     rec[7] = "duplicated"
-            self.push(t + delay, ARRIVE, msg, dport, seqno, send_no, c, rec, att)
+            self.push(ta, ARRIVE, msg, dport, seqno, send_no, c, rec, att)
 
     # --- server side ----------------------------------------------------------------------
     def on_arrive(self, t, msg, dport, seqno, send_no, copy, rec, att):
         net = self.net
         rng = self.rng
-        tag = (att, 0, seqno, send_no, copy, rec)
-        if self.point == "server":
-            self.emit(t, 0, self.cip, self.sip, 20024, dport, msg, tag)
-        nsess = len(self.server.sessions)
-        what, port, ack_seq = self.server.receive(t, self.spec.client_ip, 20024, dport, msg)
-        if len(self.server.sessions) > nsess:
-            sess = self.server.sessions[-1]
-            if att.session is None:
-                att.session = sess
+        point = self.point
+        if point == "server":
+            self.seq += 1
+            heapq.heappush(self.out, (t, self.seq, (t, 0, self.cip, self.sip, 20024, dport, msg,
+                                                    (att, 0, seqno, send_no, copy, rec))))
+        server = self.server
+        nsess = len(server.sessions)
+        what, port, ack_seq = server.receive(t, self.spec.client_ip, 20024, dport, msg)
         if what is None:
             return
-        lo, hi = net.server_delay_us
-        ts = t + rng.randrange(int(lo * US), int(hi * US) + 1)
+        if att.session is None and len(server.sessions) > nsess:
+            att.session = server.sessions[-1]
+        ts = t + self.sd_lo + int(rng.random() * self.sd_span)
         if ts <= self.server_last_tx:
-            ts = self.server_last_tx + 1 * US
+            ts = self.server_last_tx + US
         self.server_last_tx = ts
         if what == "ack":
-            payload = struct.pack(">I", ack_seq)
+            payload = _ACK.pack(ack_seq)
             sport, dp, role = port, 20024, 1
             tag = (att, 1, ack_seq, send_no, 0, rec)
         else:
@@ -309,44 +331,51 @@ class ClientRun:
             payload = _icmp_unreach(self.cip, self.sip, dport, msg)
             sport, dp, role = 0, 0, 2
             tag = (att, 2, seqno, send_no, 0, rec)
-        if self.point == "server":
-            self.emit(ts, role, self.sip, self.cip, sport, dp, payload, tag)
-        elif self.point == "mirror":
+        if point == "server":
+            self.seq += 1
+            heapq.heappush(self.out, (ts, self.seq, (ts, role, self.sip, self.cip, sport, dp,
+                                                     payload, tag)))
+        elif point == "mirror":
             self.emit(ts + self.d // 2, role, self.sip, self.cip, sport, dp, payload, tag)
         ackrec = None
         if rec is not None and what == "ack":
             ackrec = [ts, "delivered", []]
             rec[9].append(ackrec)
-        lost = None
-        if what == "ack" and self.drop_ack.get(ack_seq, 0) > 0 and att.attempt == 0:
-            self.drop_ack[ack_seq] -= 1
-            lost = "dropped (drop_acks)"
-        elif self.blackouts and self._blackout(ts):
-            lost = "dropped (blackout)"
-        elif net.ack_loss and rng.random() < net.ack_loss:
-            lost = "lost"
-        if lost:
-            if ackrec is not None:
-                ackrec[1] = lost
-            return
+        if self.ack_fx:
+            lost = None
+            if what == "ack" and self.drop_ack.get(ack_seq, 0) > 0 and att.attempt == 0:
+                self.drop_ack[ack_seq] -= 1
+                lost = "dropped (drop_acks)"
+            elif self.blackouts and self._blackout(ts):
+                lost = "dropped (blackout)"
+            elif net.ack_loss and rng.random() < net.ack_loss:
+                lost = "lost"
+            if lost:
+                if ackrec is not None:
+                    ackrec[1] = lost
+                return
         copies = 2 if (net.ack_dup and rng.random() < net.ack_dup) else 1
         for c in range(copies):
-            delay = self.d
+            ta = ts + self.d
             if self.jit:
-                delay += rng.randrange(self.jit + 1)
+                ta += int(rng.random() * self.jit)
             if net.reorder and rng.random() < net.reorder:
-                delay += rng.randrange(int(net.reorder_delay_us * US) + 1)
+                ta += int(rng.random() * net.reorder_delay_us * US)
+            elif not c:
+                if ta < self.fifo_s2c:
+                    ta = self.fifo_s2c
+                self.fifo_s2c = ta
             if c:
-                delay += rng.randrange(1 * US, 60 * US)
+                ta += US + int(rng.random() * 59 * US)
                 if ackrec is not None:
                     ackrec[1] = "duplicated"
-            ta = ts + delay
             if ackrec is not None:
                 ackrec[2].append(ta)
-            if self.point == "client":
+            if point == "client":
                 self.emit(ta, role, self.sip, self.cip, sport, dp, payload, (*tag[:4], c, rec))
             if role == 1:
-                self.push(ta, ACKARR, ack_seq, sport, att)
+                self.seq += 1
+                heapq.heappush(self.heap, (ta, self.seq, ACKARR, (ack_seq, sport, att)))
 
     # --- client side ----------------------------------------------------------------------
     def on_ack(self, t, seqno, sport, att):
@@ -396,7 +425,7 @@ class ClientRun:
             att.rounds_per_call[call.index] = call.round
         self._log_call(call, t, failed=False)
         self.call = None
-        nbytes = sum(len(m) - 24 for _, m in call.pkts)
+        nbytes = len(call.pkts) * self.maxp
         gap = int(self.spec.work_us * US) + nbytes // 2
         self.start_call(t + gap)
 

@@ -20,6 +20,7 @@ from typing import Iterator
 
 PAGE = 4096
 MAXIO = 16 * PAGE  # MAXDUMPPGS * PAGE_SIZE: the largest single dumper write
+_ZERO_PAGE = bytes(PAGE)
 KERNBASE = 0xFFFFFFFF80000000
 DMAPBASE = 0xFFFFF80000000000
 
@@ -66,6 +67,8 @@ class DumpImage:
         take("data", left)
         self.sections = [(name, first, count) for name, first, count in layout if count]
         self._special: dict[int, bytes] = {}
+        self._last_k = -1
+        self._last = b""
         self._build_special()
 
     # --- contents -------------------------------------------------------------------------
@@ -113,40 +116,63 @@ class DumpImage:
                     self._special[first + i] = struct.pack("<512Q", *ptes)
 
     def _data_chunk(self, k: int) -> bytes:
-        """Data pages of 64 KiB block k (pages 16k .. 16k+15), whatever section they are in."""
+        """Data pages of 64 KiB block k (pages 16k .. 16k+15), whatever section they are in:
+        about a quarter zero pages, a quarter repetitive (compressible), half random."""
         rng = random.Random(_mix(self.seed, k))
+        kinds = [rng.random() for _ in range(16)]
+        nrand = sum(1 for x in kinds if x >= 0.5)
+        rand = rng.randbytes(nrand * PAGE) if nrand else b""
         out = []
-        for _ in range(16):
-            x = rng.random()
+        ri = 0
+        zero = _ZERO_PAGE
+        for x in kinds:
             if x < 0.25:
-                out.append(bytes(PAGE))
+                out.append(zero)
             elif x < 0.5:
-                word = rng.getrandbits(64).to_bytes(8, "little")
-                page = bytearray(word * (PAGE // 8))
+                page = bytearray(rng.getrandbits(64).to_bytes(8, "little") * (PAGE // 8))
                 for _ in range(8):
-                    p = rng.randrange(0, PAGE, 8)
+                    p = int(rng.random() * (PAGE // 8)) * 8
                     page[p:p + 8] = rng.getrandbits(64).to_bytes(8, "little")
-                out.append(bytes(page))
+                out.append(page)
             else:
-                out.append(rng.randbytes(PAGE))
+                out.append(rand[ri:ri + PAGE])
+                ri += PAGE
         return b"".join(out)
+
+    def chunk(self, k: int) -> bytes:
+        """The 64 KiB block k of the image (the last one may be shorter)."""
+        if self._last_k == k:
+            return self._last
+        data = self._data_chunk(k)
+        first_page = k * 16
+        if any((first_page + i) in self._special for i in range(16)):
+            buf = bytearray(data)
+            for i in range(16):
+                sp = self._special.get(first_page + i)
+                if sp is not None:
+                    buf[i * PAGE:(i + 1) * PAGE] = sp
+            data = bytes(buf)
+        data = data[: max(0, self.size - k * MAXIO)]
+        self._last_k, self._last = k, data
+        return data
 
     def read(self, offset: int, length: int) -> bytes:
         """Image bytes [offset, offset + length)."""
         end = min(self.size, offset + length)
+        k0, k1 = offset // MAXIO, (end - 1) // MAXIO
+        if k0 == k1:
+            base = k0 * MAXIO
+            c = self.chunk(k0)
+            if offset == base and end - base == len(c):
+                return c
+            return c[offset - base:end - base]
         parts = []
         pos = offset
         while pos < end:
             k = pos // MAXIO
-            chunk_start = k * MAXIO
-            chunk = bytearray(self._data_chunk(k))
-            first_page = chunk_start // PAGE
-            for i in range(16):
-                sp = self._special.get(first_page + i)
-                if sp is not None:
-                    chunk[i * PAGE:(i + 1) * PAGE] = sp
-            stop = min(end, chunk_start + MAXIO)
-            parts.append(bytes(chunk[pos - chunk_start:stop - chunk_start]))
+            base = k * MAXIO
+            stop = min(end, base + MAXIO)
+            parts.append(self.chunk(k)[pos - base:stop - base])
             pos = stop
         return b"".join(parts)
 
@@ -251,14 +277,21 @@ class DumpStream:
     def writes(self) -> Iterator[tuple[int, bytes]]:
         """The dumper writes, in order. Encrypted dumps are written in 4 KiB units."""
         h_file = hashlib.sha256()
-        h_wire = hashlib.sha256()
+        h_wire = h_file  # the same until a padded write makes them differ
         total = 0
         meaningful = 0
         for off, data, useful in self._plain_writes():
             if self._cipher is not None:
                 data = self._cipher.apply(off, data)
-            h_wire.update(data)
-            h_file.update(data[:useful])
+            if useful == len(data):
+                h_file.update(data)
+                if h_wire is not h_file:
+                    h_wire.update(data)
+            else:
+                if h_wire is h_file:
+                    h_wire = h_file.copy()
+                h_wire.update(data)
+                h_file.update(data[:useful])
             total = off + len(data)
             meaningful = off + useful
             if self.encrypted:

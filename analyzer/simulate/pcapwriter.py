@@ -92,6 +92,15 @@ class CaptureWriter:
         self.frames = 0
         self.bytes = 0
         self._rec = struct.Struct(byteorder + "IIII")
+        self._ipst = struct.Struct(">BBHHHBBH4s4s")
+        self._udpst = struct.Struct(">HHHH")
+        self._ipsum: dict = {}
+        self._multi = len(self.ifaces) > 1
+        self._pcap = fmt == "pcap"
+        self._ns = [res == "ns" for _, res in self.ifaces]
+        self._ether = [lk in ("ethernet", "vlan", "qinq") for lk, _ in self.ifaces]
+        trailer = struct.Struct(byteorder + "I")
+        self._trail = [lambda n, p=p: bytes(p) + trailer.pack(n) for p in range(4)]
         self._epb = struct.Struct(byteorder + "IIIIIII")
         self._header()
 
@@ -201,18 +210,91 @@ class CaptureWriter:
             return pkts
         return [ip_header(src, dst, proto, len(l4), ttl, ident, df) + l4]
 
+    def _iph(self, src: bytes, dst: bytes, proto: int, total: int, ttl: int, ident: int,
+             df: bool) -> bytes:
+        key = (src, dst, proto, ttl, df)
+        base = self._ipsum.get(key)
+        if base is None:
+            base = self._ipsum[key] = (0x4500 + (0x4000 if df else 0) + (ttl << 8 | proto)
+                                       + _csum_int(src + dst))
+        r = (base + total + ident) % 0xFFFF
+        return self._ipst.pack(0x45, 0, total, ident, 0x4000 if df else 0, ttl, proto,
+                               0xFFFF - r if r else 0, src, dst)
+
     def write(self, frame) -> int:
         """Write one frame; returns how many UDP payload bytes the capture keeps."""
         ts, role, src, dst, sport, dport, payload = frame[:7]
-        iface = min(role, 1) if len(self.ifaces) > 1 else 0
-        link = self._link(iface, role, src, dst)
+        iface = (1 if role else 0) if self._multi else 0
+        link = self._link_cache.get((iface, role, src, dst)) or self._link(iface, role, src, dst)
+        plen = len(payload)
+        if self.fragment and 28 + plen > self.fragment or role == 2:
+            return self._write_slow(ts, iface, link, role, src, dst, sport, dport, payload)
+        ulen = 8 + plen
+        key = (src, dst)
+        ps = self._psum.get(key)
+        if ps is None:
+            ps = self._psum[key] = _csum_int(src + dst) + 17
+        v = int.from_bytes(payload, "big")
+        if plen & 1:
+            v <<= 8
+        r = (ps + 2 * ulen + sport + dport + v) % 0xFFFF
+        udph = self._udpst.pack(sport, dport, ulen, 0xFFFF - r if r else 0xFFFF)
+        if role == 0:
+            iph = self._iph(src, dst, 17, 20 + ulen, 255, 0, True)
+        else:
+            self._ip_id = ident = (self._ip_id + 1) & 0xFFFF
+            iph = self._iph(src, dst, 17, 20 + ulen, 64, ident, False)
+        orig = len(link) + 28 + plen
+        pad = b""
+        if orig < 60 and self._ether[iface]:
+            pad = bytes(60 - orig)
+            orig = 60
+        self.frames += 1
+        self.bytes += orig
+        if orig > self.snaplen:
+            data = (link + iph + udph + payload + pad)[: self.snaplen]
+            self._record(ts, iface, data, orig)
+            return max(0, min(plen, self.snaplen - len(link) - 28))
+        parts = self._parts
+        if self._pcap:
+            if self._ns[iface]:
+                parts.append(self._rec.pack(ts // 1_000_000_000, ts % 1_000_000_000, orig, orig))
+            else:
+                parts.append(self._rec.pack(ts // 1_000_000_000, ts // 1000 % 1_000_000, orig, orig))
+            parts += (link, iph, udph, payload, pad)
+        else:
+            units = ts if self._ns[iface] else ts // 1000
+            epad = -orig % 4
+            n = 32 + orig + epad
+            parts.append(self._epb.pack(6, n, iface, units >> 32, units & 0xFFFFFFFF, orig, orig))
+            parts += (link, iph, udph, payload, pad, self._trail[epad](n))
+        self._pending += orig + 40
+        if self._pending >= _FLUSH:
+            self._fh.write(b"".join(parts))
+            self._parts = []
+            self._pending = 0
+        return plen
+
+    def _record(self, ts: int, iface: int, data: bytes, orig: int) -> None:
+        if self._pcap:
+            if self._ns[iface]:
+                hdr = self._rec.pack(ts // 1_000_000_000, ts % 1_000_000_000, len(data), orig)
+            else:
+                hdr = self._rec.pack(ts // 1_000_000_000, ts // 1000 % 1_000_000, len(data), orig)
+            self._put(hdr + data)
+        else:
+            units = ts if self._ns[iface] else ts // 1000
+            pad = -len(data) % 4
+            n = 32 + len(data) + pad
+            self._put(self._epb.pack(6, n, iface, units >> 32, units & 0xFFFFFFFF, len(data), orig)
+                      + data + bytes(pad) + struct.pack(self.bo + "I", n))
+
+    def _write_slow(self, ts, iface, link, role, src, dst, sport, dport, payload) -> int:
         kept = len(payload)
         pkts = self._ip_packets(role, src, dst, sport, dport, payload)
-        res = self.ifaces[iface][1]
-        lk = self.ifaces[iface][0]
         for ipkt in pkts:
             data = link + ipkt
-            if lk in ("ethernet", "vlan", "qinq") and len(data) < 60:
+            if self._ether[iface] and len(data) < 60:
                 data += bytes(60 - len(data))
             orig = len(data)
             if orig > self.snaplen:
@@ -221,20 +303,7 @@ class CaptureWriter:
                     kept = 0
                 elif role != 2:
                     kept = max(0, min(kept, self.snaplen - len(link) - 28))
-            if self.fmt == "pcap":
-                if res == "ns":
-                    hdr = self._rec.pack(ts // 1_000_000_000, ts % 1_000_000_000, len(data), orig)
-                else:
-                    hdr = self._rec.pack(ts // 1_000_000_000, ts // 1000 % 1_000_000, len(data), orig)
-                self._put(hdr)
-                self._put(data)
-            else:
-                units = ts if res == "ns" else ts // 1000
-                pad = -len(data) % 4
-                n = 32 + len(data) + pad
-                self._put(self._epb.pack(6, n, iface, units >> 32, units & 0xFFFFFFFF,
-                                         len(data), orig))
-                self._put(data + bytes(pad) + struct.pack(self.bo + "I", n))
+            self._record(ts, iface, data, orig)
             self.frames += 1
             self.bytes += orig
         return kept

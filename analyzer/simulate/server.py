@@ -195,7 +195,9 @@ class Server:
             return "icmp", None, None
         if len(udp_payload) < _HDR.size:
             return None, None, None
-        received = udp_payload[:_HDR.size + DATASIZE]  # recv() into a 24+4096 byte buffer
+        received = udp_payload  # recv() into a 24+4096 byte buffer truncates longer datagrams
+        if len(received) > _HDR.size + DATASIZE:
+            received = received[:_HDR.size + DATASIZE]
         mtype, seqno, offset, mh_len, _aux = _HDR.unpack_from(received)
         if len(received) - _HDR.size != mh_len:
             return None, None, None
