@@ -50,6 +50,23 @@ _UDP = struct.Struct("!HHHH")
 _SLL_HALEN = struct.Struct("!H")
 
 
+_M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
+
+
+def fold(x: int) -> int:
+    """A smaller number congruent to ``x`` modulo 0xFFFF (shifts by multiples of 16 bits)."""
+    bits = x.bit_length()
+    while bits > 12000:  # jumbo datagrams: halve until the fixed steps below fit
+        k = (bits // 32 + 1) * 16
+        x = (x >> k) + (x & ((1 << k) - 1))
+        bits = x.bit_length()
+    if bits > 1600:
+        x = (x >> 5952) + (x & _M5952)
+        x = (x >> 2976) + (x & _M2976)
+        x = (x >> 1488) + (x & _M1488)
+    return x
+
+
 def ip_header_bad(hdr: bytes) -> bool:
     """True when an IPv4 header's checksum is wrong (a zero field is taken as offloaded)."""
     if not int.from_bytes(hdr, "little") % 0xFFFF:
@@ -70,7 +87,7 @@ def udp_bad(src: bytes, dst: bytes, udp: bytes) -> bool:
     if not field:
         return False  # sender did not compute one
     ulen = len(udp)
-    x = (int.from_bytes(src + dst, "little") + int.from_bytes(udp, "little")
+    x = (int.from_bytes(src + dst, "little") + fold(int.from_bytes(udp, "little"))
          + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8))
     if not x % 0xFFFF:
         return False

@@ -9,6 +9,7 @@ from analyzer.datagram import Datagram, Notice
 
 _new = tuple.__new__
 _from_bytes = int.from_bytes
+_M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
 # Untagged Ethernet + IPv4 + UDP, from the start of the frame: ethertype, version/IHL,
 # total length, flags/fragment offset, protocol, source, destination, UDP ports, length, checksum.
 ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHHH")
@@ -26,6 +27,11 @@ def walk_pcap(ctx, o: Opened, cap: dict):
     """Yield Datagram/Notice items of one classic pcap file; ``ctx`` is the reader."""
     rec_unpack = struct.Struct(o.endian + "IIII").unpack_from
     fast = ETH_FAST.unpack_from
+    new = _new
+    Dgram = Datagram
+    from_bytes = _from_bytes
+    m1, m2, m3 = _M5952, _M2976, _M1488
+    m160, m96 = (1 << 160) - 1, (1 << 96) - 1
     lt = o.linktype
     eth = lt == LT_ETHERNET
     frac_mul = 1 if o.nano else 1000
@@ -47,7 +53,7 @@ def walk_pcap(ctx, o: Opened, cap: dict):
             while pos + 16 <= n:
                 sec, frac, caplen, wirelen = rec_unpack(buf, pos)
                 if caplen > limit:
-                    ts = sec * _NS + frac * frac_mul
+                    ts = sec * 1000000000 + frac * frac_mul
                     cap["truncated"] = True
                     yield Notice("truncated-capture", frame + 1,
                                  f"record {frame + 1} claims {caplen} captured bytes, more than the "
@@ -72,19 +78,28 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                             if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
                                 bad = False
                                 if verify:
-                                    if _from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
+                                    if ucsum:  # one integer for IP header and UDP datagram, split by masks
+                                        x = from_bytes(buf[d + 14:ipend], "little")
+                                        h = x & m160  # the IPv4 header
+                                        if h % 0xFFFF and buf[d + 24:d + 26] != b"\x00\x00":
+                                            bad = True
+                                        else:
+                                            if ulen > 1024:  # halve it thrice: cheaper than one long division
+                                                x = (x >> 5952) + (x & m1)
+                                                x = (x >> 2976) + (x & m2)
+                                                x = (x >> 1488) + (x & m3)
+                                            # minus the header words before the addresses, plus the pseudo-header rest
+                                            if (x - (h & m96) + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
+                                                bad = not udp_offload_looking(sa, da, ulen, ucsum)
+                                    elif from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
                                         bad = buf[d + 24:d + 26] != b"\x00\x00"
-                                    if not bad and ucsum and (
-                                            _from_bytes(buf[d + 26:ipend], "little") + 0x1100
-                                            + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
-                                        bad = not udp_offload_looking(sa, da, ulen, ucsum)
-                                yield _new(Datagram, (frame, sec * _NS + frac * frac_mul, sa, da, sport,
+                                yield new(Dgram, (frame, sec * 1000000000 + frac * frac_mul, sa, da, sport,
                                                       dport, buf[d + 42:ipend], 0,
                                                       (buf[d + 6:d + 12], ()), bad))
                                 continue
                     elif et != 0x0800 and et not in VLAN_TPIDS:
                         continue
-                items = decode(lt, buf[d:end], frame, sec * _NS + frac * frac_mul)
+                items = decode(lt, buf[d:end], frame, sec * 1000000000 + frac * frac_mul)
                 if items:
                     yield from items
             # The next record is not all in the buffer: read more.
@@ -102,7 +117,7 @@ def walk_pcap(ctx, o: Opened, cap: dict):
             cap["truncated"] = True
             if rest >= 16:
                 sec, frac, caplen, wirelen = rec_unpack(buf, pos)
-                ts = sec * _NS + frac * frac_mul
+                ts = sec * 1000000000 + frac * frac_mul
                 frame += 1
                 yield cut_notice(frame, ts, rest - 16, caplen, "record", src.error)
                 items = decode(lt, buf[pos + 16:n], frame, ts, True)
