@@ -1,0 +1,83 @@
+"""``netdump-analyzer simulate``: write a synthetic netdump capture and its ground truth."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from . import CaptureSpec, DumpSpec, NetworkSpec, simulate
+
+_LINKS = ["ethernet", "vlan", "qinq", "sll", "sll2", "raw", "ipv4", "null"]
+
+
+def _size(text: str) -> int:
+    text = text.strip().lower()
+    mult = 1
+    for suffix, m in (("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("k", 1 << 10),
+                      ("m", 1 << 20), ("g", 1 << 30)):
+        if text.endswith(suffix):
+            text, mult = text[: -len(suffix)], m
+            break
+    n = int(float(text) * mult)
+    return max(4096, n // 4096 * 4096)
+
+
+@click.command("simulate")
+@click.option("--generation", type=click.Choice(["12", "13", "main"]), default="13",
+              show_default=True, help="client kernel generation")
+@click.option("--size", default="256k", show_default=True,
+              help="uncompressed dump size (k/m/g suffixes; rounded down to 4 KiB)")
+@click.option("--mtu", type=int, default=1500, show_default=True)
+@click.option("--loss", type=float, default=0.0, help="client->server loss probability")
+@click.option("--ack-loss", type=float, default=0.0, help="server->client loss probability")
+@click.option("--dup", type=float, default=0.0, help="duplication probability (both ways)")
+@click.option("--reorder", type=float, default=0.0, help="probability of an extra delay (reordering)")
+@click.option("--capture-loss", type=float, default=0.0,
+              help="frames the capture misses although the endpoints got them")
+@click.option("--capture-point", type=click.Choice(["server", "client", "mirror"]),
+              default="server", show_default=True)
+@click.option("--clients", type=int, default=1, show_default=True,
+              help="number of clients dumping at the same time")
+@click.option("--compress", type=click.Choice(["none", "gzip", "zstd"]), default="none",
+              show_default=True)
+@click.option("--encrypt", is_flag=True, help="EKCD: encrypted dump plus key")
+@click.option("--path", default=None, help="HERALD path (netdumpd subdirectory)")
+@click.option("--restart-after", type=int, default=None,
+              help="client restarts with a new HERALD after this many VMCORE bytes")
+@click.option("--format", "fmt", type=click.Choice(["pcap", "pcapng"]), default="pcap",
+              show_default=True)
+@click.option("--link", type=click.Choice(_LINKS), default="ethernet", show_default=True)
+@click.option("--ns", is_flag=True, help="nanosecond timestamps")
+@click.option("--gzip", "gz", is_flag=True, help="gzip the capture file")
+@click.option("--snaplen", type=int, default=262144, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="capture file to write")
+@click.option("--expected", type=click.Path(file_okay=False), default=None,
+              help="directory for netdumpd's expected files, truth.json and SHA256SUMS")
+def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, capture_loss,
+                     capture_point, clients, compress, encrypt, path, restart_after, fmt, link,
+                     ns, gz, snaplen, seed, output, expected):
+    """Simulate FreeBSD netdump clients and netdumpd and write the capture."""
+    nbytes = _size(size)
+    dumps = []
+    for i in range(clients):
+        dumps.append(DumpSpec(
+            generation=generation, size=nbytes, mtu=mtu, compress=compress, encrypt=encrypt,
+            path=path, client_ip=f"192.0.2.{10 + i}", hostname=f"crashbox{i}" if clients > 1 else "crashbox",
+            start_ms=i * 3.7, restart_after=restart_after if i == 0 else None))
+    network = NetworkSpec(loss=loss, ack_loss=ack_loss, dup=dup, ack_dup=dup, reorder=reorder)
+    capture = CaptureSpec(point=capture_point, loss=capture_loss, format=fmt, link=link,
+                          snaplen=snaplen, tsres="ns" if ns else "us", gzip=gz)
+    out, truth = simulate(output, dumps, network, capture, seed=seed, expected=expected)
+    summary = {
+        "capture": str(out),
+        "frames": truth.capture.get("frames_written"),
+        "dumps": [{"client": a.client_ip, "outcome": a.outcome,
+                   "vmcore": a.session.core_name if a.session else None,
+                   "missing_bytes": sum(e - s for s, e in a.missing())}
+                  for a in truth.dumps],
+    }
+    json.dump(summary, sys.stdout, indent=1)
+    sys.stdout.write("\n")
