@@ -4,7 +4,8 @@ Each check is ``{"name", "ok", "detail"}``; ``ok`` is None when the capture cann
 """
 from __future__ import annotations
 
-from analyzer.audit.bursts import KEY, ROUND_LIMIT, VMCORE, SessionAudit
+from analyzer.audit.bursts import KEY, ROUND_LIMIT, VMCORE
+from analyzer.audit.session import SessionAudit
 from analyzer.wire import COMPRESSION_NAMES, KDH_MAGIC, KDH_SIZE, parse_kdh
 
 SEVERITY = {"error": 0, "warning": 1, "info": 2}
@@ -65,15 +66,18 @@ def kdh_checks(sa: SessionAudit) -> list[dict]:
 
 def protocol_checks(sa: SessionAudit) -> list[dict]:
     out = []
-    if sa.missing_seqnos or sa.seq_gaps:
-        gaps = "; ".join(f"{a}..{b} before frame {f}" for a, b, f in sa.seq_gaps[:5])
+    if sa.missing_seqnos:
+        gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in sa.missing_ranges(5))
+        if sa.holes_lost:
+            gaps += f" (and {sa.holes_lost} more)"
         out.append(_check("seqno continuity from 1", False,
                           f"{sa.missing_seqnos} seqnos never captured: {gaps}"))
     else:
         out.append(_check("seqno continuity from 1", True, f"1..{sa.seq_max}"))
     if sa.reordered:
         out.append(_check("seqnos in order", False,
-                          f"{sa.reordered} new seqnos arrived below the highest one"))
+                          f"{sa.reordered} seqnos arrived late, below the highest one, "
+                          "inside their burst (reordered on the way)"))
     out.append(_check("burst offsets 4096-aligned", not sa.misaligned_count,
                       "every burst starts on a 4096-byte boundary" if not sa.misaligned_count
                       else f"{sa.misaligned_count} bursts start unaligned, e.g. " +

@@ -52,7 +52,7 @@ class SessionRows:
         for row in self.buffer:
             row[1] = f"{row[1] / 1e9:.9f}"
             if row[RTT] != "":
-                row[RTT] = f"{row[RTT]:.9f}"
+                row[RTT] = f"{row[RTT] / 1e9:.9f}"
         self.writer.writerows(self.buffer)
         self.buffer = []
 

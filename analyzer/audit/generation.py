@@ -4,14 +4,17 @@ Facts used (protocol reference §4.2 and §12):
 - 12.x caps every payload at 4096 bytes and sends one burst per dumper write, so its first
   VMCORE burst is the 4096-byte minidump header page and burst sizes vary.
 - 13.0 and later (debugnet) cap payloads only at MTU − 52, so a payload above 4096 means 13+;
-  they merge contiguous writes into 64 KiB buffers, so VMCORE bursts are 65536 bytes each
-  except the last.
+  they merge contiguous writes into one buffer of up to 64 KiB, so the first VMCORE burst
+  holds the header page together with what follows it.
+- Compressed dumps are written in 64 KiB chunks by the compressor in every generation, so
+  burst sizes say nothing about them.
 - The EKCD key follows the KDH on 12.x and 13.x (and 2020–21 main); it follows the HERALD
   in current main.
 """
 from __future__ import annotations
 
-from analyzer.audit.bursts import KEY, KDH, MAX_BUFFER, VMCORE, SessionAudit
+from analyzer.audit.bursts import KDH, KEY, VMCORE
+from analyzer.audit.session import SessionAudit
 
 GENERATIONS = ("12.x", "13.x", "main")
 
@@ -44,20 +47,19 @@ def guess(sa: SessionAudit) -> dict:
 
     n = sa.vm_bursts
     first = sa.vm_first_bytes
-    if n >= 2 and first is not None:
-        # the last VMCORE burst is the flush before the KDH: do not count it as a short one
-        short = sa.vm_short - (sa.vm_last_bytes != MAX_BUFFER)
-        if first < MAX_BUFFER:
+    comp = _compression(sa)
+    if comp:
+        reasons.append(f"{comp}-compressed stream: the compressor writes 64 KiB chunks in "
+                       "every generation, so burst sizes give no hint")
+    elif n >= 2 and first is not None:
+        if first <= 4096:
             cands &= {"12.x"}
-            reasons.append(f"first VMCORE burst is {first} bytes (the minidump header write): "
-                           "one burst per dumper write, no 64 KiB batching: 12.x")
-        elif short == 0:
-            cands.discard("12.x")
-            reasons.append(f"all {n - 1} VMCORE bursts before the last are 64 KiB: "
-                           "writes batched into 64 KiB buffers: 13.0 or later")
+            reasons.append(f"first VMCORE burst is {first} bytes (the minidump header page on "
+                           "its own): one burst per dumper write, no 64 KiB batching: 12.x")
         else:
-            reasons.append(f"{short} of {n - 1} VMCORE bursts before the last are shorter "
-                           "than 64 KiB: batching unclear")
+            cands.discard("12.x")
+            reasons.append(f"first VMCORE burst is {first} bytes: contiguous writes merged "
+                           "into one buffer (up to 64 KiB): 13.0 or later")
     elif n == 1:
         reasons.append(f"a single VMCORE burst of {first} bytes: too short to see batching")
     elif sa.new[VMCORE] == 0:
@@ -78,3 +80,16 @@ def guess(sa: SessionAudit) -> dict:
         text = "unknown"
     return {"guess": text, "candidates": [g for g in GENERATIONS if g in cands],
             "reasons": reasons}
+
+
+def _compression(sa: SessionAudit) -> str | None:
+    if sa.kdh_raw is not None and len(sa.kdh_raw) >= 496:
+        code = sa.kdh_raw[495]
+        if sa.kdh_raw[32:36] == b"\0\0\0\x04" and code:
+            return {1: "gzip", 2: "zstd"}.get(code, "compressed")
+    head = sa.vm_head
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None

@@ -1,7 +1,7 @@
 """The audit as a pipeline sink: protocol events in, one :class:`SessionAudit` per dump."""
 from __future__ import annotations
 
-from analyzer.audit.bursts import SessionAudit
+from analyzer.audit.session import SessionAudit
 from analyzer.protocol.events import Ack, Message, ServerPort, SessionEnded, SessionStarted
 
 

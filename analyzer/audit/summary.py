@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from analyzer.audit import checks as _checks
-from analyzer.audit.bursts import ROUND_LIMIT, VMCORE, SessionAudit
+from analyzer.audit.bursts import ROUND_LIMIT, VMCORE
+from analyzer.audit.session import SessionAudit
 from analyzer.audit.generation import guess
 from analyzer.audit.stats import decade_edges
 from analyzer.wire import TYPE_NAMES

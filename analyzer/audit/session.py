@@ -1,0 +1,405 @@
+"""Per-dump transfer audit: bursts, retransmission rounds, ACK accounting, RTT and stalls.
+
+:class:`SessionAudit` follows the burst-and-wait model (see :mod:`analyzer.audit.bursts`)
+over the protocol core's events. Per-seqno state lives only in the current and the
+previous burst; a burst leaving that window is folded into counters, distributions and
+bounded lists, so memory does not grow with the dump.
+"""
+from __future__ import annotations
+
+from analyzer.audit.bursts import (
+    FINISHED, HERALD, KDH, KEEP_LIST, KEY, ROUND_GAP, S_ACK, S_ROW, S_SENDS, VMCORE, Burst,
+    timeouts_in,
+)
+from analyzer.audit.session_acks import AckMixin
+from analyzer.audit.stats import Distribution, TopN
+from analyzer.wire import MsgType
+
+KEEP_HOLES = 4096  # seqnos not (yet) captured, remembered one by one
+
+
+class SessionAudit(AckMixin):
+    """Everything the audit learns about one dump, fed in capture order."""
+
+    def __init__(self, sid: int, client: str, server: str, frame: int, ts: int,
+                 stall_threshold: int, herald_seen: bool = True):
+        self.id = sid
+        self.client = client
+        self.server = server
+        self.server_port: int | None = None
+        self.herald_seen = herald_seen
+        self.start_frame, self.start_ts = frame, ts
+        self.stall_threshold = stall_threshold
+        self.end_reason: str | None = None
+        # timeline: (frame, ts) of the first of each
+        self.t_herald = self.t_data = self.t_kdh = self.t_key = self.t_finished = None
+        self.t_finished_ack = None
+        self.last_ts, self.last_frame = ts, frame
+        # per message type (index = type): copies, first captured copies, resends
+        self.sent = [0] * 6
+        self.new = [0] * 6
+        self.new_bytes = [0] * 6
+        self.retx = [0] * 6
+        self.needed = [0] * 6
+        self.spurious = [0] * 6
+        self.hidden = [0] * 6  # resends whose earlier copies were never captured
+        self.max_payload = [0] * 6
+        self.udp_bytes = 0
+        self.vm_end = self.key_end = 0
+        self.vm_head = b""  # first bytes at offset 0 (compression magic)
+        self.out_of_burst_retx = 0
+        # bursts
+        self.cur: Burst | None = None
+        self.prev: Burst | None = None
+        self.bursts = 0
+        self.burst_packets: dict[int, int] = {}
+        self.burst_bytes: dict[int, int] = {}
+        self.rounds_hist: dict[int, int] = {}
+        self.round_count = self.hidden_rounds = self.max_rounds = 0
+        self.max_rounds_burst: dict | None = None
+        self.timeouts = Distribution()
+        self.burst_time = Distribution()
+        self.worst = TopN(KEEP_LIST)
+        self.spacing = 0  # running average of in-burst send spacing (ns)
+        self.vm_bursts = self.vm_full = self.vm_short = self.vm_last_bytes = 0
+        self.vm_first_bytes: int | None = None
+        # ACKs (see AckMixin)
+        self.init_acks()
+        # stalls
+        self.last_tx_ts = self.last_tx_frame = 0
+        self.stalls: list[dict] = []
+        self.stall_count = self.stall_time = 0
+        self.longest_stalls = TopN(KEEP_LIST)
+        # protocol checks
+        self.seq_max = 0
+        self.holes: dict[int, int] = {}  # seqno never captured -> frame after the jump
+        self.holes_lost = 0  # not remembered one by one (too many)
+        self.holes_first: list = []
+        self.reordered = 0
+        self.misaligned: list = []
+        self.misaligned_count = 0
+        self.oversized: list = []
+        self.oversized_count = 0
+        self.after_finished: list = []
+        self.after_finished_count = 0
+        self.data_after_kdh = self.finished_seq = self.kdh_new = 0
+        self.kdh_raw: bytes | None = None
+        self.key_seq = self.kdh_seq = self.first_vm_seq = 0
+        self.conflicts = 0
+        self.plot = None  # analyzer.audit.plotdata.PlotData when plotting
+        self.rows = None  # analyzer.audit.csvout.SessionRows when writing CSV
+
+    # -- messages -----------------------------------------------------------------------
+
+    def message(self, ev) -> None:
+        ts, frame, mtype, length = ev.ts, ev.frame, ev.type, ev.length
+        self.last_ts, self.last_frame = ts, frame
+        self.sent[mtype] += 1
+        self.udp_bytes += 24 + length
+        if length > self.max_payload[mtype]:
+            self.max_payload[mtype] = length
+            if length > 4096:
+                self.oversized_count += 1
+                if len(self.oversized) < KEEP_LIST:
+                    self.oversized.append((frame, MsgType(mtype).name, ev.seqno, length))
+        elif length > 4096:
+            self.oversized_count += 1
+        gap = ts - self.last_tx_ts if self.last_tx_ts else 0
+        if gap > self.stall_threshold:
+            before, unacked = self.cur, (self.cur.unacked if self.cur else 0)
+        if ev.conflict:
+            self.conflicts += 1
+        if ev.retransmit:
+            hint = self._resend(ev)
+        else:
+            hint = self._new(ev, gap)
+        if gap > self.stall_threshold:
+            self._stall(ev, gap, before, unacked, hint)
+        self.last_tx_ts, self.last_tx_frame = ts, frame
+        if self.rows is not None:
+            row = self.rows.message(ev)
+            slot = self._slot(ev.seqno)
+            if slot is not None:
+                slot[S_ROW] = row
+
+    def _slot(self, seq: int) -> list | None:
+        slot = self.cur.slots.get(seq) if self.cur is not None else None
+        if slot is None and self.prev is not None:
+            slot = self.prev.slots.get(seq)
+        return slot
+
+    def _first_copy(self, ev) -> None:
+        """Bookkeeping for the first captured copy of a seqno."""
+        mtype, seq, offset, length = ev.type, ev.seqno, ev.offset, ev.length
+        self.new[mtype] += 1
+        self.new_bytes[mtype] += length
+        if self.t_finished is not None and mtype != FINISHED:
+            self.after_finished_count += 1
+            if len(self.after_finished) < KEEP_LIST:
+                self.after_finished.append((ev.frame, MsgType(mtype).name, seq))
+        if mtype == VMCORE:
+            if self.t_data is None:
+                self.t_data = (ev.frame, ev.ts)
+                self.first_vm_seq = seq
+            if offset == 0 and not self.vm_head:
+                self.vm_head = bytes(ev.payload[:4])
+            if self.t_kdh is not None:
+                self.data_after_kdh += 1
+            if offset + length > self.vm_end:
+                self.vm_end = offset + length
+        elif mtype == KDH:
+            self.kdh_new += 1
+            if self.t_kdh is None:
+                self.t_kdh = (ev.frame, ev.ts)
+                self.kdh_seq = seq
+                self.kdh_raw = bytes(ev.payload[:512])
+        elif mtype == KEY:
+            if self.t_key is None:
+                self.t_key = (ev.frame, ev.ts)
+                self.key_seq = seq
+            if offset + length > self.key_end:
+                self.key_end = offset + length
+        elif mtype == HERALD:
+            if self.t_herald is None:
+                self.t_herald = (ev.frame, ev.ts)
+        elif mtype == FINISHED and self.t_finished is None:
+            self.t_finished = (ev.frame, ev.ts)
+            self.finished_seq = seq
+
+    def _new(self, ev, gap: int) -> str | None:
+        """A seqno the capture shows for the first time. Returns a stall-cause hint."""
+        ts, mtype, seq, offset, length = ev.ts, ev.type, ev.seqno, ev.offset, ev.length
+        self._first_copy(ev)
+        if seq <= self.seq_max:
+            return self._late_first(ev)
+        if seq > self.seq_max + 1:
+            self._jump(self.seq_max + 1, seq, ev.frame)
+        self.seq_max = seq
+        cur = self.cur
+        hidden = False
+        hint = None
+        if cur is not None and cur.continues(mtype, seq, offset) and \
+                offset + length - cur.off_start <= 65536:
+            if cur.in_round and ts - cur.last_tx_ts <= ROUND_GAP:
+                hidden = True  # more of the resend round: the tail's first copies were lost
+            elif gap > ROUND_GAP and cur.unfinished() and timeouts_in(gap, self._timeout()):
+                self._round(cur, ts, seq)
+                hint = ("resend after the poll timeout; the burst's tail never reached the "
+                        "capture point before")
+                hidden = True
+            elif cur.rounds or self._paused(cur, gap):
+                cur = None
+        else:
+            cur = None
+        if cur is None:
+            k = timeouts_in(gap, self._timeout()) if self.cur is not None else 0
+            cur = self._open_burst(mtype, seq, offset, length, ev.frame, ts)
+            if k:
+                cur.rounds = k
+                cur.in_round = True
+                self.round_count += k
+                self.hidden_rounds += k
+                hidden = True
+                hint = (f"probably {k} resend round(s): the gap is {k} poll timeout(s) and "
+                        "the earlier copies never reached the capture point")
+        elif not hidden and cur.packets and not cur.rounds:
+            spacing = ts - cur.last_tx_ts
+            self.spacing = spacing if not self.spacing else (7 * self.spacing + spacing) >> 3
+        cur.packets += 1
+        cur.bytes += length
+        cur.last_seq = seq
+        cur.off_next = offset + length
+        cur.last_len = length
+        cur.last_tx_ts, cur.last_tx_frame = ts, ev.frame
+        cur.unacked += 1
+        cur.slots[seq] = [ts, ev.frame, offset, length, mtype, 2 if hidden else 1, 0, 0, 0, None]
+        if hidden:
+            self._count_hidden(cur, mtype)
+            if self.plot is not None:
+                self.plot.resend(ts, mtype, offset)
+        elif self.plot is not None:
+            self.plot.first(ts, mtype, offset)
+        return hint
+
+    def _late_first(self, ev) -> str | None:
+        """A new seqno below the highest: its earlier copy was lost, or it was reordered."""
+        ts, mtype, seq = ev.ts, ev.type, ev.seqno
+        if self.holes.pop(seq, None) is None and self.holes_lost:
+            self.holes_lost -= 1
+        cur, prev = self.cur, self.prev
+        b = None
+        if cur is not None and (seq >= cur.first_seq or prev is None or seq > prev.last_seq):
+            b = cur
+        elif prev is not None and seq >= prev.first_seq:
+            b = prev
+        if b is None:
+            self.out_of_burst_retx += 1
+            self.retx[mtype] += 1
+            self.needed[mtype] += 1
+            self.hidden[mtype] += 1
+            return None
+        resend = b.in_round or ts - b.last_tx_ts > ROUND_GAP
+        hint = None
+        if resend:
+            if self._round(b, ts, seq):
+                hint = "resend after the poll timeout; the first copy never reached the capture point"
+            b.last_tx_ts, b.last_tx_frame = ts, ev.frame
+        else:
+            self.reordered += 1
+        if seq < b.first_seq:
+            b.first_seq = seq
+        if ev.offset < b.off_start:
+            b.off_start = ev.offset
+        b.packets += 1
+        b.bytes += ev.length
+        b.unacked += 1
+        b.slots[seq] = [ts, ev.frame, ev.offset, ev.length, mtype, 2 if resend else 1, 0, 0, 0, None]
+        if resend:
+            self._count_hidden(b, mtype)
+        if self.plot is not None:
+            (self.plot.resend if resend else self.plot.first)(ts, mtype, ev.offset)
+        return hint
+
+    def _count_hidden(self, b: Burst, mtype: int) -> None:
+        b.retransmits += 1
+        b.needed += 1
+        b.hidden += 1
+        self.retx[mtype] += 1
+        self.needed[mtype] += 1
+        self.hidden[mtype] += 1
+
+    def _jump(self, first: int, stop: int, frame: int) -> None:
+        """Seqnos first..stop-1 were skipped: remember them, boundedly."""
+        if len(self.holes_first) < KEEP_LIST:
+            self.holes_first.append((first, stop - 1, frame))
+        holes = self.holes
+        if stop - first > KEEP_HOLES:
+            self.holes_lost += stop - first
+            return
+        for s in range(first, stop):
+            if len(holes) >= KEEP_HOLES:
+                holes.pop(next(iter(holes)))
+                self.holes_lost += 1
+            holes[s] = frame
+
+    @property
+    def missing_seqnos(self) -> int:
+        return len(self.holes) + self.holes_lost
+
+    def missing_ranges(self, limit: int = KEEP_LIST) -> list[tuple[int, int]]:
+        """Seqno ranges never captured (of those remembered one by one), lowest first."""
+        out: list[list[int]] = []
+        for s in sorted(self.holes):
+            if out and out[-1][1] == s - 1:
+                out[-1][1] = s
+            elif len(out) < limit:
+                out.append([s, s])
+            else:
+                break
+        return [(a, b) for a, b in out]
+
+    def _timeout(self) -> int | None:
+        return self.timeouts.percentile(50) if self.timeouts.count else None
+
+    def _paused(self, cur: Burst, gap: int) -> bool:
+        spacing = self.spacing
+        if cur.unacked == 0:
+            return gap > max(4 * spacing, 50_000)
+        return gap > max(20 * spacing, 5_000_000)
+
+    def _round(self, b: Burst, ts: int, seq: int) -> bool:
+        """Account a resend of ``seq`` in burst ``b``; True when it opens a new round."""
+        new = not b.in_round or seq <= b.round_last_seq or ts - b.last_tx_ts > ROUND_GAP
+        if new:
+            wait = ts - b.last_tx_ts
+            # a gap of k poll timeouts: k rounds, the first k-1 of them never captured
+            k = timeouts_in(wait, self._timeout()) or 1
+            b.rounds += k
+            b.in_round = True
+            self.round_count += k
+            self.hidden_rounds += k - 1
+            if len(b.timeouts) < 16:
+                b.timeouts.append(wait // k)
+            self.timeouts.add(wait // k)
+        b.round_last_seq = seq
+        return new
+
+    def _open_burst(self, mtype, seq, offset, length, frame, ts) -> Burst:
+        if self.prev is not None:
+            self._fold(self.prev)
+        self.prev = self.cur
+        if self.rows is not None:
+            self.rows.flush()
+        self.bursts += 1
+        b = self.cur = Burst(self.bursts, mtype, seq, offset, length, frame, ts)
+        if mtype in (VMCORE, KEY) and offset % 4096:
+            self.misaligned_count += 1
+            if len(self.misaligned) < KEEP_LIST:
+                self.misaligned.append((frame, MsgType(mtype).name, seq, offset))
+        return b
+
+    def _resend(self, ev) -> None:
+        ts, seq, mtype = ev.ts, ev.seqno, ev.type
+        self.retx[mtype] += 1
+        b = self.cur
+        slot = b.slots.get(seq) if b is not None else None
+        if slot is None and self.prev is not None:
+            slot = self.prev.slots.get(seq)
+            if slot is not None:
+                b = self.prev
+        if slot is None:
+            self.out_of_burst_retx += 1
+            if seq in self.unacked_old:
+                self.needed[mtype] += 1
+            else:
+                self.spurious[mtype] += 1
+            return None
+        self._round(b, ts, seq)
+        b.last_tx_ts, b.last_tx_frame = ts, ev.frame
+        b.retransmits += 1
+        slot[S_SENDS] += 1
+        if slot[S_ACK]:
+            b.spurious += 1
+            self.spurious[mtype] += 1
+        else:
+            b.needed += 1
+            self.needed[mtype] += 1
+        if self.plot is not None:
+            self.plot.resend(ts, mtype, ev.offset)
+        return None
+
+    # -- stalls -------------------------------------------------------------------------
+
+    def _stall(self, ev, gap: int, cur: Burst | None, unacked: int, hint: str | None) -> None:
+        self.stall_count += 1
+        self.stall_time += gap
+        start = self.last_tx_ts
+        if cur is None:
+            cause = "nothing on the wire"
+        elif ev.retransmit:
+            slot = cur.slots.get(ev.seqno)
+            if slot is not None and slot[S_ACK]:
+                cause = (f"resend after the poll timeout although the ACK (frame {slot[S_ACK]})"
+                         " was captured: the ACK was lost or late on the client's side")
+            else:
+                cause = (f"waiting for ACKs: {unacked} of {cur.packets} packets of burst "
+                         f"#{cur.index} unacknowledged, resent after the poll timeout")
+        elif hint:
+            cause = hint
+        elif unacked:
+            cause = (f"waiting for ACKs: {unacked} of {cur.packets} packets of burst "
+                     f"#{cur.index} have no ACK in the capture")
+        elif cur.last_ack_ts - start > self.stall_threshold // 2:
+            cause = (f"waiting for ACKs: the server took {(cur.last_ack_ts - start) / 1e9:.3f}s "
+                     f"to ACK burst #{cur.index}")
+        else:
+            cause = ("nothing on the wire: every packet was ACKed and the client was silent "
+                     "(busy, or ARP/other non-UDP traffic, which the readers do not show)")
+        stall = {"start": start / 1e9, "end": ev.ts / 1e9, "duration": gap / 1e9,
+                 "after_frame": self.last_tx_frame, "frame": ev.frame,
+                 "burst": cur.index if cur else None,
+                 "seqno": [cur.first_seq, cur.last_seq] if cur else None, "cause": cause}
+        if len(self.stalls) < 50:
+            self.stalls.append(stall)
+        self.longest_stalls.add(gap, stall)
+
