@@ -459,3 +459,21 @@ def test_blackout_aborts_and_finish_unacked_gets_icmp():
     assert truth.file_bytes("info.192.0.2.10.0").endswith(infofile.STATUS_COMPLETE)
     j = truth.to_json()["dumps"][0]["capture"]
     assert j["icmp_frames"] == 11
+
+
+def test_committed_samples_are_reproducible(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "samples"
+    spec = importlib.util.spec_from_file_location("make_samples", root / "make_samples.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name in ("clean-13x.pcap", "multi-client.pcapng"):
+        if not (root / name).exists():
+            pytest.skip("samples not generated")
+        out, _truth = simulate(tmp_path / name, expected=tmp_path / "exp" / name,
+                               **mod.SAMPLES[name])
+        assert out.read_bytes() == (root / name).read_bytes()
+        exp = root / f"{name.rsplit('.', 1)[0]}.expected"
+        assert (tmp_path / "exp" / name / "SHA256SUMS").read_text() == \
+            (exp / "SHA256SUMS").read_text()

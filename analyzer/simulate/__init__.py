@@ -108,6 +108,8 @@ class _Sim:
         loss = cap.loss
         rng = self.cap_rng
         drops = set(cap.drop_frames)
+        per_client = {r.spec.client_ip: r.spec.capture_loss for r in self.runs
+                      if r.spec.capture_loss}
         for f in merged:
             self.seen += 1
             self.t_last = f[0]
@@ -115,6 +117,10 @@ class _Sim:
                 continue
             if loss and rng.random() < loss:
                 continue
+            if per_client:
+                cl = per_client.get(f[7][0].client_ip)
+                if cl and rng.random() < cl:
+                    continue
             self.kept += 1
             yield f
 

@@ -81,6 +81,7 @@ class DumpSpec:
     drop_acks: dict = field(default_factory=dict)  # seqno -> drop its first k ACKs
     blackout_ms: tuple = ()  # ((start, end), ...) relative to start: drop everything both ways
     work_us: float = 10.0  # client time between calls (copy / compress the next buffer)
+    capture_loss: float = 0.0  # capture-only loss for this client's frames (both directions)
 
 
 class _Call:
