@@ -217,8 +217,16 @@ class Reassembler:
             oa, ob = max(a, start), min(b, end)
             if oa > pos:
                 buf[pos:oa] = data[pos - start: oa - start]
-            if ob > oa and buf[oa:ob] != data[oa - start: ob - start]:
-                conflicts.append((oa, ob))
+            if ob > oa:
+                old, new = buf[oa:ob], data[oa - start: ob - start]
+                if old != new:  # report from the first to the last differing byte
+                    i = 0
+                    while old[i] == new[i]:
+                        i += 1
+                    j = len(old)
+                    while old[j - 1] == new[j - 1]:
+                        j -= 1
+                    conflicts.append((oa + i, oa + j))
             pos = max(pos, ob)
             lo, hi = min(lo, a), max(hi, b)
         if pos < end:
