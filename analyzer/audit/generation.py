@@ -1,11 +1,12 @@
 """Which FreeBSD client generation the traffic looks like, with the reasons as text.
 
 Facts used (protocol reference §4.2 and §12):
-- 12.x caps every payload at 4096 bytes and sends one burst per dumper write, so its first
-  VMCORE burst is the 4096-byte minidump header page and burst sizes vary.
+- 12.x caps every payload at 4096 bytes and sends one burst per dumper write, so small
+  neighbouring writes (the 4096-byte header page, single bitmap and page-table pages) go
+  out as separate bursts that would have fit in one 64 KiB buffer.
 - 13.0 and later (debugnet) cap payloads only at MTU − 52, so a payload above 4096 means 13+;
-  they merge contiguous writes into one buffer of up to 64 KiB, so the first VMCORE burst
-  holds the header page together with what follows it.
+  they merge contiguous writes into one buffer of up to 64 KiB and send it only when the
+  next write does not fit, so two neighbouring bursts never fit in 64 KiB together.
 - Compressed dumps are written in 64 KiB chunks by the compressor in every generation, so
   burst sizes say nothing about them.
 - The EKCD key follows the KDH on 12.x and 13.x (and 2020–21 main); it follows the HERALD
@@ -51,15 +52,18 @@ def guess(sa: SessionAudit) -> dict:
     if comp:
         reasons.append(f"{comp}-compressed stream: the compressor writes 64 KiB chunks in "
                        "every generation, so burst sizes give no hint")
-    elif n >= 2 and first is not None:
-        if first <= 4096:
-            cands &= {"12.x"}
-            reasons.append(f"first VMCORE burst is {first} bytes (the minidump header page on "
-                           "its own): one burst per dumper write, no 64 KiB batching: 12.x")
-        else:
-            cands.discard("12.x")
-            reasons.append(f"first VMCORE burst is {first} bytes: contiguous writes merged "
-                           "into one buffer (up to 64 KiB): 13.0 or later")
+    elif sa.mergeable:
+        cands &= {"12.x"}
+        reasons.append(f"{sa.mergeable} pairs of neighbouring VMCORE bursts would have fit in "
+                       "one 64 KiB buffer but went out separately: one burst per dumper "
+                       "write, no batching: 12.x")
+    elif n >= 3 and sa.vm_short > 1:
+        cands.discard("12.x")
+        reasons.append(f"no two neighbouring VMCORE bursts of {n} would fit in one 64 KiB "
+                       "buffer: contiguous writes are batched: 13.0 or later")
+    elif n >= 2:
+        reasons.append("every VMCORE burst is 64 KiB: batching cannot be told from "
+                       "single large writes")
     elif n == 1:
         reasons.append(f"a single VMCORE burst of {first} bytes: too short to see batching")
     elif sa.new[VMCORE] == 0:

@@ -63,6 +63,9 @@ class SessionAudit(AckMixin):
         self.spacing = 0  # running average of in-burst send spacing (ns)
         self.vm_bursts = self.vm_full = self.vm_short = self.vm_last_bytes = 0
         self.vm_first_bytes: int | None = None
+        self.vm_prev_end = -1  # where the previous VMCORE burst ended
+        self.vm_prev_span = 0
+        self.mergeable = 0  # neighbouring VMCORE bursts that would fit one 64 KiB buffer
         # ACKs (see AckMixin)
         self.init_acks()
         # stalls
@@ -332,10 +335,6 @@ class SessionAudit(AckMixin):
             self.rows.flush()
         self.bursts += 1
         b = self.cur = Burst(self.bursts, mtype, seq, offset, length, frame, ts)
-        if mtype in (VMCORE, KEY) and offset % 4096:
-            self.misaligned_count += 1
-            if len(self.misaligned) < KEEP_LIST:
-                self.misaligned.append((frame, MsgType(mtype).name, seq, offset))
         return b
 
     def _resend(self, ev) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from analyzer.audit.bursts import (
-    KEEP_LIST, KEEP_UNACKED, MAX_BUFFER, MAX_IN_FLIGHT, S_ACK, S_ACKS, S_ACKTS, S_FRAME, S_OFF,
+    KEEP_LIST, KEEP_UNACKED, KEY, MAX_BUFFER, MAX_IN_FLIGHT, S_ACK, S_ACKS, S_ACKTS, S_FRAME, S_OFF,
     S_ROW, S_SENDS, S_TS, S_TYPE, VMCORE, Burst,
 )
 from analyzer.audit.stats import Distribution
@@ -103,7 +103,16 @@ class AckMixin:
             self.burst_time.add(took)
         else:
             took = b.last_tx_ts - b.start_ts
+        if b.type in (VMCORE, KEY) and b.off_start % 4096:
+            self.misaligned_count += 1
+            if len(self.misaligned) < KEEP_LIST:
+                self.misaligned.append((b.start_frame, MsgType(b.type).name, b.first_seq,
+                                        b.off_start))
         if b.type == VMCORE:
+            span = b.off_next - b.off_start
+            if b.off_start == self.vm_prev_end and self.vm_prev_span + span <= MAX_BUFFER:
+                self.mergeable += 1
+            self.vm_prev_end, self.vm_prev_span = b.off_next, span
             self.vm_bursts += 1
             if self.vm_first_bytes is None:
                 self.vm_first_bytes = b.bytes

@@ -1,0 +1,158 @@
+"""PNG plots of an audited dump (matplotlib, the optional ``plot`` extra).
+
+Per dump: a Stevens graph (VMCORE offset against time: first transmissions, resends and
+ACKs in different marks, with HERALD/KDH/key/FINISHED as vertical lines), RTT over time,
+and a burst timeline (time from each burst's first packet to its last ACK). The point
+series come from :class:`~analyzer.audit.plotdata.PlotData`, already bounded.
+"""
+from __future__ import annotations
+
+import os
+
+MARKER_NAMES = {1: "HERALD", 2: "FINISHED", 4: "KDH", 5: "EKCD key"}
+MARKER_COLORS = {1: "tab:green", 2: "tab:purple", 4: "tab:brown", 5: "tab:olive"}
+
+
+class PlotUnavailable(Exception):
+    pass
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotUnavailable("--plot needs matplotlib: pip install "
+                              "'netdump-analyzer[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def check_available() -> None:
+    _pyplot()
+
+
+def _xy(points, t0: int, scale: float = 1.0):
+    xs = [(t - t0) / 1e9 for t, _ in points]
+    ys = [v * scale for _, v in points]
+    return xs, ys
+
+
+def _size_axis(ax, top: int) -> tuple[float, str]:
+    for div, unit in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if top >= 4 * div:
+            return 1 / div, unit
+    return 1.0, "bytes"
+
+
+def _markers(ax, data, t0: int) -> None:
+    seen = set()
+    for ts, mtype, resend in data.markers:
+        label = MARKER_NAMES.get(mtype, str(mtype))
+        ax.axvline((ts - t0) / 1e9, color=MARKER_COLORS.get(mtype, "grey"),
+                   linestyle=":" if resend else "--", linewidth=0.9, alpha=0.8,
+                   label=None if (mtype, resend) in seen else
+                   label + (" resend" if resend else ""))
+        seen.add((mtype, resend))
+
+
+def stevens(plt, data, title: str, path: str, t0: int) -> str:
+    tx, retx, acks = data.tx.points(), data.retx.all(), data.acks.points()
+    top = max([v for _, v in tx + retx + acks] or [1])
+    scale, unit = _size_axis(None, top)
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=100)
+    small = len(tx) + len(acks) < 400
+    if tx:
+        x, y = _xy(tx, t0, scale)
+        ax.plot(x, y, ".", color="tab:blue", markersize=6 if small else 2,
+                label=f"first transmission ({data.tx.count:,} packets)")
+    if acks:
+        x, y = _xy(acks, t0, scale)
+        ax.plot(x, y, "_", color="tab:green", markersize=8 if small else 4, alpha=0.7,
+                label=f"ACK ({data.acks.count:,})")
+    if retx:
+        x, y = _xy(retx, t0, scale)
+        n = len(data.retx.points) + data.retx.dropped
+        ax.plot(x, y, "x", color="tab:red", markersize=8, markeredgewidth=1.5,
+                label=f"retransmission ({n:,})")
+    _markers(ax, data, t0)
+    ax.set_xlabel("time since first packet (s)")
+    ax.set_ylabel(f"VMCORE offset ({unit})")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    if data.tx.width > 1000:
+        fig.text(0.99, 0.01, f"decimated: min/max per {data.tx.width / 1e6:.3g} ms",
+                 ha="right", fontsize=7, color="grey")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def rtt(plt, data, title: str, path: str, t0: int) -> str | None:
+    pts = data.rtts.points()
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    x, y = _xy(pts, t0, 1e-6)
+    ax.plot(x, y, ".", color="tab:blue", markersize=3 if len(pts) > 300 else 6)
+    ax.set_yscale("log")
+    ax.set_xlabel("time since first packet (s)")
+    ax.set_ylabel("RTT (ms, log)")
+    ax.set_title(title + f": RTT of never-retransmitted messages ({data.rtts.count:,})")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def burst_timeline(plt, data, title: str, path: str, t0: int) -> str | None:
+    pts = data.burst_time.points()
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    x, y = _xy(pts, t0, 1e-6)
+    ax.plot(x, y, ".", color="tab:grey", markersize=3 if len(pts) > 300 else 6,
+            label=f"burst ({data.burst_time.count:,})")
+    bad = data.burst_retx.all()
+    if bad:
+        bx = [(t - t0) / 1e9 for t, _ in bad]
+        by = [v[0] / 1e6 for _, v in bad]
+        rounds = [v[1] for _, v in bad]
+        sc = ax.scatter(bx, by, c=rounds, cmap="autumn_r", vmin=1, vmax=11, s=30,
+                        edgecolors="black", linewidths=0.4, zorder=3,
+                        label="burst with resend rounds")
+        fig.colorbar(sc, ax=ax, label="resend rounds (limit 11)")
+    ax.set_yscale("log")
+    ax.set_xlabel("burst start, time since first packet (s)")
+    ax.set_ylabel("first packet to last ACK (ms, log)")
+    ax.set_title(title + ": burst timeline")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_plots(sink, report: dict, directory: str) -> list[str]:
+    """Write the PNGs of every dump; returns their paths."""
+    plt = _pyplot()
+    os.makedirs(directory, exist_ok=True)
+    out = []
+    for s in report.get("sessions", []):
+        sa = sink.sessions.get(s["id"])
+        if sa is None or sa.plot is None:
+            continue
+        data = sa.plot
+        title = f"dump {s['id']} from {s['client']}"
+        stem = os.path.join(directory, f"dump-{s['id']}-{s['client']}")
+        t0 = sa.start_ts
+        out.append(stevens(plt, data, title + ": offset vs time", stem + "-stevens.png", t0))
+        for p in (rtt(plt, data, title, stem + "-rtt.png", t0),
+                  burst_timeline(plt, data, title, stem + "-bursts.png", t0)):
+            if p:
+                out.append(p)
+    return out
