@@ -11,8 +11,13 @@ Definitions used throughout (and in ``truth.json``):
   *needed* otherwise. ``cause`` gives the simulator's reason: ``data-lost`` (no copy of any
   earlier transmission reached the server), ``ack-lost`` (the server ACKed but no ACK reached
   the client in time), ``ack-late``, ``no-ack`` (the server got it but did not ACK).
-* **missing ranges**: byte ranges of [0, file length) of the vmcore netdumpd saved that no
-  captured VMCORE frame covers: exactly what a perfect analyzer cannot recover.
+* **capture length**: the KDH ``dumplength`` when the capture holds a KDH of the attempt,
+  else the end of the highest captured VMCORE byte.
+* **missing ranges**: byte ranges of [0, capture length) that no captured VMCORE frame
+  covers: exactly what a perfect analyzer cannot recover. ``recovered_vmcore_sha256`` is the
+  SHA-256 of that recovery (captured bytes, zeros in the gaps, capture length long). It can
+  differ from netdumpd's file (``files``): netdumpd loses its unflushed 128 KiB write buffer
+  when a session times out or restarts, and keeps what the capture missed.
 * **rounds**: retransmit rounds of a send call (0 = all ACKed on the first burst; 11 and
   still unACKed = abort).
 """
@@ -113,38 +118,38 @@ class Attempt:
         blob = self.material.key_blob or b""
         yield start, blob[start:end]
 
+    def capture_length(self) -> int:
+        """Length of the vmcore as the capture defines it: the KDH dumplength when a KDH was
+        captured, else the end of the highest captured VMCORE range."""
+        if self.cap_kdh and self.material.stream.dumplength is not None:
+            return self.material.stream.dumplength
+        ends = self.cap_vmcore._ends  # noqa: SLF001
+        return ends[-1] if ends else 0
+
     def vmcore_chunks(self, recovered: bool = False) -> Iterator[bytes]:
-        """Bytes of the vmcore netdumpd saved; ``recovered``: as the capture holds it."""
-        st: FileState = self.session.vmcore
-        cov = st.coverage
+        """Bytes of the vmcore netdumpd saved; ``recovered``: as the capture holds it (the
+        client's bytes wherever a captured VMCORE frame covers them, zeros elsewhere)."""
         if recovered:
-            both = IntervalSet()
-            for s, e in intervals_of(st.coverage):
-                for cs, ce in intervals_of(self.cap_vmcore):
-                    lo, hi = max(s, cs), min(e, ce)
-                    if lo < hi:
-                        both.add(lo, hi)
-            cov = both
-        return _fill(self.stream_source, cov, st.length)
+            return _fill(self.stream_source, self.cap_vmcore, self.capture_length())
+        st: FileState = self.session.vmcore
+        return _fill(self.stream_source, st.coverage, st.length)
 
     def _vmcore_sha(self, recovered: bool) -> str:
-        st: FileState = self.session.vmcore
         stream = self.material.stream
-        cov = st.coverage
-        full = cov.covers(0, st.length) if st.length else True
         if recovered:
-            full = full and self.cap_vmcore.covers(0, st.length)
-        if full and stream.dumplength is not None and st.length == stream.dumplength:
+            cov, length = self.cap_vmcore, self.capture_length()
+        else:
+            cov, length = self.session.vmcore.coverage, self.session.vmcore.length
+        full = cov.covers(0, length) if length else True
+        if full and stream.dumplength is not None and length == stream.dumplength:
             return stream.sha256
         h = hashlib.sha256()
-        for piece in self.vmcore_chunks(recovered):
+        for piece in _fill(self.stream_source, cov, length):
             h.update(piece)
         return h.hexdigest()
 
     def missing(self) -> list[tuple[int, int]]:
-        if self.session is None:
-            return []
-        return _gaps(self.cap_vmcore, self.session.vmcore.length)
+        return _gaps(self.cap_vmcore, self.capture_length())
 
     def to_json(self, files: dict) -> dict:
         stream = self.material.stream
@@ -191,8 +196,9 @@ class Attempt:
             "missing_bytes": sum(e - s for s, e in missing),
             "complete": not missing,
         }
+        out["capture"]["length"] = self.capture_length()
+        out["capture"]["recovered_vmcore_sha256"] = self._vmcore_sha(recovered=True)
         if sess is not None:
-            out["capture"]["recovered_vmcore_sha256"] = self._vmcore_sha(recovered=True)
             if sess.key is not None:
                 out["capture"]["key_missing"] = [list(r) for r in _gaps(self.cap_key, sess.key.length)]
         if self.transmissions is not None:
