@@ -94,14 +94,15 @@ class Burst:
 def timeouts_in(gap: int, timeout: int | None) -> int:
     """How many whole poll timeouts ``gap`` looks like (0: not a timeout multiple).
 
-    ``timeout``: the median resend timeout observed so far, or None (then 0.95-1.6 s).
+    ``timeout``: the median resend timeout observed so far; without one, 1 or 2 timeouts of
+    0.95-1.3 s. At most 4 (past that the windows overlap and any long pause would match).
     """
     if timeout is None:
-        k = max(1, round(gap / 1_050_000_000))
-        lo, hi = k * 950_000_000, k * 1_600_000_000
+        k = 1 if gap < 1_600_000_000 else 2
+        lo, hi = k * 950_000_000, k * 1_300_000_000
     else:
         k = max(1, round(gap / timeout))
-        lo, hi = k * timeout * 0.9 - 20_000_000, k * timeout * 1.1 + 50_000_000
-    return k if lo <= gap <= hi and k <= ROUND_LIMIT + 1 else 0
-
-
+        lo, hi = k * timeout * 0.95 - 20_000_000, k * timeout * 1.05 + 30_000_000
+        if k > 4:
+            return 0
+    return k if lo <= gap <= hi else 0

@@ -45,6 +45,16 @@ def _size_axis(ax, top: int) -> tuple[float, str]:
     return 1.0, "bytes"
 
 
+def _log_axis(ax, values) -> None:
+    """Log scale only when the values span more than a decade; plain numbers either way."""
+    from matplotlib.ticker import FuncFormatter
+    lo, hi = min(values), max(values)
+    if lo > 0 and hi / lo > 20:
+        ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+
+
 def _markers(ax, data, t0: int) -> None:
     seen = set()
     for ts, mtype, resend in data.markers:
@@ -62,18 +72,19 @@ def stevens(plt, data, title: str, path: str, t0: int) -> str:
     scale, unit = _size_axis(None, top)
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=100)
     small = len(tx) + len(acks) < 400
-    if tx:
-        x, y = _xy(tx, t0, scale)
-        ax.plot(x, y, ".", color="tab:blue", markersize=6 if small else 2,
-                label=f"first transmission ({data.tx.count:,} packets)")
     if acks:
         x, y = _xy(acks, t0, scale)
-        ax.plot(x, y, "_", color="tab:green", markersize=8 if small else 4, alpha=0.7,
+        ax.plot(x, y, "_", color="tab:green", markersize=9 if small else 5,
+                markeredgewidth=1 if small else 0.6, alpha=0.6, zorder=1,
                 label=f"ACK ({data.acks.count:,})")
+    if tx:
+        x, y = _xy(tx, t0, scale)
+        ax.plot(x, y, ".", color="tab:blue", markersize=6 if small else 2.5, zorder=2,
+                label=f"first transmission ({data.tx.count:,} packets)")
     if retx:
         x, y = _xy(retx, t0, scale)
         n = len(data.retx.points) + data.retx.dropped
-        ax.plot(x, y, "x", color="tab:red", markersize=8, markeredgewidth=1.5,
+        ax.plot(x, y, "x", color="tab:red", markersize=8, markeredgewidth=1.5, zorder=3,
                 label=f"retransmission ({n:,})")
     _markers(ax, data, t0)
     ax.set_xlabel("time since first packet (s)")
@@ -97,9 +108,9 @@ def rtt(plt, data, title: str, path: str, t0: int) -> str | None:
     fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
     x, y = _xy(pts, t0, 1e-6)
     ax.plot(x, y, ".", color="tab:blue", markersize=3 if len(pts) > 300 else 6)
-    ax.set_yscale("log")
+    _log_axis(ax, y)
     ax.set_xlabel("time since first packet (s)")
-    ax.set_ylabel("RTT (ms, log)")
+    ax.set_ylabel("RTT (ms)")
     ax.set_title(title + f": RTT of never-retransmitted messages ({data.rtts.count:,})")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -125,12 +136,12 @@ def burst_timeline(plt, data, title: str, path: str, t0: int) -> str | None:
                         edgecolors="black", linewidths=0.4, zorder=3,
                         label="burst with resend rounds")
         fig.colorbar(sc, ax=ax, label="resend rounds (limit 11)")
-    ax.set_yscale("log")
+    _log_axis(ax, y + ([v[0] / 1e6 for _, v in bad] if bad else []))
     ax.set_xlabel("burst start, time since first packet (s)")
-    ax.set_ylabel("first packet to last ACK (ms, log)")
+    ax.set_ylabel("first packet to last ACK (ms)")
     ax.set_title(title + ": burst timeline")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
