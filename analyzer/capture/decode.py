@@ -94,6 +94,83 @@ def udp_bad(src: bytes, dst: bytes, udp: bytes) -> bool:
     return not udp_offload_looking(src, dst, ulen, field)
 
 
+_IPUDP = struct.Struct("!BxH2xHxB2x4s4sHHHH")  # IPv4 without options, then UDP
+_RAWS = frozenset({LT_RAW, LT_IPV4, LT_RAW_BSD1, LT_RAW_BSD2})
+_M160, _M96 = (1 << 160) - 1, (1 << 96) - 1
+
+
+def fast_other(lt: int, buf: bytes, d: int, end: int, frame: int, ts: int,
+               ports: frozenset[int], verify: bool):
+    """Second-tier fast path for frames other than untagged Ethernet.
+
+    The frame is ``buf[d:end]``. Returns a Datagram, None when the frame is of no
+    interest, or False when it needs the general decoder (options, fragments, cuts, ...).
+    """
+    if lt == LT_ETHERNET:
+        p = d + 12
+        if p + 2 > end:
+            return None
+        et = buf[p] << 8 | buf[p + 1]
+        tags = ()
+        while et in VLAN_TPIDS:
+            if p + 6 > end:
+                return None
+            tci, et = _HH.unpack_from(buf, p + 2)
+            tags += (tci & 0x0FFF,)
+            p += 4
+        if et != ETH_IPV4:
+            return None
+        ip = p + 2
+        link = (buf[d + 6:d + 12], tags)
+    elif lt in _RAWS:
+        ip = d
+        link = None
+    elif lt == LT_SLL:
+        if d + 16 > end or buf[d + 14:d + 16] != b"\x08\x00":
+            return False
+        ip = d + 16
+        link = (buf[d + 6:d + 6 + min(buf[d + 5], 8)], ()) if not buf[d + 4] else False
+        if link is False:
+            return False
+    elif lt == LT_SLL2:
+        if d + 20 > end or buf[d:d + 2] != b"\x08\x00":
+            return False
+        ip = d + 20
+        link = (buf[d + 12:d + 12 + min(buf[d + 11], 8)], ())
+    elif lt == LT_NULL or lt == LT_LOOP:
+        fam = buf[d:d + 4]
+        if fam != AF_INET_LE and fam != AF_INET_BE:
+            return None
+        ip = d + 4
+        link = None
+    else:
+        return None
+    if ip + 28 > end:
+        return False
+    vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = _IPUDP.unpack_from(buf, ip)
+    if vihl >> 4 != 4 or proto != 17:
+        return None
+    if vihl != 0x45 or frag & 0x3FFF:
+        return False
+    if sport not in ports and dport not in ports:
+        return None
+    ipend = ip + totlen
+    if ulen + 20 != totlen or ulen < 8 or ipend > end:
+        return False
+    bad = False
+    if verify:
+        if ucsum:
+            x = int.from_bytes(buf[ip:ipend], "little")
+            h = x & _M160
+            if h % 0xFFFF and buf[ip + 10:ip + 12] != b"\x00\x00":
+                bad = True
+            elif (fold(x) - (h & _M96) + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
+                bad = not udp_offload_looking(sa, da, ulen, ucsum)
+        elif int.from_bytes(buf[ip:ip + 20], "little") % 0xFFFF:
+            bad = buf[ip + 10:ip + 12] != b"\x00\x00"
+    return _new(Datagram, (frame, ts, sa, da, sport, dport, buf[ip + 28:ipend], 0, link, bad))
+
+
 class Decoder:
     """Decodes one frame of any supported link type into Datagram/Notice items."""
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 
-from analyzer.capture.decode import LT_ETHERNET, VLAN_TPIDS, udp_offload_looking
+from analyzer.capture.decode import LT_ETHERNET, fast_other, VLAN_TPIDS, udp_offload_looking
 from analyzer.capture.fileformat import MAX_CAPLEN, Opened
 from analyzer.datagram import Datagram, Notice
 
@@ -66,6 +66,7 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                     break
                 pos = end
                 frame += 1
+                et = 0
                 if eth and caplen >= 42:
                     et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = fast(buf, d)
                     if et == 0x0800 and vihl == 0x45:
@@ -99,7 +100,15 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                                 continue
                     elif et != 0x0800 and et not in VLAN_TPIDS:
                         continue
-                items = decode(lt, buf[d:end], frame, sec * 1000000000 + frac * frac_mul)
+                ts = sec * 1000000000 + frac * frac_mul
+                if not (eth and et == 0x0800):
+                    item = fast_other(lt, buf, d, end, frame, ts, ports, verify)
+                    if item is None:
+                        continue
+                    if item is not False:
+                        yield item
+                        continue
+                items = decode(lt, buf[d:end], frame, ts)
                 if items:
                     yield from items
             # The next record is not all in the buffer: read more.

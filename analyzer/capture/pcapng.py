@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from analyzer.capture.decode import LT_ETHERNET, SUPPORTED_LINKTYPES, VLAN_TPIDS, udp_offload_looking
+from analyzer.capture.decode import LT_ETHERNET, fast_other, SUPPORTED_LINKTYPES, VLAN_TPIDS, udp_offload_looking
 from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened, linktype_name
 from analyzer.capture.pcap import ETH_FAST, cut_notice
 from analyzer.datagram import Datagram, Notice
@@ -163,6 +163,7 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                     else:
                         ts = ifc.ts(hi << 32 | lo)
                     rend = d + caplen
+                    et = 0
                     if lt == LT_ETHERNET and caplen >= 42:
                         et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = fast(buf, d)
                         if et == 0x0800 and vihl == 0x45:
@@ -194,6 +195,13 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                                                           buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad))
                                     continue
                         elif et != 0x0800 and et not in VLAN_TPIDS:
+                            continue
+                    if not (lt == LT_ETHERNET and et == 0x0800):
+                        item = fast_other(lt, buf, d, rend, frame, ts, ports, verify)
+                        if item is None:
+                            continue
+                        if item is not False:
+                            yield item
                             continue
                     if ifc.ok:
                         items = decode(lt, buf[d:rend], frame, ts)
