@@ -111,3 +111,42 @@ def test_all_samples_read_cleanly():
         items = consume(s)
         assert any(type(i) is Datagram for i in items)
         assert not [i for i in items if type(i) is Notice and i.kind == "truncated-capture"]
+
+
+# -- the fast paths agree with the general decoder --------------------------------------
+
+_WRAP = {
+    (1, "eth"): lambda ip: ether(ip),
+    (1, "vlan"): lambda ip: ether(ip, vlans=[(0x8100, 7)]),
+    (1, "qinq"): lambda ip: ether(ip, vlans=[(0x88A8, 1), (0x8100, 2)]),
+    (113, "sll"): lambda ip: sll(ip),
+    (276, "sll2"): lambda ip: sll2(ip),
+    (101, "raw"): lambda ip: ip,
+    (0, "null"): lambda ip: null(ip),
+    (108, "loop"): lambda ip: null(ip, "big"),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(_WRAP)), st.binary(max_size=1600),
+       st.sampled_from(["auto", "bad", 0, "offload"]), st.booleans(), st.booleans(),
+       st.sampled_from([(20024, 20023), (33000, 20024), (1, 2)]))
+def test_fast_paths_match_general_decoder(kind, payload, checksum, bad_ip, nano, ports):
+    from capture_builders import ipv4, udp
+
+    ip = ipv4(udp(ports[0], ports[1], payload, checksum=checksum), bad_checksum=bad_ip)
+    frame = _WRAP[kind](ip)
+    lt = kind[0]
+    expected = Decoder(PORTS).frame(lt, frame, 1, T0) or []
+    fd, path = tempfile.mkstemp(suffix=".pcap")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pcap([(T0, frame)], linktype=lt, nano=True))
+        got = list(CaptureReader([path]))
+        with open(path, "wb") as f:
+            f.write(shb() + idb("<", lt, tsresol=9) + epb("<", 0, T0, frame))
+        got_ng = list(CaptureReader([path]))
+    finally:
+        os.unlink(path)
+    assert got == expected == got_ng
+    assert len(got) == (0 if ports == (1, 2) else 1)
