@@ -57,6 +57,10 @@ def guess(sa: SessionAudit) -> dict:
         reasons.append(f"{sa.mergeable} pairs of neighbouring VMCORE bursts would have fit in "
                        "one 64 KiB buffer but went out separately: one burst per dumper "
                        "write, no batching: 12.x")
+    elif n >= 2 and first is not None and first > 4096:
+        cands.discard("12.x")
+        reasons.append(f"the first VMCORE burst is {first} bytes: the 4096-byte minidump "
+                       "header page went out merged with later writes: 13.0 or later")
     elif n >= 3 and sa.vm_short > 1:
         cands.discard("12.x")
         reasons.append(f"no two neighbouring VMCORE bursts of {n} would fit in one 64 KiB "
