@@ -161,3 +161,14 @@ def test_any_permutation_and_duplication_reassembles(data):
             break
     assert done is not None
     assert done[0] == ip[20:]
+
+
+def test_many_tiny_pieces_bounded():
+    r = Reassembler(PORTS)
+    notices = []
+    for i in range(2000):  # 8-byte pieces with gaps: never merge
+        n, done = r.add(CLIENT, SERVER, 1, 17, 16 * (i + 1), True, b"abcdefgh", i + 1, T0)
+        notices += n
+        assert done is None
+    assert len(notices) == 1 and "pieces" in notices[0].detail
+    assert r.flush() == []

@@ -18,6 +18,7 @@ from analyzer.datagram import Notice
 MAX_SETS = 1024
 MAX_BYTES = 65535  # IPv4 total length is 16 bits: no payload may reach past this
 TIMEOUT_NS = 30 * 1_000_000_000
+MAX_PIECES = 512  # separate byte ranges held for one datagram; more is an attack, not MTU splitting
 _MAX_FRAMES_LISTED = 32
 
 
@@ -184,6 +185,14 @@ class Reassembler:
         if s.total is not None and end > s.total:
             data = data[: max(0, s.total - offset)]
             end = offset + len(data)
+        if data and len(s.covered) >= MAX_PIECES:
+            n = self._give_up(key, s, f"more than {MAX_PIECES} separate pieces")
+            if n:
+                notices.append(n)
+            s.ignored = True
+            s.buf = bytearray()
+            s.covered = []
+            return notices, None
         if data:
             conflict = self._merge(s, offset, end, data)
             if conflict:
