@@ -1,0 +1,127 @@
+"""The audit and messages commands end to end, and the bounded statistics behind them."""
+import csv
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.audit.stats import Decimator, Distribution, TopN
+from analyzer.cli import cli
+from analyzer.simulate import DumpSpec, NetworkSpec, simulate
+
+
+@pytest.fixture(scope="module")
+def lossy(tmp_path_factory):
+    path, truth = simulate(tmp_path_factory.mktemp("a") / "lossy.pcap",
+                           DumpSpec(generation="13", size=512 << 10),
+                           network=NetworkSpec(loss=0.02, ack_loss=0.02), seed=3)
+    return str(path), truth.to_json()["dumps"][0]
+
+
+def test_audit_json_adds_audit_and_keeps_the_report(lossy, tmp_path):
+    path, truth = lossy
+    r = CliRunner().invoke(cli, ["summary", path, "--json", str(tmp_path / "s.json"), "-q"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["audit", path, "--json", str(tmp_path / "a.json"), "-q"])
+    assert r.exit_code == 0, r.output
+    plain = json.load(open(tmp_path / "s.json"))
+    audited = json.load(open(tmp_path / "a.json"))
+    (s,), (a,) = plain["sessions"], audited["sessions"]
+    assert {k: v for k, v in a.items() if k != "audit"} == s
+    assert a["audit"]["retransmissions"]["total"] == truth["capture"]["retransmissions"]
+
+
+def test_audit_terminal_report_has_every_section(lossy):
+    r = CliRunner().invoke(cli, ["audit", lossy[0]])
+    assert r.exit_code == 0, r.output
+    for title in ("Problems", "Transfer", "Timeline", "Retransmissions", "Bursts", "ACKs",
+                  "RTT", "Stalls", "Protocol checks", "ICMP"):
+        assert title in r.output
+
+
+def test_audit_csv_has_a_row_per_message_and_ack(lossy, tmp_path):
+    path, truth = lossy
+    r = CliRunner().invoke(cli, ["audit", path, "--csv", str(tmp_path), "-q"])
+    assert r.exit_code == 0, r.output
+    (f,) = tmp_path.glob("dump-1-*.csv")
+    rows = list(csv.DictReader(open(f)))
+    c = truth["capture"]
+    assert len(rows) == c["client_frames"] + c["ack_frames"]
+    frames = [int(x["frame"]) for x in rows]
+    assert frames == sorted(frames)
+    retx = [x for x in rows if x["direction"] == "C->S" and x["retransmission"] == "1"]
+    assert len(retx) == c["retransmissions_visible"]
+    acked = [x for x in rows if x["direction"] == "C->S" and x["acked_in_frame"]]
+    assert len(acked) > 0.9 * c["client_frames"]
+    assert all(x["acks_frame"] for x in rows if x["type"] == "ACK")
+
+
+def test_audit_plots(lossy, tmp_path):
+    r = CliRunner().invoke(cli, ["audit", lossy[0], "--plot", str(tmp_path), "-q"])
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(names) == 3 and any("stevens" in n for n in names)
+
+
+def test_audit_plot_without_matplotlib_is_a_usage_error(lossy, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['matplotlib'] = None; "
+            "from analyzer.cli import main; sys.argv = ['x', 'audit', %r, '--plot', %r]; main()"
+            % (lossy[0], str(tmp_path)))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "matplotlib" in p.stderr
+
+
+def test_messages_lists_every_message_and_ack(lossy):
+    path, truth = lossy
+    r = CliRunner().invoke(cli, ["messages", path])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()[1:]
+    c = truth["capture"]
+    assert len(lines) == c["client_frames"] + c["ack_frames"]
+    assert sum("retransmission of frame" in x for x in lines) == c["retransmissions_visible"]
+    assert any("ACK of frame" in x and "rtt=" in x for x in lines)
+    assert any("dup ACK of frame" in x for x in lines)
+    r = CliRunner().invoke(cli, ["messages", path, "--frames", "3-7", "--dump", "1"])
+    assert [int(x.split()[0]) for x in r.output.splitlines()[1:]] == [3, 4, 5, 6, 7]
+    r = CliRunner().invoke(cli, ["messages", path, "--client", "10.9.9.9"])
+    assert r.output.splitlines()[1:] == []
+
+
+def test_distribution_exact_then_log_histogram():
+    d = Distribution()
+    for v in range(1, 101):
+        d.add(v * 1000)
+    assert d.percentile(50) == 50_000 and d.percentile(99) == 99_000 and d.is_exact
+    rng = random.Random(1)
+    big = Distribution()
+    values = sorted(int(rng.lognormvariate(12, 1)) + 1 for _ in range(20000))
+    for v in values:
+        big.add(v)
+    assert not big.is_exact and big.min == values[0] and big.max == values[-1]
+    for p in (50, 95, 99):
+        true = values[-(-p * len(values) // 100) - 1]
+        assert big.percentile(p) == pytest.approx(true, rel=0.015)
+    assert len(big.bins) < 1200
+
+
+def test_decimator_keeps_small_series_and_bounds_large_ones():
+    d = Decimator(max_buckets=100)
+    for t, v in ((0, 1), (5_000, 2), (9_000, 3)):
+        d.add(t, v)
+    assert d.points() == [(0, 1), (5_000, 2), (9_000, 3)]
+    big = Decimator(max_buckets=100)
+    for i in range(200_000):
+        big.add(i * 10_000, i % 977)
+    pts = big.points()
+    assert len(pts) <= 200 and max(v for _, v in pts) == 976 and min(v for _, v in pts) == 0
+
+
+def test_topn_keeps_the_largest():
+    t = TopN(3)
+    for k in [5, 1, 9, 7, 3]:
+        t.add(k, f"x{k}")
+    assert t.items() == ["x9", "x7", "x5"]
