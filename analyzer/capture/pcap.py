@@ -13,7 +13,6 @@ _M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
 # Untagged Ethernet + IPv4 + UDP, from the start of the frame: ethertype, version/IHL,
 # total length, flags/fragment offset, protocol, source, destination, UDP ports, length, checksum.
 ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHHH")
-_NS = 1_000_000_000
 
 
 def cut_notice(frame: int, ts: int, have: int, caplen: int, what: str, error: str | None) -> Notice:
@@ -95,8 +94,7 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                                     elif from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
                                         bad = buf[d + 24:d + 26] != b"\x00\x00"
                                 yield new(Dgram, (frame, sec * 1000000000 + frac * frac_mul, sa, da, sport,
-                                                      dport, buf[d + 42:ipend], 0,
-                                                      (buf[d + 6:d + 12], ()), bad))
+                                                  dport, buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad))
                                 continue
                     elif et != 0x0800 and et not in VLAN_TPIDS:
                         continue

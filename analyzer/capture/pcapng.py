@@ -192,7 +192,7 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                                         elif from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
                                             bad = buf[d + 24:d + 26] != b"\x00\x00"
                                     yield new(Dgram, (frame, ts, sa, da, sport, dport,
-                                                          buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad))
+                                                      buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad))
                                     continue
                         elif et != 0x0800 and et not in VLAN_TPIDS:
                             continue
