@@ -1,0 +1,75 @@
+"""Every bundled sample through the real command line, checked against its expected outputs."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from truth_check import check
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+CAPTURES = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".pcap", ".pcapng"))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_extract_matches_the_expected_files(capture, tmp_path):
+    truth = json.loads((SAMPLES / (capture.stem + ".expected") / "truth.json").read_text())
+    out = tmp_path / "out"
+    proc = run_cli("extract", capture, "-o", out, "--json", tmp_path / "r.json")
+    complete = all(d["capture"]["complete"] and d["capture"]["kdh_frames"]
+                   and d["capture"]["finished_frames"] for d in truth["dumps"])
+    assert proc.returncode == (0 if complete else 3), proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    check(report, truth, out)
+    assert len(proc.stdout.strip().splitlines()) == len(report["sessions"])
+    assert report["captures"] == [{"path": str(capture), "frames": truth["capture"]["file_frames"],
+                                   "truncated": False}]
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_summary_json_to_stdout_writes_no_files(capture, tmp_path):
+    truth = json.loads((SAMPLES / (capture.stem + ".expected") / "truth.json").read_text())
+    proc = run_cli("summary", capture, "--json", "-")
+    report = json.loads(proc.stdout)
+    check(report, truth)
+    assert all(s["files"] == [] for s in report["sessions"])
+
+
+def test_sha256sums_files_agree_with_a_fresh_extract(tmp_path):
+    expected = SAMPLES / "clean-13x.expected"
+    run_cli("extract", SAMPLES / "clean-13x.pcap", "-o", tmp_path)
+    for line in (expected / "SHA256SUMS").read_text().splitlines():
+        digest, rel = line.split(None, 1)
+        assert hashlib.sha256((tmp_path / rel).read_bytes()).hexdigest() == digest, rel
+
+
+def test_several_files_are_one_capture(tmp_path):
+    capture = SAMPLES / "clean-13x.pcap"
+    proc = run_cli("summary", capture, capture, "--json", "-")
+    report = json.loads(proc.stdout)
+    assert [c["frames"] for c in report["captures"]] == [report["captures"][0]["frames"]] * 2
+    # The second copy replays the same dump: a HERALD after data is a new dump of that client.
+    assert len(report["sessions"]) == 2
+
+
+def test_unreadable_capture_is_one_line_and_exit_1(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a capture\n")
+    proc = run_cli("extract", bad, "-o", tmp_path / "out")
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    missing = run_cli("summary", tmp_path / "nope.pcap")
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_usage_error_is_exit_2():
+    assert run_cli("extract").returncode == 2
+    assert run_cli("extract", "x.pcap").returncode == 2  # no -o
