@@ -141,13 +141,17 @@ p.prefs.herald_port = Pref.uint("HERALD (server) port", DEFAULT_HERALD_PORT, "UD
 p.prefs.client_port = Pref.uint("Client port", DEFAULT_CLIENT_PORT, "UDP port every client packet leaves from and every ACK goes to")
 p.prefs.max_payload = Pref.uint("Largest accepted payload", DATASIZE, "Payloads above this size get a warning (netdumpd accepts 4096)")
 
+-- preference values cached in locals (read on every packet)
+local herald_port, client_port, max_payload = DEFAULT_HERALD_PORT, DEFAULT_CLIENT_PORT, DATASIZE
+
 local udp_table = DissectorTable.get("udp.port")
 local registered = {}
 
 local function register_ports()
     for port in pairs(registered) do udp_table:remove(port, p) end
     registered = {}
-    for _, port in ipairs({ p.prefs.herald_port, p.prefs.client_port }) do
+    herald_port, client_port, max_payload = p.prefs.herald_port, p.prefs.client_port, p.prefs.max_payload
+    for _, port in ipairs({ herald_port, client_port }) do
         if port and port > 0 and not registered[port] then
             udp_table:add(port, p)
             registered[port] = true
@@ -163,8 +167,6 @@ end
 -- Helpers
 ----------------------------------------------------------------------------------------
 local bxor = (bit and bit.bxor) or (bit32 and bit32.bxor) or load("return function(a, b) return a ~ b end")()
-
-local f_icmp = Field.new("icmp")
 
 -- Frame times.  Field values such as frame.time_epoch are not filled in on a first pass
 -- without a tree, and pinfo.abs_ts is a double too coarse for nanoseconds.  So time
@@ -424,185 +426,231 @@ end
 
 ----------------------------------------------------------------------------------------
 -- Dissection
+--
+-- The first pass of "tshark -2" (and of Wireshark when nothing needs a tree) passes a
+-- NULL tree: then only the analysis and the columns are done, which roughly halves the
+-- cost of that pass.
 ----------------------------------------------------------------------------------------
-local function dissect_ack(tvb, pinfo, tree, embedded)
-    pinfo.cols.protocol = "FBSD-NETDUMP"
-    local seqno = tvb(0, 4):uint()
+local function has_tree(tree)
+    return tree.text ~= nil or tree.visible
+end
+
+local function u64_number(tvbr)
+    return tvbr(0, 4):uint() * 4294967296 + tvbr(4, 4):uint()
+end
+
+local function ack_tree(tree, tvb, pinfo, seqno, rec)
     local t = tree:add(p, tvb(), string.format("FreeBSD netdump ACK, seq %d", seqno))
     t:add(F.ack_seqno, tvb(0, 4))
-    local client = tostring(pinfo.dst)
     add_gen(t, F.client, pinfo.dst)
-    local info = string.format("ACK seq=%d", seqno)
-    local rec = frames[pinfo.number]
-    if embedded then
-        pinfo.cols.info = info
-        return
-    end
-    if not pinfo.visited and rec == nil then
-        rec = { frame = pinfo.number, ack = true }
-        frames[pinfo.number] = rec
-        analyse_ack(pinfo, client, seqno, rec)
-    end
-    if rec == nil then
-        pinfo.cols.info = info
-        return
-    end
+    if rec == nil then return end
     add_session(t, rec)
     if rec.capture_dup_of then
         add_gen(t, F.capture_duplicate_of, rec.capture_dup_of)
         add_flag(t, F.capture_duplicate, E.capture_duplicate)
-        info = info .. " [capture duplicate]"
-    else
-        if rec.acked_frame then
-            add_gen(t, F.acked_frame, rec.acked_frame)
-            add_gen(t, F.ack_rtt, rec.rtt)
+        return
+    end
+    if rec.acked_frame then
+        add_gen(t, F.acked_frame, rec.acked_frame)
+        add_gen(t, F.ack_rtt, rec.rtt)
+    end
+    if rec.unseen then add_flag(t, F.ack_unseen, E.ack_unseen) end
+    if rec.dup_of then
+        add_gen(t, F.dup_ack_of, rec.dup_of)
+        add_gen(t, F.dup_ack_num, rec.dup_num)
+        add_flag(t, F.duplicate_ack, E.duplicate_ack,
+            string.format("Duplicate ACK #%d of frame %d", rec.dup_num, rec.dup_of))
+    end
+end
+
+local function dissect_ack(tvb, pinfo, tree, embedded)
+    pinfo.cols.protocol = "FBSD-NETDUMP"
+    local seqno = tvb(0, 4):uint()
+    local info = string.format("ACK seq=%d", seqno)
+    local rec
+    if not embedded then
+        rec = frames[pinfo.number]
+        if rec == nil and not pinfo.visited then
+            rec = { frame = pinfo.number, ack = true }
+            frames[pinfo.number] = rec
+            analyse_ack(pinfo, tostring(pinfo.dst), seqno, rec)
         end
-        if rec.unseen then
-            add_flag(t, F.ack_unseen, E.ack_unseen)
-            info = info .. " [ACK for unseen message]"
-        end
-        if rec.dup_of then
-            add_gen(t, F.dup_ack_of, rec.dup_of)
-            add_gen(t, F.dup_ack_num, rec.dup_num)
-            add_flag(t, F.duplicate_ack, E.duplicate_ack,
-                string.format("Duplicate ACK #%d of frame %d", rec.dup_num, rec.dup_of))
-            info = info .. string.format(" [dup ACK #%d]", rec.dup_num)
+    end
+    if rec then
+        if rec.capture_dup_of then
+            info = info .. " [capture duplicate]"
+        else
+            if rec.unseen then info = info .. " [ACK for unseen message]" end
+            if rec.dup_of then info = info .. string.format(" [dup ACK #%d]", rec.dup_num) end
         end
     end
     pinfo.cols.info = info
+    -- With no tree, expert items still reach the expert tap (tshark -z expert): build the
+    -- (cheap, NULL) tree only for packets that carry one.
+    if has_tree(tree) or (rec and (rec.capture_dup_of or rec.unseen or rec.dup_of)) then
+        ack_tree(tree, tvb, pinfo, seqno, rec)
+    end
 end
 
-local function dissect_message(tvb, pinfo, tree, embedded)
+local function runt(tvb, pinfo, tree, replen)
     pinfo.cols.protocol = "FBSD-NETDUMP"
-    local caplen = tvb:len()
-    local replen = tvb:reported_len()
+    pinfo.cols.info = string.format("Runt message (%d bytes)", replen)
     local t = tree:add(p, tvb())
-    local client = tostring(pinfo.src)
     add_gen(t, F.client, pinfo.src)
-    if replen < HDR_LEN then
-        t:append_text(string.format(", runt (%d bytes)", replen))
-        add_flag(t, F.runt, E.runt, string.format("Runt: %d bytes, shorter than the 24-byte header", replen))
-        if caplen > 0 then t:add(F.payload, tvb()) end
-        pinfo.cols.info = string.format("Runt message (%d bytes)", replen)
-        return
-    end
-    local mtype = tvb(0, 4):uint()
-    local seqno = tvb(4, 4):uint()
-    local offset = tvb(8, 8):uint64()
-    local mlen = tvb(16, 4):uint()
-    local tname = TYPE_NAMES[mtype]
-    t:append_text(string.format(", %s, seq %d", tname or ("type " .. mtype), seqno))
+    t:append_text(string.format(", runt (%d bytes)", replen))
+    add_flag(t, F.runt, E.runt, string.format("Runt: %d bytes, shorter than the 24-byte header", replen))
+    if tvb:len() > 0 then t:add(F.payload, tvb()) end
+end
+
+-- The tree of a message; returns the KDH host name when there is one.
+local function message_tree(tree, tvb, pinfo, m, rec)
+    local t = tree:add(p, tvb())
+    local mtype, seqno, mlen = m.mtype, m.seqno, m.mlen
+    add_gen(t, F.client, pinfo.src)
+    t:append_text(string.format(", %s, seq %d", TYPE_NAMES[mtype] or ("type " .. mtype), seqno))
     local titem = t:add(F.type, tvb(0, 4))
     t:add(F.seqno, tvb(4, 4))
     t:add(F.offset, tvb(8, 8))
     local litem = t:add(F.length, tvb(16, 4))
     t:add(F.aux2, tvb(20, 4))
-    local avail = caplen - HDR_LEN
-    local wellformed = true
-    if HDR_LEN + mlen ~= replen then
-        wellformed = false
+    if HDR_LEN + mlen ~= m.replen then
         add_flag(litem, F.bad_length, E.bad_length,
-            string.format("Length mismatch: 24 + mh_len = %d, UDP payload is %d bytes", HDR_LEN + mlen, replen))
+            string.format("Length mismatch: 24 + mh_len = %d, UDP payload is %d bytes", HDR_LEN + mlen, m.replen))
     end
-    if tname == nil then
-        wellformed = false
+    if TYPE_NAMES[mtype] == nil then
         titem:add_proto_expert_info(E.unknown_type, string.format("Unknown message type %d", mtype))
     end
-    local plen = math.min(avail, mlen)
-    if avail > plen then plen = avail end -- show trailing bytes too when mh_len is too small
+    local avail = m.caplen - HDR_LEN
     local prange
-    if plen > 0 then
-        prange = tvb(HDR_LEN, plen)
+    if avail > 0 then
+        prange = tvb(HDR_LEN, avail)
         t:add(F.payload, prange)
     end
-    if mlen > p.prefs.max_payload then
+    if mlen > max_payload then
         add_flag(litem, F.jumbo, E.jumbo,
-            string.format("Payload of %d bytes is above %d: netdumpd will not accept it", mlen, p.prefs.max_payload))
+            string.format("Payload of %d bytes is above %d: netdumpd will not accept it", mlen, max_payload))
     end
-
-    local info
     local host
     if mtype == 1 then
-        local path = ""
-        if prange then path = prange:stringz() end
-        t:add(F.path, prange or tvb(HDR_LEN, 0), path)
-        if path ~= "" and unsafe_path(path) then
-            add_flag(t, F.unsafe_path, E.unsafe_path)
-        end
-        if path ~= "" then info = "HERALD path=" .. path else info = string.format("HERALD seq=%d (no path)", seqno) end
-    elseif mtype == 2 then
-        info = string.format("FINISHED seq=%d", seqno)
-    elseif mtype == 3 then
-        info = string.format("VMCORE seq=%d off=%s len=%d", seqno, tostring(offset), mlen)
-    elseif mtype == 4 then
-        if avail >= KDH_LEN and offset == UInt64.new(0) then
-            host = dissect_kdh(tvb(HDR_LEN, KDH_LEN), t)
-        end
-        info = string.format("KDH seq=%d host=%s", seqno, host or "?")
-    elseif mtype == 5 then
-        if prange and offset == UInt64.new(0) then dissect_ekcd(prange, t) end
-        info = string.format("EKCD_KEY seq=%d off=%s len=%d", seqno, tostring(offset), mlen)
-    else
-        info = string.format("Type %d seq=%d off=%s len=%d", mtype, seqno, tostring(offset), mlen)
+        t:add(F.path, prange or tvb(HDR_LEN, 0), m.path)
+        if m.path ~= "" and unsafe_path(m.path) then add_flag(t, F.unsafe_path, E.unsafe_path) end
+    elseif mtype == 4 and avail >= KDH_LEN and m.offset == 0 then
+        host = dissect_kdh(tvb(HDR_LEN, KDH_LEN), t)
+    elseif mtype == 5 and prange and m.offset == 0 then
+        dissect_ekcd(prange, t)
     end
-    if not wellformed then info = info .. " [malformed]" end
+    if rec == nil then return host end
 
-    if embedded or not wellformed then
-        pinfo.cols.info = info
-        return
-    end
-
-    local rec = frames[pinfo.number]
-    if not pinfo.visited and rec == nil then
-        rec = { frame = pinfo.number }
-        if mtype == 1 then rec.path = (prange and prange:stringz()) or "" end
-        frames[pinfo.number] = rec
-        analyse_message(pinfo, client, mtype, seqno, tvb:raw(0, caplen), rec)
-    end
-    if rec == nil then
-        pinfo.cols.info = info
-        return
-    end
     add_session(t, rec)
     if rec.new_dump then
         add_flag(t, F.new_dump, E.new_dump,
             string.format("HERALD after data: dump %d starts, dump %d ends", rec.session.id, rec.prev_session))
-        info = info .. " [new dump]"
     end
     if rec.capture_dup_of then
         add_gen(t, F.capture_duplicate_of, rec.capture_dup_of)
         add_flag(t, F.capture_duplicate, E.capture_duplicate)
-        pinfo.cols.info = info .. " [capture duplicate]"
-        return
+        return host
     end
     if rec.gap then
         add_gen(t, F.seq_gap_missing, rec.gap)
         add_flag(t, F.seq_gap, E.seq_gap,
             string.format("Sequence gap: %d seqno(s) before %d not captured", rec.gap, seqno))
-        info = info .. " [seq gap]"
     end
     if rec.retrans_of then
         add_gen(t, F.retransmission_of, rec.retrans_of)
         add_gen(t, F.prev_transmission, rec.prev_tx)
         add_flag(t, F.retransmission, E.retransmission)
-        if rec.spurious then
-            add_flag(t, F.spurious, E.spurious)
-            info = info .. " [spurious retransmission]"
-        else
-            info = info .. " [retransmission]"
-        end
-        if rec.conflict then
-            add_flag(t, F.conflict, E.conflict)
-            info = info .. " [conflict]"
-        end
+        if rec.spurious then add_flag(t, F.spurious, E.spurious) end
+        if rec.conflict then add_flag(t, F.conflict, E.conflict) end
     end
     if rec.next_tx then add_gen(t, F.next_transmission, rec.next_tx) end
     if rec.ack_frame then
         add_gen(t, F.ack_frame, rec.ack_frame)
         add_gen(t, F.ack_rtt, rec.rtt)
-    elseif pinfo.visited and rec.session and rec.session.acked[seqno] == nil then
+    elseif rec.unacked then
         add_flag(t, F.unacked, E.unacked)
-        info = info .. " [unacked]"
+    end
+    return host
+end
+
+local function kdh_host(tvb)
+    -- host name for the Info column without building a tree (v4 and v2 layout: offset 64)
+    local version = tvb(HDR_LEN + 32, 4):uint()
+    local off = 64
+    if version == 1 then off = 60 elseif version == 3 then off = 73 end
+    return tvb(HDR_LEN + off, 64):stringz()
+end
+
+local function dissect_message(tvb, pinfo, tree, embedded)
+    local replen = tvb:reported_len()
+    local caplen = tvb:len()
+    if replen < HDR_LEN or caplen < HDR_LEN then
+        runt(tvb, pinfo, tree, replen)
+        return
+    end
+    pinfo.cols.protocol = "FBSD-NETDUMP"
+    local m = {
+        mtype = tvb(0, 4):uint(), seqno = tvb(4, 4):uint(), offset = u64_number(tvb(8, 8)),
+        mlen = tvb(16, 4):uint(), replen = replen, caplen = caplen,
+    }
+    local mtype, seqno, mlen = m.mtype, m.seqno, m.mlen
+    local wellformed = HDR_LEN + mlen == replen and TYPE_NAMES[mtype] ~= nil
+    if mtype == 1 then
+        m.path = caplen > HDR_LEN and tvb(HDR_LEN, caplen - HDR_LEN):stringz() or ""
+    end
+
+    local rec
+    if wellformed and not embedded then
+        rec = frames[pinfo.number]
+        if rec == nil and not pinfo.visited then
+            rec = { frame = pinfo.number, path = m.path }
+            frames[pinfo.number] = rec
+            analyse_message(pinfo, tostring(pinfo.src), mtype, seqno, tvb:raw(0, caplen), rec)
+        end
+        if rec and pinfo.visited and rec.ack_frame == nil and rec.session and rec.session.acked[seqno] == nil then
+            rec.unacked = true
+        end
+    end
+
+    local host
+    if has_tree(tree) or not wellformed or mlen > max_payload or mtype == 1 or mtype == 4
+        or (rec and (rec.new_dump or rec.capture_dup_of or rec.gap or rec.retrans_of or rec.unacked)) then
+        host = message_tree(tree, tvb, pinfo, m, rec)
+    elseif mtype == 4 and caplen >= HDR_LEN + KDH_LEN then
+        host = kdh_host(tvb)
+    end
+
+    local info
+    if mtype == 1 then
+        if m.path ~= "" then info = "HERALD path=" .. m.path else info = string.format("HERALD seq=%d (no path)", seqno) end
+    elseif mtype == 2 then
+        info = string.format("FINISHED seq=%d", seqno)
+    elseif mtype == 3 then
+        info = string.format("VMCORE seq=%d off=%.0f len=%d", seqno, m.offset, mlen)
+    elseif mtype == 4 then
+        info = string.format("KDH seq=%d host=%s", seqno, host or "?")
+    elseif mtype == 5 then
+        info = string.format("EKCD_KEY seq=%d off=%.0f len=%d", seqno, m.offset, mlen)
+    else
+        info = string.format("Type %d seq=%d off=%.0f len=%d", mtype, seqno, m.offset, mlen)
+    end
+    if not wellformed then info = info .. " [malformed]" end
+    if rec then
+        if rec.new_dump then info = info .. " [new dump]" end
+        if rec.capture_dup_of then
+            info = info .. " [capture duplicate]"
+        else
+            if rec.gap then info = info .. " [seq gap]" end
+            if rec.retrans_of then
+                if rec.spurious then
+                    info = info .. " [spurious retransmission]"
+                else
+                    info = info .. " [retransmission]"
+                end
+                if rec.conflict then info = info .. " [conflict]" end
+            end
+            if rec.unacked then info = info .. " [unacked]" end
+        end
     end
     pinfo.cols.info = info
 end
@@ -610,13 +658,11 @@ end
 local function is_embedded(pinfo)
     -- A netdump datagram quoted inside an ICMP error (e.g. port unreachable after
     -- FINISHED) has the frame number of the ICMP packet: display it, keep no state.
-    return f_icmp() ~= nil
+    return pinfo.in_error_pkt
 end
 
 function p.dissector(tvb, pinfo, tree)
     local len = tvb:reported_len()
-    local client_port = p.prefs.client_port
-    local herald_port = p.prefs.herald_port
     if len == 4 and pinfo.dst_port == client_port then
         dissect_ack(tvb, pinfo, tree, is_embedded(pinfo))
         return len
@@ -627,11 +673,11 @@ function p.dissector(tvb, pinfo, tree)
     end
     if pinfo.dst_port == client_port then
         pinfo.cols.protocol = "FBSD-NETDUMP"
+        pinfo.cols.info = string.format("Not an ACK (%d bytes)", len)
         local t = tree:add(p, tvb(), "FreeBSD netdump, server datagram")
         add_gen(t, F.client, pinfo.dst)
         if tvb:len() > 0 then t:add(F.payload, tvb()) end
         t:add_proto_expert_info(E.bad_ack, string.format("Datagram to the client port has %d bytes, an ACK has 4", len))
-        pinfo.cols.info = string.format("Not an ACK (%d bytes)", len)
         return len
     end
     return 0
@@ -640,7 +686,7 @@ end
 -- Heuristic for unusual ports: a plausible message header, or a 4-byte ACK to the client port.
 local function heuristic(tvb, pinfo, tree)
     local len = tvb:reported_len()
-    if len == 4 and pinfo.dst_port == p.prefs.client_port then
+    if len == 4 and pinfo.dst_port == client_port then
         p.dissector(tvb, pinfo, tree)
         return true
     end
