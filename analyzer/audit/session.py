@@ -108,8 +108,37 @@ class SessionAudit(AckMixin):
         elif length > 4096:
             self.oversized_count += 1
         gap = ts - self.last_tx_ts if self.last_tx_ts else 0
+        cur = self.cur
+        seq = ev.seqno
+        if gap <= self.stall_threshold and cur is not None and not ev.retransmit \
+                and seq == self.seq_max + 1 and mtype == 3 and cur.type == 3 \
+                and not cur.rounds and ev.offset == cur.off_next \
+                and cur.last_len == length == cur.first_len and self.t_kdh is None \
+                and ev.offset + length - cur.off_start <= 65536 \
+                and self.t_finished is None and self.rows is None and self.plot is None \
+                and gap <= (max(self.spacing << 2, 50_000) if cur.unacked == 0
+                            else max(20 * self.spacing, 5_000_000)):
+            # the common case: the next full-size VMCORE packet of the burst in flight
+            self.seq_max = seq
+            self.new[3] += 1
+            self.new_bytes[3] += length
+            end = ev.offset + length
+            if end > self.vm_end:
+                self.vm_end = end
+            if cur.packets:
+                self.spacing = (7 * self.spacing + ts - cur.last_tx_ts) >> 3 \
+                    if self.spacing else ts - cur.last_tx_ts
+            cur.packets += 1
+            cur.bytes += length
+            cur.last_seq = seq
+            cur.off_next = end
+            cur.last_tx_ts = self.last_tx_ts = ts
+            cur.last_tx_frame = self.last_tx_frame = frame
+            cur.unacked += 1
+            cur.slots[seq] = [ts, frame, ev.offset, length, 3, 1, 0, 0, 0, None]
+            return
         if gap > self.stall_threshold:
-            before, unacked = self.cur, (self.cur.unacked if self.cur else 0)
+            before, unacked = cur, (cur.unacked if cur else 0)
         if ev.conflict:
             self.conflicts += 1
         if ev.retransmit:
