@@ -115,6 +115,19 @@ class Capture:
         self.frames.append((us, frame))
         return len(self.frames)
 
+    def icmp_unreachable(self, quoted_frame: int) -> int:
+        """An ICMP port unreachable from the server quoting an earlier frame's IP datagram."""
+        eth = dpkt.ethernet.Ethernet(self.frames[quoted_frame - 1][1])
+        inner = bytes(eth.data)
+        icmp = dpkt.icmp.ICMP(type=3, code=3, data=dpkt.icmp.ICMP.Unreach(data=inner))
+        ip = dpkt.ip.IP(src=socket.inet_aton(SERVER), dst=socket.inet_aton(CLIENT), p=dpkt.ip.IP_PROTO_ICMP,
+                        ttl=64, data=icmp)
+        ip.len = 20 + len(bytes(icmp))
+        out = dpkt.ethernet.Ethernet(src=_mac(SERVER), dst=_mac(CLIENT), type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
+        self.tick()
+        self.frames.append((self.us, bytes(out)))
+        return len(self.frames)
+
     def write(self, path: Path) -> Path:
         with open(path, "wb") as fh:
             writer = dpkt.pcap.Writer(fh, snaplen=65535, linktype=dpkt.pcap.DLT_EN10MB)
@@ -270,6 +283,16 @@ def sc_two_clients(cap: Capture) -> dict:
     return {}
 
 
+def sc_icmp(cap: Capture) -> dict:
+    herald_and_ack(cap)                                   # 1, 2
+    cap.msg(FINISHED, 2)                                  # 3  the server has already closed
+    cap.icmp_unreachable(3)                               # 4  port unreachable quoting frame 3
+    cap.tick(1_000_000)
+    cap.msg(FINISHED, 2)                                  # 5  the client's retransmission
+    cap.icmp_unreachable(5)                               # 6
+    return {}
+
+
 SCENARIOS = {
     "clean": sc_clean,
     "retrans": sc_retrans,
@@ -279,6 +302,7 @@ SCENARIOS = {
     "midcapture": sc_midcapture,
     "capdup": sc_capdup,
     "two_clients": sc_two_clients,
+    "icmp": sc_icmp,
 }
 
 
@@ -526,6 +550,13 @@ def test_capture_duplicates(results):
     assert frames_with(results, "capdup", "fbsd_netdump.retransmission") == [7]
     assert frames_with(results, "capdup", "fbsd_netdump.duplicate_ack") == [8]
     assert "Expert Info (Warning/Security): HERALD path is absolute" in results["capdup"]["verbose"]
+
+
+def test_icmp_quoted_datagrams_keep_no_state(results):
+    assert row(results, "icmp", 4)["fbsd_netdump.type"] == "2"  # the quoted FINISHED is decoded
+    assert frames_with(results, "icmp", "fbsd_netdump.retransmission") == [5]
+    assert row(results, "icmp", 5)["fbsd_netdump.retransmission_of"] == "3"
+    assert frames_with(results, "icmp", "fbsd_netdump.unacked") == [3, 5]
 
 
 def test_two_clients_and_heuristic(results):
