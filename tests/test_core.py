@@ -164,3 +164,55 @@ def test_a_flood_of_heralds_is_bounded_and_real_dumps_survive():
     assert len(t.sessions) == 8
     assert c.items[0].src in t.sessions  # the dump with data was kept
     assert sum(1 for e in events if isinstance(e, Anomaly) and e.kind == "session-limit") >= 90
+
+
+def _with_link(items, mac, vlans=()):
+    return [d._replace(link=(mac if d.sport == 20024 else b"\xaa" * 6, vlans)) for d in items]
+
+
+def test_same_address_on_two_vlans_is_two_dumps():
+    a, b = Conversation(), Conversation(data_port=40002)
+    a.herald()
+    a.send(MsgType.VMCORE, offset=0, payload=b"a")
+    b.herald()
+    b.send(MsgType.VMCORE, offset=0, payload=b"b")
+    items = _with_link(a.items, b"\x01" * 6, (10,)) + _with_link(b.items, b"\x01" * 6, (20,))
+    items = [d._replace(frame=i + 1) for i, d in enumerate(sorted(items, key=lambda d: d.ts))]
+    ev = run(items)
+    assert len(of(ev, SessionStarted)) == 2
+    assert not [e for e in of(ev, Anomaly) if e.kind == "dump-restarted"]
+
+
+def test_two_hosts_claiming_one_address_are_reported_and_kept_apart():
+    a, b = Conversation(), Conversation(data_port=40002)
+    a.herald()
+    a.send(MsgType.VMCORE, offset=0, payload=b"a" * 10)
+    b.herald()
+    b.send(MsgType.VMCORE, offset=0, payload=b"b" * 10)
+    items = _with_link(a.items, b"\x01" * 6) + _with_link(b.items, b"\x02" * 6)
+    items = [d._replace(frame=i + 1) for i, d in enumerate(sorted(items, key=lambda d: d.ts))]
+    ev = run(items)
+    sessions = {e.session for e in of(ev, Message)}
+    assert len(sessions) == 2
+    assert "ip-conflict" in [e.kind for e in of(ev, Anomaly)]
+    acks = of(ev, Ack)
+    assert {a.session for a in acks} == sessions  # each ACK went to the host on its port
+    assert not [m for m in of(ev, Message) if m.retransmit or m.conflict]
+
+
+def test_ack_from_a_second_server_port_is_reported():
+    c = Conversation()
+    c.herald()
+    c.send(MsgType.VMCORE, offset=0, payload=b"a")
+    c.ack(2, sport=50000)
+    ev = run(c.items)
+    assert "server-port-changed" in [a.kind for a in of(ev, Anomaly)]
+
+
+def test_bad_checksum_data_is_not_trusted():
+    c = Conversation()
+    c.herald()
+    c.send(MsgType.VMCORE, offset=0, payload=b"a", bad_checksum=True)
+    ev = run(c.items)
+    assert [m.type for m in of(ev, Message)] == [MsgType.HERALD]
+    assert "bad-checksum" in [a.kind for a in of(ev, Anomaly)]

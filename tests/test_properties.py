@@ -61,7 +61,7 @@ def datagrams(draw):
             draw(st.integers(0, 3)))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(datagrams(), max_size=40))
 def test_arbitrary_datagrams_never_raise(tmp_path_factory, items):
     out = tmp_path_factory.mktemp("out")

@@ -27,6 +27,7 @@ _HERALD, _FINISHED, _VMCORE, _KDH = (MsgType.HERALD, MsgType.FINISHED, MsgType.V
 
 WINDOW = 4096  # seqnos remembered in detail; a burst is at most ~64 packets
 MAX_SESSIONS = 512  # open sessions at once; more is a flood, not dumps
+MAX_TWINS = 8  # hosts claiming one client address (different MACs) kept apart
 IDLE_TIMEOUT = 600 * 10**9  # netdumpd's CLIENT_TIMEOUT: a silent session is over
 SWEEP_EVERY = 10 * 10**9  # netdumpd's CLIENT_TPASS: how often it looks
 
@@ -45,13 +46,16 @@ class _Sent:
 
 
 class Session:
-    __slots__ = ("id", "client", "ip", "server", "server_port", "data_seen", "finished",
-                 "sent", "acked", "recent", "recent_acks", "capture_duplicates", "link",
-                 "last_ts")
+    __slots__ = ("id", "client", "ip", "key", "mac", "twin", "server", "server_port",
+                 "data_seen", "finished", "sent", "acked", "recent", "recent_acks",
+                 "capture_duplicates", "last_ts", "ports_seen")
 
-    def __init__(self, sid: int, ip: bytes, server: bytes, link: object):
+    def __init__(self, sid: int, ip: bytes, server: bytes, key: object, twin: bool):
         self.id = sid
         self.ip = ip
+        self.key = key  # the address, with the VLAN tags when there are any
+        self.mac: bytes | None = None  # the client's link-layer address, once seen
+        self.twin = twin  # a second host claiming an address already in use
         self.client = socket.inet_ntoa(ip)
         self.server = socket.inet_ntoa(server)
         self.server_port: int | None = None
@@ -62,8 +66,8 @@ class Session:
         self.recent: dict[int, _Sent] = {}
         self.recent_acks: dict[int, tuple[int, int]] = {}  # seqno -> (first ack frame, ts)
         self.capture_duplicates = 0
-        self.link = link
         self.last_ts = 0
+        self.ports_seen: set[int] = set()  # server ports ACKs came from
 
     def prune(self, seqno: int) -> None:
         horizon = seqno - WINDOW
@@ -75,7 +79,8 @@ class NetdumpTracker:
     """Turns datagrams into protocol events. One instance per analysis run."""
 
     def __init__(self, max_sessions: int = MAX_SESSIONS):
-        self.sessions: dict[bytes, Session] = {}  # current session per client address
+        self.sessions: dict[object, Session] = {}  # current session per client address (+VLAN)
+        self.twins: dict[object, list[Session]] = {}  # other hosts claiming that address
         self.max_sessions = max_sessions
         self._next_id = 1
         self._last: tuple[int, int | None] = (0, None)  # (frame, session) of the last datagram
@@ -105,15 +110,16 @@ class NetdumpTracker:
         """End every open session (end of capture)."""
         events: list = []
         self._flush_pending(None, events)
-        for s in list(self.sessions.values()):
+        for s in self._all():
             events.append(SessionEnded(s.id, "end-of-capture", 0))
         self.sessions.clear()
+        self.twins.clear()
         return events
 
     def _sweep(self, d: Datagram, events: list) -> None:
         """End sessions silent for longer than netdumpd waits."""
         if self._next_sweep:
-            for s in [s for s in self.sessions.values() if d.ts - s.last_ts > IDLE_TIMEOUT]:
+            for s in [s for s in self._all() if d.ts - s.last_ts > IDLE_TIMEOUT]:
                 self._end(s, "timeout", d.frame, events)
         self._next_sweep = d.ts + SWEEP_EVERY
 
@@ -123,7 +129,7 @@ class NetdumpTracker:
         events: list = []
         if n.kind == "truncated-capture":
             # The dumps in flight when the file was cut are the ones it hurts.
-            hit = [s.id for s in self.sessions.values() if not s.finished]
+            hit = [s.id for s in self._all() if not s.finished]
             for sid in hit:
                 events.append(Anomaly(sid, n.kind, n.frame, n.detail))
             if not hit:
@@ -152,8 +158,28 @@ class NetdumpTracker:
 
     # -- sessions -----------------------------------------------------------------------
 
+    def _all(self) -> list[Session]:
+        return [*self.sessions.values(), *(t for ts in self.twins.values() for t in ts)]
+
+    @staticmethod
+    def _key(ip: bytes, link: object) -> object:
+        return ip if link is None or not link[1] else (ip, link[1])
+
+    def _twin(self, key: object, s: Session, mac: bytes, d: Datagram, events: list) -> Session | None:
+        """Another host sends as this client: keep its packets apart, under its own session."""
+        twins = self.twins.get(key, [])
+        for t in twins:
+            if t.mac == mac:
+                return t
+        if len(twins) >= MAX_TWINS:
+            return s
+        events.append(Anomaly(s.id, "ip-conflict", d.frame,
+                              f"a second host (MAC {mac.hex(':')}) sends as {s.client}, "
+                              f"whose dump comes from MAC {s.mac.hex(':')}; kept apart"))
+        return None
+
     def _open(self, d: Datagram, ip: bytes, server: bytes, herald: bytes | None,
-              events: list) -> Session | None:
+              events: list, key: object = None, twin: bool = False) -> Session | None:
         if len(self.sessions) >= self.max_sessions:
             idle = [x for x in self.sessions.values() if not x.data_seen]
             if idle:
@@ -169,16 +195,25 @@ class NetdumpTracker:
                                       f"more than {self.max_sessions} open sessions; "
                                       f"{self.dropped_sessions} dropped so far"))
             return None
-        s = Session(self._next_id, ip, server, d.link)
+        key = ip if key is None else key
+        s = Session(self._next_id, ip, server, key, twin)
         self._next_id += 1
-        self.sessions[ip] = s
+        if twin:
+            self.twins.setdefault(key, []).append(s)
+        else:
+            self.sessions[key] = s
         events.append(SessionStarted(s.id, s.client, s.server, None, herald, d.frame, d.ts,
                                      herald is not None))
         return s
 
     def _end(self, s: Session, reason: str, frame: int, events: list) -> None:
         events.append(SessionEnded(s.id, reason, frame))
-        del self.sessions[s.ip]
+        if s.twin:
+            self.twins[s.key].remove(s)
+            if not self.twins[s.key]:
+                del self.twins[s.key]
+        else:
+            del self.sessions[s.key]
 
     # -- client messages ----------------------------------------------------------------
 
@@ -186,10 +221,17 @@ class NetdumpTracker:
         payload = d.payload
         size = len(payload)
         full = size + d.missing
-        s = self.sessions.get(d.src)
+        link = d.link
+        key = d.src if link is None or not link[1] else (d.src, link[1])
+        s = self.sessions.get(key)
+        twin = False
+        if s is not None and link is not None and s.mac is not None and link[0] != s.mac:
+            s = self._twin(key, s, link[0], d, events)
+            twin = s is None
         if full < _HDR_SIZE or size < _HDR_SIZE:
             if s is None:
-                s = self._open(d, d.src, d.dst, None, events) if full >= _HDR_SIZE else None
+                s = self._open(d, d.src, d.dst, None, events, key, twin) \
+                    if full >= _HDR_SIZE else None
             sid = s.id if s else None
             self._last = (d.frame, sid)
             if full < _HDR_SIZE:
@@ -202,15 +244,17 @@ class NetdumpTracker:
         mtype, seqno, offset, length, _aux = _HDR.unpack_from(payload)
         if mtype == _HERALD:
             if s is not None and s.data_seen:
+                events.append(Anomaly(s.id, "dump-restarted", d.frame,
+                                      "a new HERALD after data: the client started over"))
                 self._end(s, "restarted", d.frame, events)
-                s = None
+                twin, s = s.twin, None
             if s is None:
                 s = self._open(d, d.src, d.dst, payload[_HDR_SIZE:] if full == _HDR_SIZE + length
-                               else None, events)
+                               else None, events, key, twin)
                 if s is None:
                     return
         elif s is None:
-            s = self._open(d, d.src, d.dst, None, events)
+            s = self._open(d, d.src, d.dst, None, events, key, twin)
             if s is None:
                 return
             events.append(Anomaly(s.id, "herald-missing", d.frame,
@@ -218,7 +262,13 @@ class NetdumpTracker:
                                   "the client's messages"))
         sid = s.id
         s.last_ts = d.ts
+        if s.mac is None and link is not None:
+            s.mac = link[0]
         self._attribute_pending(d.frame, sid, events)
+        if d.bad_checksum:
+            events.append(Anomaly(sid, "bad-checksum", d.frame,
+                                  "checksum wrong (not offload-looking): data not trusted"))
+            return
         if _HDR_SIZE + length != full:
             events.append(Anomaly(sid, "bad-length", d.frame,
                                   f"mh_len {length} but {full - _HDR_SIZE} payload bytes"))
@@ -271,10 +321,28 @@ class NetdumpTracker:
         elif mtype == _FINISHED:
             s.finished = True
 
+    @staticmethod
+    def _ack_owner(candidates: list[Session], d: Datagram) -> Session:
+        """Of hosts sharing an address, the one this ACK is for: by port, then by seqno."""
+        for c in candidates:
+            if c.server_port == d.sport:
+                return c
+        if len(d.payload) == 4:
+            (seqno,) = _ACK.unpack(d.payload)
+            for c in candidates:
+                sent = c.recent.get(seqno)
+                if sent is not None and not sent.acked:
+                    return c
+        return candidates[0]
+
     # -- server replies -----------------------------------------------------------------
 
     def _server_datagram(self, d: Datagram, events: list) -> None:
-        s = self.sessions.get(d.dst)
+        key = self._key(d.dst, d.link)
+        s = self.sessions.get(key)
+        twins = self.twins.get(key)
+        if twins and s is not None:
+            s = self._ack_owner([s, *twins], d)
         if len(d.payload) + d.missing != 4 or d.missing:
             sid = s.id if s else None
             events.append(Anomaly(sid, "bad-length", d.frame,
@@ -282,7 +350,7 @@ class NetdumpTracker:
                                   "port; an ACK is 4 bytes"))
             return
         if s is None:
-            s = self._open(d, d.dst, d.src, None, events)
+            s = self._open(d, d.dst, d.src, None, events, key)
             if s is None:
                 return
             events.append(Anomaly(s.id, "herald-missing", d.frame,
@@ -293,6 +361,15 @@ class NetdumpTracker:
         if s.server_port is None:
             s.server_port = d.sport
             events.append(ServerPort(sid, d.sport, d.frame))
+        elif d.sport != s.server_port and d.sport not in s.ports_seen and len(s.ports_seen) < 16:
+            s.ports_seen.add(d.sport)
+            events.append(Anomaly(sid, "server-port-changed", d.frame,
+                                  f"an ACK from server port {d.sport}; the dump's data port is "
+                                  f"{s.server_port}"))
+        if d.bad_checksum:
+            events.append(Anomaly(sid, "bad-checksum", d.frame,
+                                  "ACK checksum wrong (not offload-looking): not trusted"))
+            return
         (seqno,) = _ACK.unpack(d.payload)
         first = s.recent_acks.get(seqno)
         if first is not None and first[1] == d.ts:

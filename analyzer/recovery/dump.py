@@ -48,6 +48,7 @@ class DumpRecord:
         self.key = IntervalSet()
         self.vmcore_hash = StreamingHash()
         self.kdh_raw: bytes | None = None
+        self.kdh_length_ok = True  # dumplength within --max-dump-size
         self.info_blocks: list[bytes] = []  # one per KDH message, as netdumpd appends them
         self.finished_frame = 0
         self.end_reason: str | None = None
@@ -74,7 +75,7 @@ class DumpRecord:
     @property
     def vmcore_length(self) -> int:
         """The vmcore's length as netdumpd would leave it: KDH dumplength, else what arrived."""
-        if self.kdh_raw is not None:
+        if self.kdh_raw is not None and self.kdh_length_ok:
             return parse_kdh(self.kdh_raw)["dumplength"]
         return self.vmcore.max
 
@@ -215,6 +216,11 @@ class Recovery:
             return
         rec.kdh_raw = raw
         kdh = parse_kdh(raw)
+        rec.kdh_length_ok = kdh["dumplength"] <= self.max_dump_size
+        if not rec.kdh_length_ok:
+            rec.add_anomaly("offset-out-of-range", ev.frame,
+                            f"KDH dumplength {kdh['dumplength']} is past the "
+                            f"{self.max_dump_size}-byte limit; ignored")
         if not kdh["parity_ok"]:
             rec.add_anomaly("kdh-parity", ev.frame, "the 128 header words do not XOR to 0")
         limit = self._vmcore_limit(rec)

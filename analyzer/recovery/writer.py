@@ -19,6 +19,7 @@ from analyzer.wire import MAX_DUMPS, MsgType
 
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 COALESCE = 1 << 20  # bytes gathered before one pwrite
+MAX_HASHED_HOLES = 1 << 30  # an incomplete file with more zeros than this is not hashed
 _KEY = MsgType.EKCD_KEY
 
 
@@ -194,7 +195,9 @@ class FileWriter:
                                 f"{target} appeared meanwhile; kept the data as {part}")
                 written.append(relative_name(files.parts, part))
         if rec.sha256 is None:
-            rec.sha256 = _sha256_of(fd, os.fstat(fd).st_size)
+            size = os.fstat(fd).st_size
+            if size - rec.vmcore.total <= MAX_HASHED_HOLES:
+                rec.sha256 = _sha256_of(fd, size)
         rec.files = written
         self._write_info(files, rec)
 
