@@ -114,3 +114,17 @@ def test_jumbo_mtu_12_payloads_cap_at_4096():
     assert a["generation"]["guess"] == "12.x"
     assert next(c for c in a["checks"] if c["name"] == "payload at most 4096")["ok"]
     assert a["retransmissions"]["total"] == 0
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_network_duplicates_are_not_retransmissions(seed):
+    point = "server"  # a tap before the network (mirror) never sees the duplicates
+    a, t = run(DumpSpec(generation="13", size=512 << 10),
+               NetworkSpec(loss=0.01, ack_loss=0.01, dup=0.05, ack_dup=0.05), point, seed=seed)
+    r, c = a["retransmissions"], t["capture"]
+    assert c["network_duplicates"] > 5
+    assert r["network_duplicates"] == c["network_duplicates"]
+    assert (r["total"], r["needed"], r["spurious"]) == (
+        c["retransmissions"], c["retransmissions_needed"], c["retransmissions_spurious"])
+    assert r["rounds"] == sum(t["rounds_per_call"].values())
+    assert r["timeout"]["min"] > 0.9

@@ -8,7 +8,8 @@ bounded lists, so memory does not grow with the dump.
 from __future__ import annotations
 
 from analyzer.audit.bursts import (
-    FINISHED, HERALD, KDH, KEEP_LIST, KEY, ROUND_GAP, S_ACK, S_ROW, S_SENDS, VMCORE, Burst,
+    DUP_WINDOW, FINISHED, HERALD, KDH, KEEP_LIST, KEY, ROUND_GAP, S_ACK, S_DUPS, S_LAST, S_ROW,
+    S_SENDS, VMCORE, Burst,
     timeouts_in,
 )
 from analyzer.audit.session_acks import AckMixin
@@ -48,6 +49,7 @@ class SessionAudit(AckMixin):
         self.vm_end = self.key_end = 0
         self.vm_head = b""  # first bytes at offset 0 (compression magic)
         self.out_of_burst_retx = 0
+        self.net_dups = 0  # copies of one transmission (duplicated by the network)
         # bursts
         self.cur: Burst | None = None
         self.prev: Burst | None = None
@@ -135,7 +137,7 @@ class SessionAudit(AckMixin):
             cur.last_tx_ts = self.last_tx_ts = ts
             cur.last_tx_frame = self.last_tx_frame = frame
             cur.unacked += 1
-            cur.slots[seq] = [ts, frame, ev.offset, length, 3, 1, 0, 0, 0, None]
+            cur.slots[seq] = [ts, frame, ev.offset, length, 3, 1, 0, 0, 0, None, ts, 0]
             return
         if gap > self.stall_threshold:
             before, unacked = cur, (cur.unacked if cur else 0)
@@ -244,7 +246,8 @@ class SessionAudit(AckMixin):
         cur.last_len = length
         cur.last_tx_ts, cur.last_tx_frame = ts, ev.frame
         cur.unacked += 1
-        cur.slots[seq] = [ts, ev.frame, offset, length, mtype, 2 if hidden else 1, 0, 0, 0, None]
+        cur.slots[seq] = [ts, ev.frame, offset, length, mtype, 2 if hidden else 1, 0, 0, 0, None,
+                          ts, 0]
         if hidden:
             self._count_hidden(cur, mtype)
             if self.plot is not None:
@@ -285,7 +288,8 @@ class SessionAudit(AckMixin):
         b.packets += 1
         b.bytes += ev.length
         b.unacked += 1
-        b.slots[seq] = [ts, ev.frame, ev.offset, ev.length, mtype, 2 if resend else 1, 0, 0, 0, None]
+        b.slots[seq] = [ts, ev.frame, ev.offset, ev.length, mtype, 2 if resend else 1, 0, 0, 0,
+                        None, ts, 0]
         if resend:
             self._count_hidden(b, mtype)
         if self.plot is not None:
@@ -368,13 +372,18 @@ class SessionAudit(AckMixin):
 
     def _resend(self, ev) -> None:
         ts, seq, mtype = ev.ts, ev.seqno, ev.type
-        self.retx[mtype] += 1
         b = self.cur
         slot = b.slots.get(seq) if b is not None else None
         if slot is None and self.prev is not None:
             slot = self.prev.slots.get(seq)
             if slot is not None:
                 b = self.prev
+        if slot is not None and ts - slot[S_LAST] < DUP_WINDOW:
+            # a second copy right behind the first: duplicated on the way, not resent
+            slot[S_DUPS] += 1
+            self.net_dups += 1
+            return None
+        self.retx[mtype] += 1
         if slot is None:
             self.out_of_burst_retx += 1
             if seq in self.unacked_old:
@@ -386,6 +395,7 @@ class SessionAudit(AckMixin):
         b.last_tx_ts, b.last_tx_frame = ts, ev.frame
         b.retransmits += 1
         slot[S_SENDS] += 1
+        slot[S_LAST] = ts
         if slot[S_ACK]:
             b.spurious += 1
             self.spurious[mtype] += 1

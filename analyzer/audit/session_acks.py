@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from analyzer.audit.bursts import (
     KEEP_LIST, KEEP_UNACKED, KEY, MAX_BUFFER, MAX_IN_FLIGHT, S_ACK, S_ACKS, S_ACKTS, S_FRAME, S_OFF,
-    S_ROW, S_SENDS, S_TS, S_TYPE, VMCORE, Burst,
+    S_DUPS, S_ROW, S_SENDS, S_TS, S_TYPE, VMCORE, Burst,
 )
 from analyzer.audit.stats import Distribution
 from analyzer.wire import MsgType
@@ -63,7 +63,7 @@ class AckMixin:
         slot[S_ACKS] += 1
         if ev.duplicate:
             self.dup_acks += 1
-            if slot[S_ACKS] > slot[S_SENDS]:
+            if slot[S_ACKS] > slot[S_SENDS] + slot[S_DUPS]:
                 self.dup_unexplained += 1
         else:
             slot[S_ACK], slot[S_ACKTS] = ev.frame, ts

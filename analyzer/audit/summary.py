@@ -88,8 +88,13 @@ def retransmissions(sa: SessionAudit) -> dict:
     return {"total": sum(sa.retx), "needed": sum(sa.needed), "spurious": sum(sa.spurious),
             "by_type": by_type, "rounds": sa.round_count,
             "timeout": sa.timeouts.summary(), "outside_burst": sa.out_of_burst_retx,
+            "network_duplicates": sa.net_dups,
+            "hidden": sum(sa.hidden), "hidden_rounds": sa.hidden_rounds,
             "classification": "needed = no ACK for the seqno captured before the resend; "
-                              "spurious = an ACK was already captured"}
+                              "spurious = an ACK was already captured; a copy within "
+                              "50 ms of the previous one is a network duplicate, not a resend; "
+                              "hidden = resends whose earlier copies never reached the "
+                              "capture point (told by timing)"}
 
 
 def acks(sa: SessionAudit) -> dict:
