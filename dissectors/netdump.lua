@@ -166,7 +166,13 @@ end
 ----------------------------------------------------------------------------------------
 -- Helpers
 ----------------------------------------------------------------------------------------
-local bxor = (bit and bit.bxor) or (bit32 and bit32.bxor) or load("return function(a, b) return a ~ b end")()
+-- XOR: the BitOp "bit" module Wireshark ships (4.0 and, for compatibility, 4.4+), else
+-- Lua 5.4's native operator, compiled at run time so that Lua 5.2 never parses it.
+local bxor = (bit and bit.bxor) or (bit32 and bit32.bxor)
+if bxor == nil then
+    local chunk = load("return function(a, b) return a ~ b end")
+    bxor = chunk and chunk()
+end
 
 -- Frame times.  Field values such as frame.time_epoch are not filled in on a first pass
 -- without a tree, and pinfo.abs_ts is a double too coarse for nanoseconds.  So time

@@ -705,3 +705,135 @@ def test_installed_plugin_loads_from_personal_folder(tshark, results, tmp_path):
                            "-e", "fbsd_netdump.type"], capture_output=True, text=True, env=env)
     assert_no_lua_errors(proc.stdout, proc.stderr)
     assert proc.stdout.split() == ["1", "3", "3", "3", "4", "2"]
+
+
+# --------------------------------------------------------------------------------------
+# Lua 5.4 (Wireshark 4.4+): run the script against minimal API stand-ins
+# --------------------------------------------------------------------------------------
+
+LUA54_HARNESS = r"""
+-- Minimal stand-ins for Wireshark's Lua API, enough to run the dissector under plain Lua 5.4.
+local script = arg[1]
+local any = setmetatable({}, { __index = function(_, k) return k end })
+base, frametype = any, any
+expert = { group = any, severity = any }
+local registered_protos = {}
+function Proto(name, desc)
+    local p = { name = name, prefs = {}, fields = {}, experts = {} }
+    function p.register_heuristic(self, lower, fn) p.heur = fn end
+    registered_protos[#registered_protos + 1] = p
+    return p
+end
+ProtoField = setmetatable({}, { __index = function(_, kind)
+    return function(abbr, ...) return { abbr = abbr, kind = kind } end end })
+ProtoExpert = { new = function(abbr, ...) return { abbr = abbr } end }
+Pref = { uint = function(label, default) return default end }
+DissectorTable = { get = function() return { add = function() end, remove = function() end } end }
+NSTime = { new = function(s, ns)
+    assert(math.type(s) == "integer" and math.type(ns) == "integer", "NSTime needs integers")
+    return { s = s, ns = ns } end }
+UInt64 = { new = function(v) return { v = v } end }
+local stat_fn
+function register_stat_cmd_arg(name, fn) stat_fn = fn end
+local listeners = {}
+Listener = { new = function() local l = {}; listeners[#listeners + 1] = l; return l end }
+
+local function Range(s, off, len)
+    local r = {}
+    function r.uint() local v = 0; for i = 1, len do v = v * 256 + s:byte(off + i) end; return v end
+    function r.uint64() local v = r.uint(); return { tonumber = function() return v end } end
+    function r.stringz() local t = s:sub(off + 1, off + len); return (t:match("^[^%z]*")) end
+    function r.len() return len end
+    function r.raw() return s:sub(off + 1, off + len) end
+    return setmetatable(r, { __call = function(_, o, l) return Range(s, off + o, l or (len - o)) end,
+        __index = function(_, k) return function(self, ...) return r[k](...) end end })
+end
+local function Tvb(s)
+    local t = Range(s, 0, #s)
+    local obj = {}
+    function obj.len() return #s end
+    function obj.reported_len() return #s end
+    function obj.raw(_, o, l) return s:sub(o + 1, o + l) end
+    return setmetatable(obj, { __call = function(_, o, l) return Range(s, o or 0, l or (#s - (o or 0))) end })
+end
+local items = 0
+local function Tree()
+    local t = { text = "fake", visible = true }
+    function t.add(self, f, a, b)
+        items = items + 1
+        if type(a) == "number" then assert(math.type(a) == "integer", "field value must be an integer: " .. tostring(f.abbr)) end
+        return Tree()
+    end
+    function t.append_text(self, s) assert(type(s) == "string") end
+    function t.set_generated() end
+    function t.add_proto_expert_info(self, e, text) if text then assert(type(text) == "string") end end
+    return t
+end
+
+dofile(script)
+local p = registered_protos[1]
+assert(p.name == "fbsd_netdump")
+
+local function msg(mtype, seq, off, payload)
+    return string.pack(">I4I4I8I4I4", mtype, seq, off, #payload, 0) .. payload
+end
+local function kdh()
+    local body = string.pack(">c20c12I4I4I8I8I4I4c64c192c175BI8I4", "FreeBSD Kernel Dump", "amd64", 4, 2,
+        4096, 1700000000, 0, 4096, "web1", "FreeBSD 14.0\n", "panic", 2, 4096, 0)
+    local acc = 0
+    for i = 0, 126 do acc = acc ~ string.unpack("<I4", body, i * 4 + 1) end
+    return body .. string.pack("<I4", acc)
+end
+local C, S = "10.0.0.2", "10.0.0.1"
+local packets = {
+    { C, S, 20024, 20023, msg(1, 1, 0, "crash/web1\0") },
+    { S, C, 49152, 20024, string.pack(">I4", 1) },
+    { C, S, 20024, 49152, msg(3, 2, 0, string.rep("x", 1448)) },
+    { C, S, 20024, 49152, msg(3, 3, 1448, string.rep("y", 100)) },
+    { S, C, 49152, 20024, string.pack(">I4", 2) },
+    { C, S, 20024, 49152, msg(3, 3, 1448, string.rep("z", 100)) },
+    { S, C, 49152, 20024, string.pack(">I4", 3) },
+    { S, C, 49152, 20024, string.pack(">I4", 3) },
+    { S, C, 49152, 20024, string.pack(">I4", 77) },
+    { C, S, 20024, 49152, msg(5, 4, 0, string.pack(">Bc32I4", 2, string.rep("i", 32), 256) .. string.rep("k", 256)) },
+    { C, S, 20024, 49152, msg(4, 5, 0, kdh()) },
+    { C, S, 20024, 49152, msg(3, 9, 5000, string.rep("j", 5000)) },
+    { C, S, 20024, 49152, msg(3, 10, 0, "") .. "extra" },
+    { C, S, 20024, 49152, "short" },
+    { S, C, 49152, 20024, "123456" },
+    { C, S, 20024, 20023, msg(1, 1, 0, "../etc\0") },
+    { C, S, 5555, 6666, msg(2, 2, 0, "") },
+}
+local infos = {}
+for pass = 1, 2 do
+    for n, pk in ipairs(packets) do
+        local pinfo = { number = n, visited = pass == 2, src = pk[1], dst = pk[2], src_port = pk[3],
+            dst_port = pk[4], rel_ts = n * 0.001, abs_ts = 1700000000 + n * 0.001, in_error_pkt = false, cols = {} }
+        local tvb = Tvb(pk[5])
+        local r = p.dissector(tvb, pinfo, Tree())
+        if r == 0 and p.heur then assert(p.heur(tvb, pinfo, Tree())) end
+        infos[n] = pinfo.cols.info
+    end
+end
+for n, i in ipairs(infos) do print(n, i) end
+stat_fn("")
+for _, l in ipairs(listeners) do if l.draw then l.draw() end end
+print("items", items)
+"""
+
+
+def test_runs_under_lua54(tmp_path):
+    """Integer/float and operator differences of Lua 5.4 break nothing (needs a lua5.4 binary)."""
+    lua = shutil.which("lua5.4")
+    if lua is None:
+        pytest.skip("lua5.4 not installed")
+    harness = tmp_path / "harness.lua"
+    harness.write_text(LUA54_HARNESS)
+    proc = subprocess.run([lua, str(harness), str(LUA)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(ln.split("\t", 1) for ln in proc.stdout.splitlines() if "\t" in ln)
+    assert lines["6"] == "VMCORE seq=3 off=1448 len=100 [retransmission] [conflict]"
+    assert lines["8"] == "ACK seq=3 [dup ACK #1]"
+    assert lines["11"] == "KDH seq=5 host=web1 [unacked]"
+    assert lines["16"] == "HERALD path=../etc [new dump] [unacked]"
+    assert "dump summary" in proc.stdout
