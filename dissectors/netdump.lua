@@ -613,8 +613,10 @@ local function dissect_message(tvb, pinfo, tree, embedded)
             frames[pinfo.number] = rec
             analyse_message(pinfo, tostring(pinfo.src), mtype, seqno, tvb:raw(0, caplen), rec)
         end
-        if rec and pinfo.visited and rec.ack_frame == nil and rec.session and rec.session.acked[seqno] == nil then
-            rec.unacked = true
+        if rec then
+            -- recomputed on every later pass: during a live capture the ACK may still come
+            rec.unacked = pinfo.visited and rec.ack_frame == nil and rec.session ~= nil
+                and rec.session.acked[seqno] == nil
         end
     end
 
