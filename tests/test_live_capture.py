@@ -59,7 +59,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.parametrize("generation", ["13", "12"])
-def test_live_loopback_capture_recovers_dump(tmp_path, generation):
+def test_live_loopback_capture_recovers_dump(tmp_path, generation, monkeypatch):
     _require_capture()
     cap = tmp_path / "live.pcapng"
     proc = _start_dumpcap(cap)
@@ -85,3 +85,16 @@ def test_live_loopback_capture_recovers_dump(tmp_path, generation):
     info = (out / f"info.{result.client_ip}.0").read_bytes()
     assert info.startswith(f"Dump from {result.client_ip} [{result.client_ip}]\n".encode())
     assert info.endswith(b"Dump complete\n")
+
+    # The Lua dissector reads the same real capture and counts what the analyzer counts.
+    if shutil.which("tshark") is None:
+        if IN_CI:
+            pytest.fail("tshark is required in CI (make test-deps installs it)")
+        return
+    from test_dissector_agreement import analyzer_sessions, dissector_sessions
+    for name in ("WIRESHARK_CONFIG_DIR", "HOME", "XDG_CONFIG_HOME"):
+        (tmp_path / name.lower()).mkdir()
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    ours = dissector_sessions(cap)
+    assert ours and ours[0]["messages"]["VMCORE"] > 0
+    assert ours == analyzer_sessions(cap)
