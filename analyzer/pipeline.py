@@ -1,11 +1,23 @@
 """One analysis run: capture -> datagrams -> protocol events -> sinks. Data flows one way."""
 from __future__ import annotations
 
-from typing import Iterable
+from itertools import islice
+from typing import Iterable, Iterator
 
 from analyzer.protocol.core import NetdumpTracker
 from analyzer.recovery.dump import DEFAULT_MAX_DUMP_SIZE, Recovery
 from analyzer.recovery.writer import FileWriter
+
+BATCH = 4096  # items per batch when the source is not a capture reader
+
+
+def _slices(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while True:
+        batch = list(islice(it, n))
+        if not batch:
+            return
+        yield batch
 
 
 class Analysis:
@@ -26,11 +38,17 @@ class Analysis:
         self.sinks = list(sinks)
 
     def run(self, items: Iterable) -> None:
-        feed = self.tracker.feed
+        """Feed datagrams/notices through; a reader with ``batches()`` is taken a buffer at
+        a time, any other iterable in slices of BATCH items. Sinks get one list per batch."""
+        batches = getattr(items, "batches", None)
+        self.run_batches(batches() if batches else _slices(items, BATCH))
+
+    def run_batches(self, batches: Iterable[list]) -> None:
+        feed_many = self.tracker.feed_many
         handle = self.recovery.handle
         sinks = self.sinks
-        for item in items:
-            events = feed(item)
+        for batch in batches:
+            events = feed_many(batch)
             if events:
                 handle(events)
                 for sink in sinks:

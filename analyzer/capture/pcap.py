@@ -23,7 +23,8 @@ def cut_notice(frame: int, ts: int, have: int, caplen: int, what: str, error: st
 
 
 def walk_pcap(ctx, o: Opened, cap: dict):
-    """Yield Datagram/Notice items of one classic pcap file; ``ctx`` is the reader."""
+    """Yield lists of Datagram/Notice items of one classic pcap file, one list per buffer
+    read (the last may be empty); ``ctx`` is the reader."""
     rec_unpack = struct.Struct(o.endian + "IIII").unpack_from
     fast = ETH_FAST.unpack_from
     new = _new
@@ -47,6 +48,8 @@ def walk_pcap(ctx, o: Opened, cap: dict):
     pos = o.pos
     n = len(buf)
     ts = 0
+    out: list = []
+    add = out.append
     try:
         while True:
             while pos + 16 <= n:
@@ -54,10 +57,11 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                 if caplen > limit:
                     ts = sec * 1000000000 + frac * frac_mul
                     cap["truncated"] = True
-                    yield Notice("truncated-capture", frame + 1,
+                    add(Notice("truncated-capture", frame + 1,
                                  f"record {frame + 1} claims {caplen} captured bytes, more than the "
                                  f"{'snap length ' + str(o.snaplen) if caplen <= MAX_CAPLEN else 'maximum ' + str(MAX_CAPLEN)}; "
-                                 f"the file is corrupt from here and the rest of it is not read", ts)
+                                 f"the file is corrupt from here and the rest of it is not read", ts))
+                    yield out
                     return
                 d = pos + 16
                 end = d + caplen
@@ -93,8 +97,8 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                                                 bad = not udp_offload_looking(sa, da, ulen, ucsum)
                                     elif from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
                                         bad = buf[d + 24:d + 26] != b"\x00\x00"
-                                yield new(Dgram, (frame, sec * 1000000000 + frac * frac_mul, sa, da, sport,
-                                                  dport, buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad))
+                                add(new(Dgram, (frame, sec * 1000000000 + frac * frac_mul, sa, da, sport,
+                                                dport, buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad)))
                                 continue
                     elif et != 0x0800 and et not in VLAN_TPIDS:
                         continue
@@ -104,12 +108,18 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                     if item is None:
                         continue
                     if item is not False:
-                        yield item
+                        add(item)
                         continue
                 items = decode(lt, buf[d:end], frame, ts)
                 if items:
-                    yield from items
-            # The next record is not all in the buffer: read more.
+                    out.extend(items)
+            # The next record is not all in the buffer: hand over what was decoded, read more.
+            cap["frames"] = frame - first
+            ctx.frame = frame
+            if out:
+                yield out
+                out = []
+                add = out.append
             more = src.read(chunk)
             cap["frames"] = frame - first
             ctx.bytes_read = base + src.raw_pos
@@ -126,19 +136,22 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                 sec, frac, caplen, wirelen = rec_unpack(buf, pos)
                 ts = sec * 1000000000 + frac * frac_mul
                 frame += 1
-                yield cut_notice(frame, ts, rest - 16, caplen, "record", src.error)
+                add(cut_notice(frame, ts, rest - 16, caplen, "record", src.error))
                 items = decode(lt, buf[pos + 16:n], frame, ts, True)
                 if items:
-                    yield from items
+                    out.extend(items)
             elif rest:
                 frame += 1
-                yield Notice("truncated-capture", frame,
-                             f"the file ends inside the header of record {frame} ({rest} of 16 bytes"
-                             f"{'; ' + src.error if src.error else ''}); the record is lost", ts)
+                add(Notice("truncated-capture", frame,
+                           f"the file ends inside the header of record {frame} ({rest} of 16 bytes"
+                           f"{'; ' + src.error if src.error else ''}); the record is lost", ts))
             else:
-                yield Notice("truncated-capture", frame + 1,
-                             f"the file could not be read to its end after frame {frame} ({src.error}); "
-                             f"the rest is lost", ts)
+                add(Notice("truncated-capture", frame + 1,
+                           f"the file could not be read to its end after frame {frame} ({src.error}); "
+                           f"the rest is lost", ts))
+        cap["frames"] = frame - first
+        ctx.frame = frame
+        yield out
     finally:
         cap["frames"] = frame - first
         ctx.frame = frame

@@ -86,7 +86,8 @@ def _parse_idb(buf: bytes, pos: int, blen: int, endian: str) -> _Iface | None:
 
 
 def walk_pcapng(ctx, o: Opened, cap: dict):
-    """Yield Datagram/Notice items of one pcapng file; ``ctx`` is the reader."""
+    """Yield lists of Datagram/Notice items of one pcapng file, one list per buffer read
+    (the last may be empty); ``ctx`` is the reader."""
     endian = o.endian
     hdr, epb, pbk = _structs(endian)
     fast = ETH_FAST.unpack_from
@@ -110,6 +111,8 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
     nif = 0
     ts = 0
     section = 0
+    out: list = []
+    add = out.append
 
     def stop(why: str) -> Notice:
         cap["truncated"] = True
@@ -128,30 +131,36 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                     elif bom == BOM_BE:
                         endian = ">"
                     else:
-                        yield stop(f"section header with a bad byte-order magic ({bom.hex(' ')})")
+                        add(stop(f"section header with a bad byte-order magic ({bom.hex(' ')})"))
+                        yield out
                         return
                     hdr, epb, pbk = _structs(endian)
                     btype, blen = hdr(buf, pos)
                 if blen < 12 or blen & 3 or blen > MAX_BLOCK:
-                    yield stop(f"pcapng block of type 0x{btype:08x} with a bad length ({blen})")
+                    add(stop(f"pcapng block of type 0x{btype:08x} with a bad length ({blen})"))
+                    yield out
                     return
                 end = pos + blen
                 if end > n:
                     break
                 if buf[end - 4:end] != buf[pos + 4:pos + 8]:
-                    yield stop(f"pcapng block of type 0x{btype:08x} whose trailing length differs "
-                               f"from its leading length ({blen})")
+                    add(stop(f"pcapng block of type 0x{btype:08x} whose trailing length differs "
+                             f"from its leading length ({blen})"))
+                    yield out
                     return
                 if btype == EPB:
                     if blen < 32:
-                        yield stop(f"enhanced packet block too short ({blen} bytes)")
+                        add(stop(f"enhanced packet block too short ({blen} bytes)"))
+                        yield out
                         return
                     _, _, iface, hi, lo, caplen, wirelen = epb(buf, pos)
                     if caplen > blen - 32 or caplen > MAX_CAPLEN:
-                        yield stop(f"enhanced packet block of {blen} bytes claiming {caplen} captured bytes")
+                        add(stop(f"enhanced packet block of {blen} bytes claiming {caplen} captured bytes"))
+                        yield out
                         return
                     if iface >= nif:
-                        yield stop(f"packet on interface {iface}, but the section describes {nif}")
+                        add(stop(f"packet on interface {iface}, but the section describes {nif}"))
+                        yield out
                         return
                     frame += 1
                     d = pos + 28
@@ -191,8 +200,8 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                                                     bad = not udp_offload_looking(sa, da, ulen, ucsum)
                                         elif from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
                                             bad = buf[d + 24:d + 26] != b"\x00\x00"
-                                    yield new(Dgram, (frame, ts, sa, da, sport, dport,
-                                                      buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad))
+                                    add(new(Dgram, (frame, ts, sa, da, sport, dport,
+                                                    buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad)))
                                     continue
                         elif et != 0x0800 and et not in VLAN_TPIDS:
                             continue
@@ -201,20 +210,22 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                         if item is None:
                             continue
                         if item is not False:
-                            yield item
+                            add(item)
                             continue
                     if ifc.ok:
                         items = decode(lt, buf[d:rend], frame, ts)
                         if items:
-                            yield from items
+                            out.extend(items)
                     continue
                 if btype == SPB or btype == PB:
                     if btype == SPB:
                         if blen < 16:
-                            yield stop(f"simple packet block too short ({blen} bytes)")
+                            add(stop(f"simple packet block too short ({blen} bytes)"))
+                            yield out
                             return
                         if not nif:
-                            yield stop("simple packet block in a section without interfaces")
+                            add(stop("simple packet block in a section without interfaces"))
+                            yield out
                             return
                         ifc = ifaces[0]
                         wirelen = hdr(buf, pos + 4)[1]
@@ -225,54 +236,67 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                         # no timestamp in this block: keep the previous frame's time
                     else:
                         if blen < 32:
-                            yield stop(f"packet block too short ({blen} bytes)")
+                            add(stop(f"packet block too short ({blen} bytes)"))
+                            yield out
                             return
                         _, _, iface, _drops, hi, lo, caplen, wirelen = pbk(buf, pos)
                         if caplen > blen - 32:
-                            yield stop(f"packet block of {blen} bytes claiming {caplen} captured bytes")
+                            add(stop(f"packet block of {blen} bytes claiming {caplen} captured bytes"))
+                            yield out
                             return
                         if iface >= nif:
-                            yield stop(f"packet on interface {iface}, but the section describes {nif}")
+                            add(stop(f"packet on interface {iface}, but the section describes {nif}"))
+                            yield out
                             return
                         ifc = ifaces[iface]
                         ts = ifc.ts(hi << 32 | lo)
                         d = pos + 28
                     if caplen > MAX_CAPLEN:
-                        yield stop(f"packet block claiming {caplen} captured bytes")
+                        add(stop(f"packet block claiming {caplen} captured bytes"))
+                        yield out
                         return
                     frame += 1
                     pos = end
                     if ifc.ok:
                         items = decode(ifc.lt, buf[d:d + caplen], frame, ts)
                         if items:
-                            yield from items
+                            out.extend(items)
                     continue
                 if btype == IDB:
                     ifc = _parse_idb(buf, pos, blen, endian)
                     if ifc is None:
-                        yield stop(f"interface description block too short ({blen} bytes)")
+                        add(stop(f"interface description block too short ({blen} bytes)"))
+                        yield out
                         return
                     ifaces.append(ifc)
                     nif += 1
                     if not ifc.ok:
-                        yield Notice("unsupported-link", frame + 1,
-                                     f"interface {nif - 1} of section {section} has "
-                                     f"{linktype_name(ifc.lt)}, which is not read; its frames are skipped", ts)
+                        add(Notice("unsupported-link", frame + 1,
+                                   f"interface {nif - 1} of section {section} has "
+                                   f"{linktype_name(ifc.lt)}, which is not read; its frames are skipped", ts))
                 elif btype in OTHER_FRAME_BLOCKS:
                     frame += 1
                 elif btype == SHB_TYPE:
                     if blen < 28:
-                        yield stop(f"section header too short ({blen} bytes)")
+                        add(stop(f"section header too short ({blen} bytes)"))
+                        yield out
                         return
                     major = struct.unpack_from(endian + "H", buf, pos + 12)[0]
                     if major != 1:
-                        yield stop(f"section header of unsupported pcapng version {major}")
+                        add(stop(f"section header of unsupported pcapng version {major}"))
+                        yield out
                         return
                     ifaces = []
                     nif = 0
                     section += 1
                 pos = end
-            # The next block is not all in the buffer: read more.
+            # The next block is not all in the buffer: hand over what was decoded, read more.
+            cap["frames"] = frame - first
+            ctx.frame = frame
+            if out:
+                yield out
+                out = []
+                add = out.append
             more = src.read(chunk)
             cap["frames"] = frame - first
             ctx.bytes_read = base + src.raw_pos
@@ -294,24 +318,28 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                     if iface < nif:
                         ifc = ifaces[iface]
                         ts = ifc.ts(hi << 32 | lo)
-                    yield cut_notice(frame, ts, max(0, min(rest - 28, caplen)), min(caplen, MAX_CAPLEN),
-                                     "packet block of frame", err)
+                    add(cut_notice(frame, ts, max(0, min(rest - 28, caplen)), min(caplen, MAX_CAPLEN),
+                                   "packet block of frame", err))
                     if iface < nif and ifaces[iface].ok and caplen <= MAX_CAPLEN:
                         items = decode(ifaces[iface].lt, buf[pos + 28:min(n, pos + 28 + caplen)], frame, ts, True)
                         if items:
-                            yield from items
+                            out.extend(items)
+                    yield out
                     return
-                yield Notice("truncated-capture", frame + 1,
-                             f"the file ends inside a pcapng block of type 0x{btype:08x} after frame "
-                             f"{frame} ({rest} of {blen} bytes{'; ' + err if err else ''})", ts)
+                add(Notice("truncated-capture", frame + 1,
+                           f"the file ends inside a pcapng block of type 0x{btype:08x} after frame "
+                           f"{frame} ({rest} of {blen} bytes{'; ' + err if err else ''})", ts))
             elif rest:
-                yield Notice("truncated-capture", frame + 1,
-                             f"the file ends inside a pcapng block header after frame {frame} "
-                             f"({rest} of 12 bytes{'; ' + err if err else ''})", ts)
+                add(Notice("truncated-capture", frame + 1,
+                           f"the file ends inside a pcapng block header after frame {frame} "
+                           f"({rest} of 12 bytes{'; ' + err if err else ''})", ts))
             else:
-                yield Notice("truncated-capture", frame + 1,
-                             f"the file could not be read to its end after frame {frame} ({err}); "
-                             f"the rest is lost", ts)
+                add(Notice("truncated-capture", frame + 1,
+                           f"the file could not be read to its end after frame {frame} ({err}); "
+                           f"the rest is lost", ts))
+        cap["frames"] = frame - first
+        ctx.frame = frame
+        yield out
     finally:
         cap["frames"] = frame - first
         ctx.frame = frame

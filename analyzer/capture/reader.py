@@ -38,9 +38,14 @@ class CaptureReader:
             o.close()
 
     def __iter__(self) -> Iterator[Datagram | Notice]:
+        for batch in self._run():
+            yield from batch
+
+    def batches(self) -> Iterator[list]:
+        """The same items as iterating the reader, in lists (one per buffer read)."""
         return self._run()
 
-    def _run(self) -> Iterator[Datagram | Notice]:
+    def _run(self) -> Iterator[list]:
         self.captures = []
         self.bytes_read = 0
         self.frame = 0
@@ -51,10 +56,14 @@ class CaptureReader:
             cap = {"path": path, "frames": 0, "truncated": False}
             self.captures.append(cap)
             walk = walk_pcap if o.fmt == "pcap" else walk_pcapng
-            yield from walk(self, o, cap)
+            for batch in walk(self, o, cap):
+                if batch:
+                    yield batch
             done += o.size
             self.bytes_read = done
-        yield from self.decoder.flush()
+        rest = self.decoder.flush()
+        if rest:
+            yield list(rest)
 
 
 def open_captures(paths: list[str], ports: frozenset[int] = DEFAULT_PORTS, *,

@@ -57,6 +57,8 @@ class DumpRecord:
         self.files: list[str] = []  # set by the writer
         self.sha256: str | None = None  # set at the end
         self._kinds: set[str] = set()
+        self._limit_for: bytes | None = None  # the KDH the cached limit was computed for
+        self._limit = 0
         if herald.refused:
             self.add_anomaly("path-refused", ev.frame,
                              f"HERALD path {herald.text!r} refused ({herald.refused}); "
@@ -85,6 +87,17 @@ class DumpRecord:
         if kdh and kdh.get("dumpkeysize"):
             return kdh["dumpkeysize"]
         return self.key.max
+
+    def vmcore_limit(self) -> int:
+        """Where VMCORE data must end, once a KDH is known (cached per KDH)."""
+        raw = self.kdh_raw
+        if raw is not self._limit_for:
+            view = self.view
+            length = self.vmcore_length
+            # A compressed dump's last block is padded to 4096 on the wire, then truncated.
+            self._limit = _roundup(length, 4096) if view and view.suffix else length
+            self._limit_for = raw
+        return self._limit
 
     def vmcore_missing(self) -> list[tuple[int, int]]:
         return self.vmcore.gaps(0, self.vmcore_length)
@@ -128,33 +141,87 @@ class Recovery:
         self.on_end = on_end
 
     def handle(self, events: list) -> None:
+        """Take a list of events in order.
+
+        New VMCORE data that continues the dump past everything it holds so far (nearly all
+        of it) is gathered into one run per dump and applied at once (coverage, hash, file)
+        before any other event of the list is looked at; the result is the same as taking
+        the messages one by one.
+        """
         records = self.records
+        run_rec = None  # the dump of the run being gathered
+        run_start = run_end = run_n = 0
+        parts: list = []
+        last = None
+        vmcore = int(_VMCORE)
+        max_size = self.max_dump_size
         for ev in events:
             kind = type(ev)
             if kind is Message:
-                self._message(records[ev.session], ev)
+                sid, frame, ts, mtype, _seq, offset, _length, data, retransmit, _first, conflict = ev
+                rec = records[sid]
+                if mtype == vmcore and data and not retransmit and not conflict:
+                    end = offset + len(data)
+                    if end <= max_size and (rec.kdh_raw is None or end <= rec.vmcore_limit()):
+                        if rec is not run_rec or offset != run_end:
+                            if run_rec is not None:
+                                self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
+                                run_rec = None
+                            if offset == rec.vmcore.max:
+                                run_rec, run_start, run_n, parts = rec, offset, 0, []
+                        if run_rec is not None:
+                            rec.last_frame, rec.last_ts = frame, ts
+                            parts.append(data)
+                            run_end = end
+                            run_n += 1
+                            last = ev
+                            continue
+                if run_rec is not None:
+                    self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
+                    run_rec = None
+                self._message(rec, ev)
             elif kind is Ack:
                 rec = records[ev.session]
                 rec.acks += 1
                 rec.duplicate_acks += ev.duplicate
                 rec.last_frame, rec.last_ts = ev.frame, ev.ts
-            elif kind is Anomaly:
-                if ev.session is None:
-                    if len(self.capture_anomalies) < MAX_ANOMALIES:
-                        self.capture_anomalies.append(
-                            {"kind": ev.kind, "frame": ev.frame, "detail": ev.detail})
-                    else:
-                        self.capture_anomalies_dropped += 1
+            else:
+                if run_rec is not None:
+                    self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
+                    run_rec = None
+                self._other(ev, kind)
+        if run_rec is not None:
+            self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
+
+    def _apply_run(self, rec: DumpRecord, start: int, end: int, n: int, parts: list,
+                   last: Message) -> None:
+        """In-order VMCORE data of ``n`` messages covering [start, end), none rejected."""
+        rec.messages["VMCORE"] += n
+        rec.vmcore.add(start, end)
+        data = parts[0] if n == 1 else b"".join(parts)
+        rec.vmcore_hash.feed(start, data)
+        if self.on_data:
+            self.on_data(rec, last, start, data)
+
+    def _other(self, ev, kind) -> None:
+        records = self.records
+        if kind is Anomaly:
+            if ev.session is None:
+                if len(self.capture_anomalies) < MAX_ANOMALIES:
+                    self.capture_anomalies.append(
+                        {"kind": ev.kind, "frame": ev.frame, "detail": ev.detail})
                 else:
-                    records[ev.session].add_anomaly(ev.kind, ev.frame, ev.detail)
-            elif kind is SessionStarted:
-                rec = records[ev.session] = DumpRecord(ev)
-                if self.on_start:
-                    self.on_start(rec)
-            elif kind is ServerPort:
-                records[ev.session].server_port = ev.port
-            elif kind is SessionEnded:
-                self._end(records[ev.session], ev)
+                    self.capture_anomalies_dropped += 1
+            else:
+                records[ev.session].add_anomaly(ev.kind, ev.frame, ev.detail)
+        elif kind is SessionStarted:
+            rec = records[ev.session] = DumpRecord(ev)
+            if self.on_start:
+                self.on_start(rec)
+        elif kind is ServerPort:
+            records[ev.session].server_port = ev.port
+        elif kind is SessionEnded:
+            self._end(records[ev.session], ev)
 
     def _message(self, rec: DumpRecord, ev: Message) -> None:
         rec.last_frame, rec.last_ts = ev.frame, ev.ts
@@ -171,7 +238,7 @@ class Recovery:
                                 f"VMCORE at offset {ev.offset} (+{len(data)}) is past the "
                                 f"{self.max_dump_size}-byte limit")
                 return
-            if rec.kdh_raw is not None and end > self._vmcore_limit(rec):
+            if rec.kdh_raw is not None and end > rec.vmcore_limit():
                 rec.add_anomaly("offset-out-of-range", ev.frame,
                                 f"VMCORE at offset {ev.offset} (+{len(data)}) is past the "
                                 f"KDH dumplength {rec.vmcore_length}")
@@ -198,10 +265,7 @@ class Recovery:
 
     @staticmethod
     def _vmcore_limit(rec: DumpRecord) -> int:
-        view = rec.view
-        length = rec.vmcore_length
-        # A compressed dump's last block is padded to 4096 on the wire, then truncated.
-        return _roundup(length, 4096) if view and view.suffix else length
+        return rec.vmcore_limit()
 
     def _kdh(self, rec: DumpRecord, ev: Message) -> None:
         if ev.length < KDH_SIZE or len(ev.payload) < KDH_SIZE:
@@ -223,7 +287,7 @@ class Recovery:
                             f"{self.max_dump_size}-byte limit; ignored")
         if not kdh["parity_ok"]:
             rec.add_anomaly("kdh-parity", ev.frame, "the 128 header words do not XOR to 0")
-        limit = self._vmcore_limit(rec)
+        limit = rec.vmcore_limit()
         if rec.vmcore.max > limit:
             rec.add_anomaly("offset-out-of-range", ev.frame,
                             f"VMCORE data reaches offset {rec.vmcore.max}, past the KDH "

@@ -23,6 +23,13 @@ MAX_HASHED_HOLES = 1 << 30  # an incomplete file with more zeros than this is no
 _KEY = MsgType.EKCD_KEY
 
 
+def _pwrite_all(fd: int, data, pos: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, pos)
+        view, pos = view[n:], pos + n
+
+
 class WriteError(Exception):
     """The output directory cannot be written at all."""
 
@@ -52,16 +59,15 @@ class _DumpFiles:
             return
         if buf:
             self.flush()
+        if len(data) >= COALESCE:  # already large: written as it is
+            _pwrite_all(self.vmcore_fd, data, start)
+            return
         self.buf_start = start
         self.buf += data
 
     def flush(self) -> None:
         if self.buf:
-            view = memoryview(self.buf)
-            pos = self.buf_start
-            while view:
-                n = os.pwrite(self.vmcore_fd, view, pos)
-                view, pos = view[n:], pos + n
+            _pwrite_all(self.vmcore_fd, self.buf, self.buf_start)
             self.buf = bytearray()
 
     def write_key(self, start: int, data: bytes) -> None:
