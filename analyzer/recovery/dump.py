@@ -28,7 +28,7 @@ def _roundup(n: int, to: int) -> int:
 
 
 class DumpRecord:
-    def __init__(self, ev: SessionStarted):
+    def __init__(self, ev: SessionStarted, offload=None):
         self.session = ev.session
         self.client = ev.client
         self.server = ev.server
@@ -46,7 +46,7 @@ class DumpRecord:
         self.duplicate_acks = 0
         self.vmcore = IntervalSet()
         self.key = IntervalSet()
-        self.vmcore_hash = StreamingHash()
+        self.vmcore_hash = StreamingHash(offload)
         self.kdh_raw: bytes | None = None
         self.kdh_length_ok = True  # dumplength within --max-dump-size
         self.info_blocks: list[bytes] = []  # one per KDH message, as netdumpd appends them
@@ -131,7 +131,8 @@ class Recovery:
     def __init__(self, max_dump_size: int = DEFAULT_MAX_DUMP_SIZE,
                  on_data: Callable | None = None,
                  on_start: Callable | None = None,
-                 on_end: Callable | None = None):
+                 on_end: Callable | None = None, offload=None):
+        self.offload = offload  # runs the hashing in the background when given
         self.records: dict[int, DumpRecord] = {}
         self.capture_anomalies: list[dict] = []
         self.capture_anomalies_dropped = 0
@@ -215,7 +216,7 @@ class Recovery:
             else:
                 records[ev.session].add_anomaly(ev.kind, ev.frame, ev.detail)
         elif kind is SessionStarted:
-            rec = records[ev.session] = DumpRecord(ev)
+            rec = records[ev.session] = DumpRecord(ev, self.offload)
             if self.on_start:
                 self.on_start(rec)
         elif kind is ServerPort:

@@ -16,9 +16,14 @@ MAX_PENDING = 32 << 20  # out-of-order bytes held before giving up
 
 
 class StreamingHash:
-    __slots__ = ("_sha", "pos", "_tail", "_tail_bytes", "_pending", "_pending_bytes", "valid")
+    """``offload``: an :class:`~analyzer.recovery.offload.Offload` to run the SHA-256 updates
+    on (they release the GIL), or None to run them here."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_sha", "pos", "_tail", "_tail_bytes", "_pending", "_pending_bytes", "valid",
+                 "_offload")
+
+    def __init__(self, offload=None) -> None:
+        self._offload = offload
         self._sha = hashlib.sha256()
         self.pos = 0  # end of the contiguous prefix received (hashed + tail)
         self._tail: list[bytes] = []  # contiguous chunks not hashed yet
@@ -56,15 +61,31 @@ class StreamingHash:
 
     def _append(self, data: bytes) -> None:
         tail = self._tail
-        tail.append(data)
-        self._tail_bytes += len(data)
-        self.pos += len(data)
-        if self._tail_bytes >= FLUSH:
+        n = len(data)
+        self.pos += n
+        if self._tail_bytes + n < FLUSH:
+            tail.append(data)
+            self._tail_bytes += n
+            return
+        # Hash all but the last HOLDBACK bytes; a large chunk is hashed in place, not copied.
+        if n >= HOLDBACK:
+            if tail:
+                self._update(b"".join(tail) if len(tail) > 1 else tail[0])
+            self._update(memoryview(data)[:n - HOLDBACK])
+            self._tail = [data[n - HOLDBACK:]]
+        else:
+            tail.append(data)
             joined = b"".join(tail)
             cut = len(joined) - HOLDBACK
-            self._sha.update(memoryview(joined)[:cut])
+            self._update(memoryview(joined)[:cut])
             self._tail = [joined[cut:]]
-            self._tail_bytes = HOLDBACK
+        self._tail_bytes = HOLDBACK
+
+    def _update(self, data) -> None:
+        if self._offload is not None:
+            self._offload.submit(len(data), self._sha.update, data)
+        else:
+            self._sha.update(data)
 
     def _drain(self) -> None:
         pending = self._pending
@@ -94,6 +115,8 @@ class StreamingHash:
         """Hex digest of the first ``length`` bytes, or None when they did not all stream by."""
         if not self.valid or length > self.pos or length < self.pos - self._tail_bytes:
             return None
+        if self._offload is not None:
+            self._offload.wait()
         sha = self._sha.copy()
         sha.update(b"".join(self._tail)[: self._tail_bytes - (self.pos - length)])
         return sha.hexdigest()

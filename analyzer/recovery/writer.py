@@ -37,7 +37,9 @@ class WriteError(Exception):
 class _DumpFiles:
     """The open files of one dump."""
 
-    def __init__(self, dir_fd: int, parts: tuple[bytes, ...], host: str, index: int):
+    def __init__(self, dir_fd: int, parts: tuple[bytes, ...], host: str, index: int,
+                 offload=None):
+        self.offload = offload
         self.dir_fd = dir_fd
         self.parts = parts
         self.host = host
@@ -60,15 +62,27 @@ class _DumpFiles:
         if buf:
             self.flush()
         if len(data) >= COALESCE:  # already large: written as it is
-            _pwrite_all(self.vmcore_fd, data, start)
+            self._write(data, start)
             return
         self.buf_start = start
         self.buf += data
 
     def flush(self) -> None:
         if self.buf:
-            _pwrite_all(self.vmcore_fd, self.buf, self.buf_start)
+            self._write(self.buf, self.buf_start)
             self.buf = bytearray()
+
+    def _write(self, data, pos: int) -> None:
+        if self.offload is not None:
+            self.offload.submit(len(data), _pwrite_all, self.vmcore_fd, data, pos)
+        else:
+            _pwrite_all(self.vmcore_fd, data, pos)
+
+    def drain(self) -> None:
+        """Write out everything buffered or in flight."""
+        self.flush()
+        if self.offload is not None:
+            self.offload.wait()
 
     def write_key(self, start: int, data: bytes) -> None:
         if self.key_fd is None:
@@ -79,7 +93,8 @@ class _DumpFiles:
 class FileWriter:
     """Sink callbacks for :class:`~analyzer.recovery.dump.Recovery` that write the files."""
 
-    def __init__(self, outdir: str):
+    def __init__(self, outdir: str, offload=None):
+        self.offload = offload  # runs the writes in the background when given
         try:
             os.makedirs(outdir, exist_ok=True)
             self.top_fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
@@ -128,6 +143,8 @@ class FileWriter:
         try:
             self._finish(files, rec)
         finally:
+            if self.offload is not None:
+                self.offload.settle()  # no write may be left for a closed descriptor
             os.close(files.vmcore_fd)
             if files.key_fd is not None:
                 os.close(files.key_fd)
@@ -164,7 +181,7 @@ class FileWriter:
             with os.fdopen(fd, "wb") as f:
                 f.write(header)
             try:
-                return _DumpFiles(dir_fd, parts, host, index)
+                return _DumpFiles(dir_fd, parts, host, index, self.offload)
             except FileExistsError:
                 os.unlink(f"info.{host}.{index}", dir_fd=dir_fd)
                 continue
@@ -173,7 +190,7 @@ class FileWriter:
         return None
 
     def _finish(self, files: _DumpFiles, rec: DumpRecord) -> None:
-        files.flush()
+        files.drain()
         fd, dir_fd = files.vmcore_fd, files.dir_fd
         view = rec.view
         length = rec.vmcore_length
