@@ -36,7 +36,8 @@ def _parse_size(text: str) -> int:
 
 def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | None,
                  max_dump_size: int, sinks: tuple = (), quiet: bool = False,
-                 progress: bool = False) -> tuple[object, dict, int]:
+                 progress: bool = False,
+                 verify_checksums: bool = True) -> tuple[object, dict, int]:
     """Read the captures through the whole pipeline; returns (analysis, report, exit code)."""
     from analyzer.capture import CaptureError, open_captures
     from analyzer.pipeline import Analysis
@@ -44,7 +45,7 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | 
     from analyzer.report import build_report
 
     try:
-        reader = open_captures(list(captures))
+        reader = open_captures(list(captures), verify_checksums=verify_checksums)
     except CaptureError as exc:
         raise Failure(str(exc)) from None
     try:
@@ -121,6 +122,9 @@ captures_arg = click.argument("captures", nargs=-1, required=True,
 json_opt = click.option("--json", "json_out", metavar="REPORT",
                         help="Write the JSON report to REPORT ('-' for standard output).")
 quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No per-dump lines, no progress bar.")
+verify_opt = click.option("--no-verify-checksums", "no_verify", is_flag=True,
+                          help="Do not verify IPv4/UDP checksums (faster; a corrupted "
+                               "datagram is then taken as it is).")
 size_opt = click.option("--max-dump-size", default="1T", show_default=True,
                         callback=lambda ctx, p, v: _parse_size(v),
                         help="Refuse data at offsets past this size.")
@@ -138,11 +142,13 @@ def cli() -> None:
               help="Directory to write the dumps into (created if missing).")
 @json_opt
 @size_opt
+@verify_opt
 @quiet_opt
-def extract(captures, outdir, json_out, max_dump_size, quiet):
+def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     analysis, report, code = run_analysis(captures, outdir, json_out, max_dump_size,
-                                          quiet=quiet, progress=True)
+                                          quiet=quiet, progress=True,
+                                          verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 
@@ -151,11 +157,13 @@ def extract(captures, outdir, json_out, max_dump_size, quiet):
 @captures_arg
 @json_opt
 @size_opt
+@verify_opt
 @quiet_opt
-def summary(captures, json_out, max_dump_size, quiet):
+def summary(captures, json_out, max_dump_size, no_verify, quiet):
     """The same analysis as extract, writing no dump files."""
     analysis, report, code = run_analysis(captures, None, json_out, max_dump_size,
-                                          quiet=quiet, progress=True)
+                                          quiet=quiet, progress=True,
+                                          verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 

@@ -50,6 +50,8 @@ def walk_pcap(ctx, o: Opened, cap: dict):
     ts = 0
     out: list = []
     add = out.append
+    chk = ctx.checks.extend if ctx.checks is not None else None  # see capture.checksums
+    bufbase = src.raw_pos - n  # file offset of buf[0] (plain files)
     try:
         while True:
             while pos + 16 <= n:
@@ -82,7 +84,9 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                             if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
                                 bad = False
                                 if verify:
-                                    if ucsum:  # one integer for IP header and UDP datagram, split by masks
+                                    if ucsum and chk is not None:  # verified by the checksum helper
+                                        chk((len(out), bufbase + d + 14, bufbase + ipend))
+                                    elif ucsum:  # one integer for IP header and UDP datagram, split by masks
                                         x = from_bytes(buf[d + 14:ipend], "little")
                                         h = x & m160  # the IPv4 header
                                         if h % 0xFFFF and buf[d + 24:d + 26] != b"\x00\x00":
@@ -128,6 +132,7 @@ def walk_pcap(ctx, o: Opened, cap: dict):
             buf = buf[pos:] + more
             pos = 0
             n = len(buf)
+            bufbase = src.raw_pos - n
         # End of file.
         rest = n - pos
         if rest or src.error:

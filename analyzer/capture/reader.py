@@ -1,8 +1,10 @@
 """Several capture files read as one capture."""
 from __future__ import annotations
 
+import os
 from typing import Iterable, Iterator
 
+from analyzer.capture.checksums import Helper
 from analyzer.capture.decode import Decoder
 from analyzer.capture.fileformat import open_capture
 from analyzer.capture.pcap import walk_pcap
@@ -11,6 +13,7 @@ from analyzer.datagram import Datagram, Notice
 
 DEFAULT_PORTS = frozenset({20023, 20024})
 CHUNK = 8 * 1024 * 1024  # bytes of capture read at a time
+HELPER_MIN_SIZE = 64 << 20  # smaller files verify their checksums in-process
 
 
 class CaptureReader:
@@ -21,10 +24,17 @@ class CaptureReader:
     """
 
     def __init__(self, paths: Iterable[str], ports: Iterable[int] = DEFAULT_PORTS,
-                 verify_checksums: bool = True, chunk_size: int = CHUNK):
+                 verify_checksums: bool = True, chunk_size: int = CHUNK,
+                 checksum_helper: bool | None = None):
         self.paths = [str(p) for p in paths]
         self.ports = frozenset(ports)
         self.verify = verify_checksums
+        # Verify full-size datagrams in a helper process (plain files only): None decides
+        # by file size, True/False force it (see analyzer.capture.checksums).
+        if checksum_helper is None and os.environ.get("NETDUMP_CHECKSUM_HELPER") in ("0", "1"):
+            checksum_helper = os.environ["NETDUMP_CHECKSUM_HELPER"] == "1"  # for test runs
+        self.checksum_helper = checksum_helper
+        self.checks: list | None = None  # positions the walker notes for the helper
         self.chunk_size = max(4096, int(chunk_size))
         self.captures: list[dict] = []
         self.bytes_read = 0
@@ -41,6 +51,25 @@ class CaptureReader:
         for batch in self._run():
             yield from batch
 
+    def _walk_checked(self, walk, o, cap) -> Iterator[list]:
+        """Walk with the checksums done by the helper: a batch is handed on once its
+        verdicts are in, which is while the next buffer is being parsed."""
+        helper = Helper(o.path)
+        self.checks = checks = []
+        pending = None
+        try:
+            for batch in walk(self, o, cap):
+                helper.send(checks[:])
+                checks.clear()
+                if pending is not None:
+                    yield _mark_bad(pending, helper.receive())
+                pending = batch
+            if pending is not None:
+                yield _mark_bad(pending, helper.receive())
+        finally:
+            self.checks = None
+            helper.close()
+
     def batches(self) -> Iterator[list]:
         """The same items as iterating the reader, in lists (one per buffer read)."""
         return self._run()
@@ -56,14 +85,26 @@ class CaptureReader:
             cap = {"path": path, "frames": 0, "truncated": False}
             self.captures.append(cap)
             walk = walk_pcap if o.fmt == "pcap" else walk_pcapng
-            for batch in walk(self, o, cap):
-                if batch:
-                    yield batch
+            use = self.checksum_helper
+            if use is None:
+                use = o.size >= HELPER_MIN_SIZE
+            if not (self.verify and use and not o.compressed):
+                for batch in walk(self, o, cap):
+                    if batch:
+                        yield batch
+            else:
+                yield from self._walk_checked(walk, o, cap)
             done += o.size
             self.bytes_read = done
         rest = self.decoder.flush()
         if rest:
             yield list(rest)
+
+
+def _mark_bad(batch: list, bad: list) -> list:
+    for i in bad:
+        batch[i] = batch[i]._replace(bad_checksum=True)
+    return batch
 
 
 def open_captures(paths: list[str], ports: frozenset[int] = DEFAULT_PORTS, *,
