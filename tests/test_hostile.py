@@ -813,3 +813,26 @@ def test_a_dump_that_restarts_after_data_is_two_dumps_never_merged(tmp_path):
     assert (out / "vmcore.192.0.2.7.1").read_bytes() == second
     info0 = (out / "info.192.0.2.7.0").read_bytes().splitlines()
     assert info0[-1].startswith(b"Dump incomplete")
+
+
+# ==========================================================================================
+# Fuzzer findings (fuzz/fuzz_core.py, fuzz/fuzz_capture.py): regressions
+# ==========================================================================================
+
+@pytest.mark.xfail(strict=True, reason="recovery: a new seqno that rewrites bytes already "
+                   "received at the same offset with other bytes is written (last copy wins) "
+                   "but the streaming hash keeps the first copy: the report's sha256 is not the "
+                   "file's, and no anomaly says the bytes were rewritten (fuzz_core finding)")
+def test_rewrite_of_received_bytes_under_a_new_seqno_keeps_report_and_file_in_agreement(
+        tmp_path):
+    c = Conversation()
+    c.herald(b"")
+    c.send(MsgType.VMCORE, offset=0, payload=b"A" * 100)
+    c.send(MsgType.VMCORE, offset=0, payload=b"B" * 100)  # seqno 3, same offset, other bytes
+    c.kdh(100)
+    c.finished()
+    p, rep, out = extract(tmp_path, write_pcap(tmp_path / "x.pcap", c.items))
+    (s,) = rep["sessions"]
+    data = (out / "vmcore.192.0.2.7.0").read_bytes()
+    assert data == b"B" * 100
+    assert s["vmcore"]["sha256"] == sha(data)
