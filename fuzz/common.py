@@ -150,7 +150,8 @@ KNOWN = {
 # that arrived before the KDH stays in the final vmcore, which is then longer than reported.
 # Bytes rewritten at an offset already received, under a new seqno, are written but not hashed:
 # the report's sha256 is the first copy's.
-KNOWN_TAGS = {"vmcore-size-mismatch", "vmcore-sha-mismatch"}
+# A HERALD path that is not UTF-8: the report names its files with backslash escapes.
+KNOWN_TAGS = {"vmcore-size-mismatch", "vmcore-sha-mismatch", "undecodable-path-name"}
 
 
 def skip_known(exc: BaseException) -> bool:

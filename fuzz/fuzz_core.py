@@ -76,6 +76,13 @@ def _check_tree(rec_files: set[str]) -> None:
                 raise Finding("escape", f"{p} resolves outside the output directory")
 
 
+def _raw_names(top: str) -> list[bytes]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(os.fsencode(top)):
+        out += dirnames + filenames
+    return out
+
+
 def _sha256(path: str) -> str:
     import hashlib
     h = hashlib.sha256()
@@ -89,7 +96,9 @@ def _check_files(rec) -> None:
     for rel in rec.files:
         path = os.path.join(OUT, rel)
         if not os.path.isfile(path):
-            raise Finding("missing-file", f"reported file {rel!r} does not exist")
+            undecodable = any(not p.isascii() for p in _raw_names(OUT))
+            raise Finding("undecodable-path-name" if undecodable else "missing-file",
+                          f"reported file {rel!r} does not exist")
         base = os.path.basename(rel)
         if base.startswith("info."):
             with open(path, "rb") as f:

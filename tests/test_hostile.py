@@ -836,3 +836,16 @@ def test_rewrite_of_received_bytes_under_a_new_seqno_keeps_report_and_file_in_ag
     data = (out / "vmcore.192.0.2.7.0").read_bytes()
     assert data == b"B" * 100
     assert s["vmcore"]["sha256"] == sha(data)
+
+
+@pytest.mark.xfail(strict=True, reason="writer/report: for a HERALD path that is not UTF-8 the "
+                   "files are created under the raw bytes but 'files' in the report (and the "
+                   "summary line) name them with backslash escapes, names that do not exist on "
+                   "disk (fuzz_core finding)")
+def test_report_names_the_files_written_for_a_path_that_is_not_utf8(tmp_path):
+    c, img = clean_dump(size=3000, path=b"\xff\xfe/abc")
+    p, rep, out = extract(tmp_path, write_pcap(tmp_path / "x.pcap", c.items))
+    (s,) = rep["sessions"]
+    assert p.returncode == EXIT_OK
+    for f in s["files"]:
+        assert os.path.isfile(os.path.join(os.fsencode(out), os.fsencode(f))), f
