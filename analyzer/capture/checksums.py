@@ -25,7 +25,8 @@ import sys
 _LEN = struct.Struct("<I")
 _M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
 _M160, _M96 = (1 << 160) - 1, (1 << 96) - 1
-SPAN = 16 << 20  # most bytes read at once by the helper
+SPAN = 4 << 20  # most bytes read at once by the helper
+PIPE_SIZE = 1 << 20  # bytes of jobs the pipe to the helper holds
 
 
 def bad_indices(fd: int, job: list) -> list:
@@ -79,6 +80,12 @@ class Helper:
                 cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         except OSError:
             self.proc = None
+        if self.proc is not None:
+            try:  # room for a few jobs in the pipe: sending must not wait for the helper
+                import fcntl
+                fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except (ImportError, AttributeError, OSError):
+                pass
 
     def send(self, job: list) -> None:
         if self.proc is not None and job:

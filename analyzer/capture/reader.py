@@ -12,7 +12,7 @@ from analyzer.capture.pcapng import walk_pcapng
 from analyzer.datagram import Datagram, Notice
 
 DEFAULT_PORTS = frozenset({20023, 20024})
-CHUNK = 8 * 1024 * 1024  # bytes of capture read at a time
+CHUNK = 4 * 1024 * 1024  # bytes of capture read at a time (a batch)
 HELPER_MIN_SIZE = 64 << 20  # smaller files verify their checksums in-process
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-MAX_IN_FLIGHT = 16 << 20  # bytes submitted and not yet done
+MAX_IN_FLIGHT = 12 << 20  # bytes submitted and not yet done
 
 
 class Offload:

@@ -19,6 +19,8 @@ from analyzer.wire import MAX_DUMPS, MsgType
 
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 COALESCE = 1 << 20  # bytes gathered before one pwrite
+HOLD = 4 << 20  # bytes held back at most, waiting for resends to fill their holes
+MAX_SEGMENTS = 256  # separate ranges held back at most
 MAX_HASHED_HOLES = 1 << 30  # an incomplete file with more zeros than this is not hashed
 _KEY = MsgType.EKCD_KEY
 
@@ -49,28 +51,72 @@ class _DumpFiles:
         self.key_part = f"key.{host}.{index}.part"
         self.vmcore_fd = os.open(self.vmcore_part, _CREATE, 0o600, dir_fd=dir_fd)
         self.key_fd: int | None = None
-        self.buf = bytearray()
-        self.buf_start = 0
+        # Data not written yet: non-overlapping, non-touching [start, bytearray] segments in
+        # offset order. A resend that fills a hole joins its neighbours, so a lossy transfer
+        # still goes out in large writes.
+        self.segs: list[list] = []
+        self.held = 0  # bytes in segs
 
     def write_vmcore(self, start: int, data: bytes) -> None:
-        buf = self.buf
-        if buf and start == self.buf_start + len(buf):
-            buf += data
-            if len(buf) >= COALESCE:
-                self.flush()
-            return
-        if buf:
-            self.flush()
-        if len(data) >= COALESCE:  # already large: written as it is
+        segs = self.segs
+        n = len(data)
+        if segs:
+            last = segs[-1]
+            if last[0] + len(last[1]) == start:  # the usual case: continues the newest data
+                last[1] += data
+                self.held += n
+                if self.held >= HOLD:
+                    self._spill()
+                return
+        elif n >= COALESCE:  # already large: written as it is
             self._write(data, start)
             return
-        self.buf_start = start
-        self.buf += data
+        end = start + n
+        i = len(segs)
+        while i and segs[i - 1][0] > start:
+            i -= 1
+        prev = segs[i - 1] if i else None
+        nxt = segs[i] if i < len(segs) else None
+        if (prev is not None and prev[0] + len(prev[1]) > start) or \
+                (nxt is not None and nxt[0] < end):
+            # overlaps data not written yet: write what is held, then this, in order
+            self.flush()
+            if n >= COALESCE:
+                self._write(data, start)
+            else:
+                self.segs.append([start, bytearray(data)])
+                self.held = n
+            return
+        if prev is not None and prev[0] + len(prev[1]) == start:
+            prev[1] += data
+            if nxt is not None and nxt[0] == end:
+                prev[1] += nxt[1]
+                del segs[i]
+        elif nxt is not None and nxt[0] == end:
+            nxt[0] = start
+            nxt[1][0:0] = data
+        else:
+            segs.insert(i, [start, bytearray(data)])
+        self.held += n
+        if self.held >= HOLD or len(segs) > MAX_SEGMENTS:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write the older segments (holes in them are unlikely to be filled soon); keep the
+        newest one growing unless it is large already."""
+        segs = self.segs
+        keep = segs[-1] if len(segs[-1][1]) < COALESCE else None
+        for seg in segs:
+            if seg is not keep:
+                self._write(seg[1], seg[0])
+        self.segs = [keep] if keep is not None else []
+        self.held = len(keep[1]) if keep is not None else 0
 
     def flush(self) -> None:
-        if self.buf:
-            self._write(self.buf, self.buf_start)
-            self.buf = bytearray()
+        for start, buf in self.segs:
+            self._write(buf, start)
+        self.segs = []
+        self.held = 0
 
     def _write(self, data, pos: int) -> None:
         if self.offload is not None:
