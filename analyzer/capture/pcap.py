@@ -51,6 +51,9 @@ def walk_pcap(ctx, o: Opened, cap: dict):
     out: list = []
     add = out.append
     chk = ctx.checks.extend if ctx.checks is not None else None  # see capture.checksums
+    # link identities of the last two source MACs, reused: one tuple per host, not per frame
+    mac_a = mac_b = b"\xff" * 7
+    link_a = link_b = None
     bufbase = src.raw_pos - n  # file offset of buf[0] (plain files)
     try:
         while True:
@@ -101,8 +104,16 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                                                 bad = not udp_offload_looking(sa, da, ulen, ucsum)
                                     elif from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
                                         bad = buf[d + 24:d + 26] != b"\x00\x00"
+                                if buf.startswith(mac_a, d + 6):
+                                    link = link_a
+                                elif buf.startswith(mac_b, d + 6):
+                                    link = link_b
+                                else:
+                                    mac_b, link_b = mac_a, link_a
+                                    mac_a = buf[d + 6:d + 12]
+                                    link = link_a = (mac_a, ())
                                 add(new(Dgram, (frame, sec * 1000000000 + frac * frac_mul, sa, da, sport,
-                                                dport, buf[d + 42:ipend], 0, (buf[d + 6:d + 12], ()), bad)))
+                                                dport, buf[d + 42:ipend], 0, link, bad)))
                                 continue
                     elif et != 0x0800 and et not in VLAN_TPIDS:
                         continue

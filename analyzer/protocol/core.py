@@ -125,32 +125,45 @@ class NetdumpTracker:
         hdr = _HDR_SIZE
         vmcore = int(_VMCORE)
         window2 = 2 * WINDOW
+        # The session of the last fast-lane client message, by source and link identity
+        # (readers reuse one link tuple per host); forgotten whenever the general path runs.
+        c_src = c_link = c_s = None
         for d in items:
             if type(d) is not Dgram:
                 events += self._notice(d)
+                c_src = None
                 continue
             frame, ts, src, dst, sport, dport, payload, missing, link, bad = d
             if self._pending or ts >= self._next_sweep or missing or bad:
                 general(d, events)
+                c_src = None
                 continue
             if sport == CLIENT_PORT:
                 # client message: a new VMCORE seqno past every earlier one?
-                if link is None:
+                if link is c_link and src == c_src:
+                    s = c_s
+                elif link is None:
                     s = sessions.get(src)
                     if s is None:
                         general(d, events)
+                        c_src = None
                         continue
+                    c_src, c_link, c_s = src, link, s
                 else:
                     if link[1]:
                         general(d, events)
+                        c_src = None
                         continue
                     s = sessions.get(src)
                     if s is None or s.mac != link[0]:
                         general(d, events)
+                        c_src = None
                         continue
+                    c_src, c_link, c_s = src, link, s
                 size = len(payload)
                 if size < hdr:
                     general(d, events)
+                    c_src = None
                     continue
                 mtype, seqno, offset, length, _aux = unpack(payload)
                 sent = s.sent
@@ -158,6 +171,7 @@ class NetdumpTracker:
                 if mtype != vmcore or length + hdr != size or length > DATASIZE \
                         or dport != s.server_port or not ends or seqno < ends[-1]:
                     general(d, events)
+                    c_src = None
                     continue
                 sid = s.id
                 s.last_ts = ts
@@ -181,11 +195,13 @@ class NetdumpTracker:
                 # server reply: the first ACK of a seqno past every acked one?
                 if link is not None and link[1]:
                     general(d, events)
+                    c_src = None
                     continue
                 s = sessions.get(dst)
                 if s is None or len(payload) != 4 or sport != s.server_port \
                         or (twins and dst in twins):
                     general(d, events)
+                    c_src = None
                     continue
                 seqno = from_bytes(payload, "big")
                 acked = s.acked
@@ -193,6 +209,7 @@ class NetdumpTracker:
                 racks = s.recent_acks
                 if not ends or seqno < ends[-1] or seqno in racks:
                     general(d, events)
+                    c_src = None
                     continue
                 sid = s.id
                 s.last_ts = ts
@@ -213,6 +230,7 @@ class NetdumpTracker:
                     ap(new(AckEv, (sid, frame, ts, seqno, 0, False, frame, sport)))
             else:
                 general(d, events)
+                c_src = None
         return events
 
     def close(self) -> list:
