@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 SAMPLE ?= samples/clean-13x.pcap
 
-.PHONY: run test venv test-deps tshark clean
+.PHONY: run test venv test-deps tshark clean fuzz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,31 @@ test: test-deps
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis
+
+# Fuzz the capture readers and the protocol core (+ recovery and file writer) with atheris for
+# FUZZ_SECONDS in all, half each, starting from the seed corpus in fuzz/corpus. New inputs go
+# to fuzz/work/, a crash or broken invariant to fuzz/findings/ and fails the target (after both
+# harnesses ran). FUZZ_SKIP_KNOWN=1 lets problems already reported pass (see fuzz/README.md).
+FUZZ_SECONDS ?= 600
+FUZZ_FLAGS ?= -timeout=60 -rss_limit_mb=3072 -print_final_stats=1
+
+fuzz: venv
+	@$(PY) -c "import atheris" 2>/dev/null || $(PIP) install -q 'atheris>=3,<4'
+	@test -d fuzz/corpus/capture -a -d fuzz/corpus/core || $(PY) fuzz/seed_corpus.py
+	@mkdir -p fuzz/work/capture fuzz/work/core fuzz/findings
+	@half=$$(( $(FUZZ_SECONDS) / 2 )); [ $$half -ge 1 ] || half=1; status=0; \
+	echo "fuzz: capture readers, $$half s"; \
+	$(PY) fuzz/fuzz_capture.py fuzz/work/capture fuzz/corpus/capture -max_total_time=$$half \
+	  -artifact_prefix=fuzz/findings/capture- $(FUZZ_FLAGS) || status=1; \
+	echo "fuzz: protocol core and recovery, $$half s"; \
+	$(PY) fuzz/fuzz_core.py fuzz/work/core fuzz/corpus/core -max_total_time=$$half \
+	  -artifact_prefix=fuzz/findings/core- $(FUZZ_FLAGS) || status=1; \
+	if [ $$status -ne 0 ]; then echo "fuzz: FINDINGS in fuzz/findings/:"; ls fuzz/findings; fi; \
+	exit $$status
+
+# Throughput, memory and write-size benchmark (issue #5): captures are generated once into
+# benchmarks/.cache/ (about 9 GB for the full set). BENCH_ARGS=--quick: 256 MiB dumps only.
+.PHONY: bench
+BENCH_ARGS ?=
+bench: venv
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
