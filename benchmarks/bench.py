@@ -239,6 +239,9 @@ def main() -> None:
             ip = res[("extract-inproc", n)] = run_extract(
                 paths[n], env=dict(os.environ, NETDUMP_CHECKSUM_HELPER="0"))
             row("extract, checksums in-process", n, ip, frames[n])
+            hp = res[("extract-helper", n)] = run_extract(
+                paths[n], env=dict(os.environ, NETDUMP_CHECKSUM_HELPER="1"))
+            row("extract, checksum helper", n, hp, frames[n])
             au = res[("audit", n)] = run_audit(paths[n])
             row("audit", n, au, frames[n])
     ts = None
@@ -287,7 +290,8 @@ def main() -> None:
         ts_mbps = os.path.getsize(paths["256m"]) / MB / ts["s"]
         r = ex_big / ts_mbps
         check(f"extract ({big}) vs tshark+lua (256m, scaled) >= 15x", f"{r:.1f}x", r >= 15)
-    peaks = {n: max(res[(k, n)]["peak_mb"] for k in ("extract", "extract-nv", "extract-inproc", "audit")
+    peaks = {n: max(res[(k, n)]["peak_mb"] for k in ("extract", "extract-nv", "extract-inproc",
+                                                      "extract-helper", "audit")
                     if (k, n) in res) for n in names}
     for n in names:
         check(f"peak memory {n} (extract/audit, RssAnon+RssShmem) < 150 MB",

@@ -87,7 +87,7 @@ class CaptureReader:
             walk = walk_pcap if o.fmt == "pcap" else walk_pcapng
             use = self.checksum_helper
             if use is None:
-                use = o.size >= HELPER_MIN_SIZE
+                use = o.size >= HELPER_MIN_SIZE and _spare_core()
             if not (self.verify and use and not o.compressed):
                 for batch in walk(self, o, cap):
                     if batch:
@@ -99,6 +99,17 @@ class CaptureReader:
         rest = self.decoder.flush()
         if rest:
             yield list(rest)
+
+
+def _spare_core() -> bool:
+    """True when another CPU looks idle: the helper pays only when it runs beside us (on a
+    busy machine it just adds its own work to ours)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return cpus >= 2 and load <= cpus - 1.5
 
 
 def _mark_bad(batch: list, bad: list) -> list:
