@@ -119,7 +119,18 @@ def encode(items, flags: int = 0, limit: int = 0) -> bytes:
 def scratch_dir(name: str) -> str:
     """A private directory on tmpfs when there is one (files are created every run)."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return tempfile.mkdtemp(prefix=f"netdump-fuzz-{name}-", dir=base)
+    top = base or tempfile.gettempdir()
+    # libFuzzer leaves with exit(), past Python's atexit: remove what dead runs left instead.
+    for entry in os.listdir(top):
+        parts = entry.split("-")
+        if entry.startswith("netdump-fuzz-") and len(parts) >= 5 and parts[3].isdigit():
+            try:
+                os.kill(int(parts[3]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.join(top, entry), ignore_errors=True)
+            except OSError:
+                pass
+    return tempfile.mkdtemp(prefix=f"netdump-fuzz-{name}-{os.getpid()}-", dir=top)
 
 
 def reset_dir(path: str) -> None:
