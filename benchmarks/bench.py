@@ -224,6 +224,8 @@ def main() -> None:
         mbps = size / MB / r["s"]
         rows.append({"what": label, "capture": name, "MB": size / MB, "s": r["s"],
                      "MB/s": mbps, "pkt/s": frames / r["s"], "peak MB": r["peak_mb"]})
+        print(f"  {label} {name}: {r['s']:.2f} s, {mbps:.0f} MB/s, peak {r['peak_mb']:.0f} MB",
+              file=sys.stderr, flush=True)
         return mbps
 
     frames = {}

@@ -21,7 +21,7 @@ _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CL
 COALESCE = 1 << 20  # bytes gathered before one pwrite
 HOLD = 4 << 20  # bytes held back at most, waiting for resends to fill their holes
 MAX_SEGMENTS = 256  # separate ranges held back at most
-MAX_HASHED_HOLES = 1 << 30  # an incomplete file with more zeros than this is not hashed
+MAX_HASHED_HOLES = 64 << 20  # an incomplete file with more zeros than this is not hashed
 _KEY = MsgType.EKCD_KEY
 
 
@@ -77,9 +77,13 @@ class _DumpFiles:
             i -= 1
         prev = segs[i - 1] if i else None
         nxt = segs[i] if i < len(segs) else None
+        if prev is not None and prev[0] + len(prev[1]) >= end:
+            # a resend of bytes held here (its ACK was lost): the later copy is the one kept
+            prev[1][start - prev[0]:end - prev[0]] = data
+            return
         if (prev is not None and prev[0] + len(prev[1]) > start) or \
                 (nxt is not None and nxt[0] < end):
-            # overlaps data not written yet: write what is held, then this, in order
+            # overlaps held data otherwise: write what is held, then this, in order
             self.flush()
             if n >= COALESCE:
                 self._write(data, start)
@@ -241,10 +245,12 @@ class FileWriter:
         view = rec.view
         length = rec.vmcore_length
         size = os.fstat(fd).st_size
-        if view is not None and view.truncate_to is not None:
+        if view is not None and view.truncate_to is not None and rec.kdh_length_ok:
             os.ftruncate(fd, view.truncate_to)  # netdumpd chops the compressed block padding
-        elif size < length:
-            os.ftruncate(fd, length)  # a hole at the end stays a hole, at the right size
+        elif size != length:
+            # Shorter: a hole at the end stays a hole, at the right size. Longer: data sent
+            # before the KDH past its dumplength, refused (reported as offset-out-of-range).
+            os.ftruncate(fd, length)
         os.fsync(fd)
         name = f"vmcore_encrypted.{files.host}.{files.index}" if view and view.encrypted \
             else f"vmcore.{files.host}.{files.index}"
