@@ -57,14 +57,21 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | 
     try:
         with bar or nullcontext():
             analysis.run(_tick(reader, bar) if bar else reader)
+    except KeyboardInterrupt:
+        # Interrupted: the data stays in *.part files and every info file still says
+        # "Dump incomplete"; nothing is renamed to look finished.
+        analysis.abort()
+        raise
     except CaptureError as exc:
         error = str(exc)
     except WriteError as exc:
         error = str(exc)
     except OSError as exc:
         error = f"{exc.filename or 'output'}: {exc.strerror}"
-    finally:
-        analysis.finish()
+    except Exception:
+        analysis.finish()  # an internal error still ends the dumps read so far
+        raise
+    analysis.finish()
     report = build_report(reader.captures, analysis.records,
                           analysis.recovery.capture_anomalies)
     if error:
@@ -207,16 +214,13 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted: the data read so far is in *.part files; "
+                   "their info files say Dump incomplete", err=True)
         sys.exit(130)
     except Failure as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: partial files are left as *.part, info files say incomplete",
-                   err=True)
-        sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_UNREADABLE)
     except Exception as exc:  # one line, never a traceback; NETDUMP_ANALYZER_DEBUG shows it

@@ -84,6 +84,14 @@ class Analysis:
         finally:
             self.offload.close()
 
+    def abort(self) -> None:
+        """Stop without ending any dump: writes already handed over complete into the
+        *.part files, nothing is renamed, no info file is finalised."""
+        try:
+            self.offload.close()
+        except Exception:  # the run is being abandoned; its own error matters no more
+            pass
+
     @property
     def records(self):
         return list(self.recovery.records.values())

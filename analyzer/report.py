@@ -78,10 +78,20 @@ def _ranges(missing: list[tuple[int, int]], limit: int = 4) -> str:
     return shown
 
 
+def printable(text: str) -> str:
+    """Text from the wire made safe for a terminal: control characters and undecodable
+    bytes are shown as escapes, so a HERALD path cannot forge lines or move the cursor."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else
+                   (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                    else c.encode("unicode_escape").decode("ascii")) for c in text)
+
+
 def summary_line(rec: DumpRecord) -> str:
     """One line a sysadmin can read: who, where, which files, and what is missing."""
     where = rec.herald_path if rec.herald_path is not None else "."
-    head = f"dump {rec.session}: {rec.client} path={where!s}"
+    head = f"dump {rec.session}: {rec.client} path={printable(where)}"
     size = rec.vmcore_length
     if rec.complete:
         state = f"complete, {size} bytes"
@@ -97,5 +107,5 @@ def summary_line(rec: DumpRecord) -> str:
         key_missing = rec.key_missing()
         if key_missing:
             state += f", key missing {_ranges(key_missing)}"
-    files = f" -> {', '.join(rec.files)}" if rec.files else ""
+    files = f" -> {', '.join(printable(f) for f in rec.files)}" if rec.files else ""
     return f"{head} {state}{files}"

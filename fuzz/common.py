@@ -139,30 +139,12 @@ def reset_dir(path: str) -> None:
 
 
 # -- known problems ---------------------------------------------------------------------------
-# Crashes already reported to the owners of the code (see tests/test_hostile.py, xfail). With
-# FUZZ_SKIP_KNOWN=1 in the environment the harnesses let them pass so a run can look for new
-# ones; by default every one of them is a finding.
+# Crashes and broken invariants already reported and not yet fixed. With FUZZ_SKIP_KNOWN=1 in
+# the environment the harnesses let them pass so a run can look for new ones; by default every
+# one of them is a finding. None is open today.
 
-def _compressed_kdh_truncate(exc: BaseException) -> bool:
-    return isinstance(exc, OverflowError) and any(
-        f.name == "_finish" and "writer" in f.filename for f in _frames(exc))
-
-
-def _frames(exc: BaseException):
-    import traceback
-    return traceback.extract_tb(exc.__traceback__)
-
-
-KNOWN = {
-    # writer._finish ftruncates a compressed dump to a KDH dumplength refused as too big
-    "compressed-kdh-length": _compressed_kdh_truncate,
-}
-# Broken invariants (fuzz_core.Finding tags) already reported: data past the KDH dumplength
-# that arrived before the KDH stays in the final vmcore, which is then longer than reported.
-# Bytes rewritten at an offset already received, under a new seqno, are written but not hashed:
-# the report's sha256 is the first copy's.
-# A HERALD path that is not UTF-8: the report names its files with backslash escapes.
-KNOWN_TAGS = {"vmcore-size-mismatch", "vmcore-sha-mismatch", "undecodable-path-name"}
+KNOWN: dict = {}
+KNOWN_TAGS: set = set()
 
 
 def skip_known(exc: BaseException) -> bool:

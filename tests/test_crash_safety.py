@@ -120,9 +120,6 @@ def test_sigint_exits_130_with_a_one_line_message(runs):
     assert "interrupt" in text
 
 
-@pytest.mark.xfail(strict=True, reason="on SIGINT the command still runs Analysis.finish(): the "
-                   "open dump is finished as if the capture had ended, its vmcore.*.part is "
-                   "renamed to the final vmcore name and the info file says 'client timed out'")
 def test_sigint_leaves_dump_data_only_under_part_names(runs):
     r = runs["sigint"]
     assert r["new"], "the interrupted run left nothing at all"

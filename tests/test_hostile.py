@@ -321,9 +321,6 @@ def test_offsets_out_of_range_are_refused_and_make_no_big_file(tmp_path, build):
     assert (out / "vmcore.192.0.2.7.0").read_bytes() == IMG
 
 
-@pytest.mark.xfail(strict=True, reason="writer: VMCORE data past the KDH dumplength that "
-                   "arrived before the KDH is reported but stays in the file: the vmcore is not "
-                   "cut back to the dumplength (st_size 500 GiB here)")
 def test_data_far_past_the_dumplength_sent_before_the_kdh_makes_no_big_file(tmp_path):
     def build(c):
         c.data(IMG[:8192])
@@ -365,10 +362,6 @@ def test_kdh_dumplength_over_the_cap_is_ignored(tmp_path):
     _small_on_disk(out / "vmcore.192.0.2.7.0", len(IMG))
 
 
-@pytest.mark.xfail(strict=True, reason="writer._finish ftruncates a compressed dump to the KDH "
-                   "dumplength even when that length was refused (over --max-dump-size): "
-                   "a 2**63+ length raises OverflowError ('internal error', exit 1, every other "
-                   "dump left unfinished); a smaller one makes a huge sparse file")
 @pytest.mark.parametrize("dumplength", [2**64 - 1, 2**63, 1 << 40], ids=["2**64-1", "2**63", "1T"])
 def test_compressed_kdh_with_a_refused_length_is_harmless(tmp_path, dumplength):
     other, other_img = second_client(t0=1_700_000_000 * 10**9 - 10**9)
@@ -468,9 +461,6 @@ def test_a_flood_of_random_datagrams_costs_bounded_memory_and_is_reported(tmp_pa
     assert len(os.listdir(tmp_path / "o1")) <= 2 * len(rep["sessions"]) + 10
 
 
-@pytest.mark.xfail(strict=True, reason="writer._sha256_of hashes every incomplete vmcore with up "
-                   "to 1 GiB of holes: each one-datagram session with data near offset 1 GiB "
-                   "costs ~0.5 s of SHA-256 over zeros, so a few hundred datagrams take minutes")
 def test_far_offset_sessions_do_not_cost_a_gigabyte_of_hashing_each(tmp_path):
     server = socket.inet_aton(SERVER)
     records = []
@@ -819,10 +809,6 @@ def test_a_dump_that_restarts_after_data_is_two_dumps_never_merged(tmp_path):
 # Fuzzer findings (fuzz/fuzz_core.py, fuzz/fuzz_capture.py): regressions
 # ==========================================================================================
 
-@pytest.mark.xfail(strict=True, reason="recovery: a new seqno that rewrites bytes already "
-                   "received at the same offset with other bytes is written (last copy wins) "
-                   "but the streaming hash keeps the first copy: the report's sha256 is not the "
-                   "file's, and no anomaly says the bytes were rewritten (fuzz_core finding)")
 def test_rewrite_of_received_bytes_under_a_new_seqno_keeps_report_and_file_in_agreement(
         tmp_path):
     c = Conversation()
@@ -838,10 +824,6 @@ def test_rewrite_of_received_bytes_under_a_new_seqno_keeps_report_and_file_in_ag
     assert s["vmcore"]["sha256"] == sha(data)
 
 
-@pytest.mark.xfail(strict=True, reason="writer/report: for a HERALD path that is not UTF-8 the "
-                   "files are created under the raw bytes but 'files' in the report (and the "
-                   "summary line) name them with backslash escapes, names that do not exist on "
-                   "disk (fuzz_core finding)")
 def test_report_names_the_files_written_for_a_path_that_is_not_utf8(tmp_path):
     c, img = clean_dump(size=3000, path=b"\xff\xfe/abc")
     p, rep, out = extract(tmp_path, write_pcap(tmp_path / "x.pcap", c.items))
@@ -851,9 +833,6 @@ def test_report_names_the_files_written_for_a_path_that_is_not_utf8(tmp_path):
         assert os.path.isfile(os.path.join(os.fsencode(out), os.fsencode(f))), f
 
 
-@pytest.mark.xfail(strict=True, reason="report.summary_line prints the client's HERALD path "
-                   "as is: a newline in it forges extra 'dump N:' lines and control characters "
-                   "(BEL, and ESC sequences on a terminal) reach the operator's terminal")
 def test_per_dump_lines_do_not_carry_control_characters_from_the_wire(tmp_path):
     c, img = clean_dump(size=3000, path=b"a\ndump 9: 10.9.9.9 path=. complete\x07/\x1b[2Jb")
     cap = write_pcap(tmp_path / "x.pcap", c.items)

@@ -244,8 +244,11 @@ class Recovery:
                                 f"VMCORE at offset {ev.offset} (+{len(data)}) is past the "
                                 f"KDH dumplength {rec.vmcore_length}")
                 return
-            rec.vmcore.add(ev.offset, end)
-            rec.vmcore_hash.feed(ev.offset, data, ev.conflict)
+            added = rec.vmcore.add(ev.offset, end)
+            # A new seqno over bytes already received may carry other bytes: the hash must
+            # not trust its first copy (a resend of the same seqno is checked by the core).
+            rewrite = ev.conflict or (added < len(data) and not ev.retransmit)
+            rec.vmcore_hash.feed(ev.offset, data, rewrite)
             if self.on_data:
                 self.on_data(rec, ev, ev.offset, data)
         elif mtype == _KEY:

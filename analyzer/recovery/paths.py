@@ -80,4 +80,6 @@ def open_directory(top_fd: int, parts: tuple[bytes, ...], create: bool = True) -
 
 
 def relative_name(parts: tuple[bytes, ...], name: str) -> str:
-    return "/".join([display(p) for p in parts] + [name])
+    """The path below the output directory, as Python names it: ``open(outdir / name)`` works
+    even for bytes that are not UTF-8 (they become surrogate escapes, as in os.fsdecode)."""
+    return "/".join([os.fsdecode(p) for p in parts] + [name])
