@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Iterable, Iterator
 
 from analyzer.capture.checksums import Helper
@@ -103,13 +104,28 @@ class CaptureReader:
 
 def _spare_core() -> bool:
     """True when another CPU looks idle: the helper pays only when it runs beside us (on a
-    busy machine it just adds its own work to ours)."""
+    busy machine it just adds its own work to ours). Runnable tasks right now, from
+    /proc/loadavg (ourselves included), a few samples; else the 1-minute load average."""
     try:
         cpus = len(os.sched_getaffinity(0))
-        load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
-    return cpus >= 2 and load <= cpus - 1.5
+    if cpus < 2:
+        return False
+    try:
+        busiest = 0
+        for k in range(3):
+            if k:
+                time.sleep(0.002)
+            with open("/proc/loadavg") as f:
+                busiest = max(busiest, int(f.read().split()[3].split("/")[0]))
+        return busiest <= cpus - 1
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0] <= cpus - 1.5
+    except OSError:
+        return False
 
 
 def _mark_bad(batch: list, bad: list) -> list:
