@@ -173,3 +173,21 @@ def test_writer_holds_resends_together(tmp_path, monkeypatch):
     os.close(dir_fd)
     assert sum(n for _p, n in calls) == 3000 * chunk
     assert len(calls) <= 3
+
+
+def test_dumps_together_hold_back_a_bounded_amount(tmp_path, monkeypatch):
+    from analyzer.recovery import writer as w
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    budget = [0]
+    dumps = [w._DumpFiles(dir_fd, (), f"h{i}", 0, None, budget) for i in range(40)]
+    chunk = 1448
+    for k in range(600):  # 40 clients dumping at once, interleaved
+        for i, f in enumerate(dumps):
+            f.write_vmcore(k * chunk, bytes([i + 1]) * chunk)
+            assert budget[0] <= w.HOLD_ALL + chunk
+    for i, f in enumerate(dumps):
+        f.flush()
+        assert os.pread(f.vmcore_fd, 600 * chunk + 1, 0) == bytes([i + 1]) * (600 * chunk)
+        os.close(f.vmcore_fd)
+    assert budget[0] == 0
+    os.close(dir_fd)

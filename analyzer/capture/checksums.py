@@ -76,7 +76,7 @@ class Helper:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "from analyzer.capture.checksums import serve; serve()",
                  path],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
                 cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         except OSError:
             self.proc = None
@@ -157,6 +157,8 @@ def _read_exact(f, n: int) -> bytes:
 
 def serve() -> None:
     """The helper's main loop: jobs on stdin, answers on stdout, until stdin closes."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
     fd = os.open(sys.argv[1], os.O_RDONLY)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     while True:

@@ -21,6 +21,7 @@ _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CL
 COALESCE = 1 << 20  # bytes gathered before one pwrite
 HOLD = 4 << 20  # bytes held back at most, waiting for resends to fill their holes
 MAX_SEGMENTS = 256  # separate ranges held back at most
+HOLD_ALL = 16 << 20  # bytes held back by all dumps together at most
 MAX_HASHED_HOLES = 64 << 20  # an incomplete file with more zeros than this is not hashed
 _KEY = MsgType.EKCD_KEY
 
@@ -40,8 +41,9 @@ class _DumpFiles:
     """The open files of one dump."""
 
     def __init__(self, dir_fd: int, parts: tuple[bytes, ...], host: str, index: int,
-                 offload=None):
+                 offload=None, budget: list | None = None):
         self.offload = offload
+        self.budget = budget if budget is not None else [0]  # bytes held by all dumps
         self.dir_fd = dir_fd
         self.parts = parts
         self.host = host
@@ -65,7 +67,8 @@ class _DumpFiles:
             if last[0] + len(last[1]) == start:  # the usual case: continues the newest data
                 last[1] += data
                 self.held += n
-                if self.held >= HOLD:
+                self.budget[0] += n
+                if self.held >= HOLD or self.budget[0] >= HOLD_ALL:
                     self._spill()
                 return
         elif n >= COALESCE:  # already large: written as it is
@@ -90,6 +93,7 @@ class _DumpFiles:
             else:
                 self.segs.append([start, bytearray(data)])
                 self.held = n
+                self.budget[0] += n
             return
         if prev is not None and prev[0] + len(prev[1]) == start:
             prev[1] += data
@@ -102,7 +106,8 @@ class _DumpFiles:
         else:
             segs.insert(i, [start, bytearray(data)])
         self.held += n
-        if self.held >= HOLD or len(segs) > MAX_SEGMENTS:
+        self.budget[0] += n
+        if self.held >= HOLD or len(segs) > MAX_SEGMENTS or self.budget[0] >= HOLD_ALL:
             self._spill()
 
     def _spill(self) -> None:
@@ -113,13 +118,20 @@ class _DumpFiles:
         for seg in segs:
             if seg is not keep:
                 self._write(seg[1], seg[0])
+        if self.budget[0] >= HOLD_ALL:  # all dumps together hold too much: this one lets go
+            if keep is not None:
+                self._write(keep[1], keep[0])
+            keep = None
         self.segs = [keep] if keep is not None else []
-        self.held = len(keep[1]) if keep is not None else 0
+        held = len(keep[1]) if keep is not None else 0
+        self.budget[0] -= self.held - held
+        self.held = held
 
     def flush(self) -> None:
         for start, buf in self.segs:
             self._write(buf, start)
         self.segs = []
+        self.budget[0] -= self.held
         self.held = 0
 
     def _write(self, data, pos: int) -> None:
@@ -145,6 +157,7 @@ class FileWriter:
 
     def __init__(self, outdir: str, offload=None):
         self.offload = offload  # runs the writes in the background when given
+        self.held = [0]  # bytes all dumps hold back, shared with them
         try:
             os.makedirs(outdir, exist_ok=True)
             self.top_fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
@@ -231,7 +244,7 @@ class FileWriter:
             with os.fdopen(fd, "wb") as f:
                 f.write(header)
             try:
-                return _DumpFiles(dir_fd, parts, host, index, self.offload)
+                return _DumpFiles(dir_fd, parts, host, index, self.offload, self.held)
             except FileExistsError:
                 os.unlink(f"info.{host}.{index}", dir_fd=dir_fd)
                 continue
