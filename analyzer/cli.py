@@ -137,7 +137,25 @@ size_opt = click.option("--max-dump-size", default="1T", show_default=True,
                         help="Refuse data at offsets past this size.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Commands from other modules are imported only when named (start-up stays small)."""
+
+    lazy = {"audit": ("analyzer.audit.command", "audit_command"),
+            "messages": ("analyzer.audit.command", "messages_command"),
+            "simulate": ("analyzer.simulate.command", "simulate_command"),
+            "wireshark": ("analyzer.wireshark", "wireshark_group")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and name not in self.commands:
+            module, attr = self.lazy[name]
+            self.add_command(getattr(__import__(module, fromlist=[attr]), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="netdump-analyzer")
 def cli() -> None:
     """Recover FreeBSD netdump crash dumps from packet captures, and audit the transfer."""
@@ -173,24 +191,6 @@ def summary(captures, json_out, max_dump_size, no_verify, quiet):
                                           verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
-
-
-def _register_optional() -> None:
-    """Commands that live in their own modules."""
-    for module, attr in (("analyzer.simulate.command", "simulate_command"),
-                         ("analyzer.wireshark", "wireshark_group"),
-                         ("analyzer.audit.command", "audit_command"),
-                         ("analyzer.audit.command", "messages_command")):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue
-        command = getattr(mod, attr, None)
-        if command is not None:
-            cli.add_command(command)
-
-
-_register_optional()
 
 
 def _raise_file_limit() -> None:
