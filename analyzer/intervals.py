@@ -48,6 +48,16 @@ class IntervalSet:
         self.total += added
         return added
 
+    def append_point(self, value: int) -> None:
+        """Add one integer at or past the end (the caller checked ``value >= self.max``)."""
+        ends = self._ends
+        if ends and value == ends[-1]:
+            ends[-1] = value + 1
+        else:
+            self._starts.append(value)
+            ends.append(value + 1)
+        self.total += 1
+
     def contains(self, value: int) -> bool:
         i = bisect_right(self._starts, value) - 1
         return i >= 0 and value < self._ends[i]

@@ -167,9 +167,8 @@ class NetdumpTracker:
                     continue
                 mtype, seqno, offset, length, _aux = unpack(payload)
                 sent = s.sent
-                ends = sent._ends
                 if mtype != vmcore or length + hdr != size or length > DATASIZE \
-                        or dport != s.server_port or not ends or seqno < ends[-1]:
+                        or dport != s.server_port or not sent.total or seqno < sent.max:
                     general(d, events)
                     c_src = None
                     continue
@@ -177,12 +176,7 @@ class NetdumpTracker:
                 s.last_ts = ts
                 self._last_frame = frame
                 self._last_sid = sid
-                if seqno == ends[-1]:
-                    ends[-1] = seqno + 1
-                else:
-                    sent._starts.append(seqno)
-                    ends.append(seqno + 1)
-                sent.total += 1
+                sent.append_point(seqno)
                 body = payload[hdr:]
                 recent = s.recent
                 recent[seqno] = [frame, frame, ts, body, 0]
@@ -205,9 +199,8 @@ class NetdumpTracker:
                     continue
                 seqno = from_bytes(payload, "big")
                 acked = s.acked
-                ends = acked._ends
                 racks = s.recent_acks
-                if not ends or seqno < ends[-1] or seqno in racks:
+                if not acked.total or seqno < acked.max or seqno in racks:
                     general(d, events)
                     c_src = None
                     continue
@@ -215,12 +208,7 @@ class NetdumpTracker:
                 s.last_ts = ts
                 self._last_frame = frame
                 self._last_sid = sid
-                if seqno == ends[-1]:
-                    ends[-1] = seqno + 1
-                else:
-                    acked._starts.append(seqno)
-                    ends.append(seqno + 1)
-                acked.total += 1
+                acked.append_point(seqno)
                 racks[seqno] = (frame, ts)
                 sent = s.recent.get(seqno)
                 if sent is not None:
