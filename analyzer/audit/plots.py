@@ -84,8 +84,12 @@ def stevens(plt, data, title: str, path: str, t0: int) -> str:
     if retx:
         x, y = _xy(retx, t0, scale)
         n = len(data.retx.points) + data.retx.dropped
-        ax.plot(x, y, "x", color="tab:red", markersize=8, markeredgewidth=1.5, zorder=3,
-                label=f"retransmission ({n:,})")
+        # Thousands of resends would paint over the line: shrink and fade them as they grow.
+        many = len(x) > 200
+        size = 8 if not many else max(2.5, 8 * (200 / len(x)) ** 0.5)
+        ax.plot(x, y, "x", color="tab:red", markersize=size,
+                markeredgewidth=1.5 if not many else 0.7, alpha=1 if not many else 0.45,
+                zorder=3 if not many else 1.5, label=f"retransmission ({n:,})")
     _markers(ax, data, t0)
     ax.set_xlabel("time since first packet (s)")
     ax.set_ylabel(f"VMCORE offset ({unit})")
