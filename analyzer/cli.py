@@ -56,7 +56,7 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | 
     bar = _progress(reader, progress and not quiet)
     try:
         with bar or nullcontext():
-            analysis.run(_tick(reader, bar) if bar else reader)
+            analysis.run(_Ticking(reader, bar) if bar else reader)
     except KeyboardInterrupt:
         # Interrupted: the data stays in *.part files and every info file still says
         # "Dump incomplete"; nothing is renamed to look finished.
@@ -92,14 +92,19 @@ def _progress(reader, enabled: bool):
                              file=sys.stderr, show_eta=True)
 
 
-def _tick(reader, bar, every: int = 65536):
-    done = 0
-    for n, item in enumerate(reader):
-        if not n % every:
-            now = reader.bytes_read
-            bar.update(now - done)
+class _Ticking:
+    """The reader's batches, moving the progress bar by the bytes read."""
+
+    def __init__(self, reader, bar):
+        self.reader, self.bar = reader, bar
+
+    def batches(self):
+        done = 0
+        for batch in self.reader.batches():
+            now = self.reader.bytes_read
+            self.bar.update(now - done)
             done = now
-        yield item
+            yield batch
 
 
 def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> None:
