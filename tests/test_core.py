@@ -216,3 +216,12 @@ def test_bad_checksum_data_is_not_trusted():
     ev = run(c.items)
     assert [m.type for m in of(ev, Message)] == [MsgType.HERALD]
     assert "bad-checksum" in [a.kind for a in of(ev, Anomaly)]
+
+
+def test_next_dump_after_a_finished_one_is_not_a_restart():
+    c, _img = clean_dump(size=3000)
+    c.seq = 1
+    c.herald()
+    ev = run(c.items)
+    assert [e.reason for e in of(ev, SessionEnded)] == ["finished", "end-of-capture"]
+    assert "dump-restarted" not in [a.kind for a in of(ev, Anomaly)]

@@ -360,10 +360,13 @@ class NetdumpTracker:
             return
         mtype, seqno, offset, length, _aux = _HDR.unpack_from(payload)
         if mtype == _HERALD:
-            if s is not None and s.data_seen:
-                events.append(Anomaly(s.id, "dump-restarted", d.frame,
-                                      "a new HERALD after data: the client started over"))
-                self._end(s, "restarted", d.frame, events)
+            if s is not None and (s.data_seen or s.finished):
+                if s.finished:
+                    self._end(s, "finished", d.frame, events)  # the next dump of this client
+                else:
+                    events.append(Anomaly(s.id, "dump-restarted", d.frame,
+                                          "a new HERALD after data: the client started over"))
+                    self._end(s, "restarted", d.frame, events)
                 twin, s = s.twin, None
             if s is None:
                 s = self._open(d, d.src, d.dst, payload[_HDR_SIZE:] if full == _HDR_SIZE + length

@@ -57,6 +57,7 @@ class Anomaly(NamedTuple):
 
 class SessionEnded(NamedTuple):
     session: int
-    reason: str  # "restarted" (new HERALD after data), "timeout" (600 s silent, as netdumpd),
+    reason: str  # "finished" (a FINISHED, then the client's next HERALD), "restarted" (new
+    # HERALD after data, no FINISHED), "timeout" (600 s silent, as netdumpd),
     # "evicted" (session limit reached, no data), "end-of-capture"
     frame: int

@@ -298,7 +298,7 @@ class Recovery:
                             f"dumplength {kdh['dumplength']}")
 
     def _end(self, rec: DumpRecord, ev: SessionEnded) -> None:
-        rec.end_reason = ev.reason
+        rec.end_reason = "finished" if rec.finished_frame else ev.reason
         if rec.kdh_raw is None and not rec.has_anomaly("kdh-missing"):
             rec.add_anomaly("kdh-missing", rec.last_frame, "no kerneldumpheader was captured")
         if not rec.finished_frame:
