@@ -46,7 +46,7 @@ class PlainSource:
 class GzipSource:
     """Streams the members of a gzip file through zlib with bounded output per call."""
 
-    __slots__ = ("f", "raw_pos", "error", "_d", "_pending", "_done")
+    __slots__ = ("f", "raw_pos", "error", "_d", "_pending", "_done", "_carry")
 
     def __init__(self, f):
         self.f = f
@@ -55,6 +55,7 @@ class GzipSource:
         self._d = zlib.decompressobj(31)  # gzip wrapper only; checks CRC and length
         self._pending = b""  # compressed input not yet given to zlib
         self._done = False
+        self._carry = b""  # output salvaged past a corrupt point, not yet returned
 
     def _raw(self) -> bytes:
         try:
@@ -65,9 +66,31 @@ class GzipSource:
         self.raw_pos += len(data)
         return data
 
+    @staticmethod
+    def _salvage(d, data: bytes) -> bytes:
+        """Everything ``d`` yields from ``data`` before the corrupt byte, whatever the read
+        sizes were: zlib drops a failing call's output, so feed small slices, then bytes."""
+        out: list[bytes] = []
+        step = 256
+        pos = 0
+        while pos < len(data):
+            before = d.copy()
+            try:
+                out.append(d.decompress(data[pos:pos + step]))
+                pos += step
+            except zlib.error:
+                if step == 1:
+                    break
+                d, step = before, 1
+        return b"".join(out)
+
     def read(self, n: int) -> bytes:
         out: list[bytes] = []
         got = 0
+        if self._carry:
+            out.append(self._carry[:n])
+            got = len(out[0])
+            self._carry = self._carry[n:]
         d = self._d
         while got < n and not self._done:
             if d.unconsumed_tail:
@@ -76,11 +99,15 @@ class GzipSource:
                 data, self._pending = self._pending, b""
             else:
                 data = self._raw()
+            saved = d.copy()
             try:
                 chunk = d.decompress(data, n - got)
             except zlib.error as e:
                 self._done = True
                 self.error = f"compressed data is corrupt ({e})"
+                rest = self._salvage(saved, data)
+                out.append(rest[:n - got])
+                self._carry = rest[n - got:]
                 break
             if chunk:
                 out.append(chunk)
