@@ -66,6 +66,13 @@ def _markers(ax, data, t0: int) -> None:
         seen.add((mtype, resend))
 
 
+def _save(plt, fig, path: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def stevens(plt, data, title: str, path: str, t0: int) -> str:
     tx, retx, acks = data.tx.points(), data.retx.all(), data.acks.points()
     top = max([v for _, v in tx + retx + acks] or [1])
@@ -99,10 +106,7 @@ def stevens(plt, data, title: str, path: str, t0: int) -> str:
     if data.tx.width > 1000:
         fig.text(0.99, 0.01, f"decimated: min/max per {data.tx.width / 1e6:.3g} ms",
                  ha="right", fontsize=7, color="grey")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def rtt(plt, data, title: str, path: str, t0: int) -> str | None:
@@ -117,10 +121,7 @@ def rtt(plt, data, title: str, path: str, t0: int) -> str | None:
     ax.set_ylabel("RTT (ms)")
     ax.set_title(title + f": RTT of never-retransmitted messages ({data.rtts.count:,})")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def burst_timeline(plt, data, title: str, path: str, t0: int) -> str | None:
@@ -146,10 +147,7 @@ def burst_timeline(plt, data, title: str, path: str, t0: int) -> str | None:
     ax.set_title(title + ": burst timeline")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_plots(sink, report: dict, directory: str) -> list[str]:
