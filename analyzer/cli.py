@@ -44,10 +44,10 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | 
     from analyzer.recovery.writer import WriteError
     from analyzer.report import build_report
 
-    try:
-        reader = open_captures(list(captures), verify_checksums=verify_checksums)
-    except CaptureError as exc:
-        raise Failure(str(exc)) from None
+    paths, unreadable = _readable(list(captures), CaptureError, open_captures)
+    if not paths:
+        raise Failure(unreadable[0][1])
+    reader = open_captures(paths, verify_checksums=verify_checksums)
     try:
         analysis = Analysis(outdir, max_dump_size, sinks)
     except WriteError as exc:
@@ -72,8 +72,10 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | 
         analysis.finish()  # an internal error still ends the dumps read so far
         raise
     analysis.finish()
-    report = build_report(reader.captures, analysis.records,
-                          analysis.recovery.capture_anomalies)
+    report = build_report(_with_unreadable(captures, reader.captures, unreadable),
+                          analysis.records, analysis.recovery.capture_anomalies)
+    if unreadable and not error:
+        error = "; ".join(msg for _path, msg in unreadable)
     if error:
         report["error"] = error
     if error:
@@ -90,6 +92,32 @@ def _progress(reader, enabled: bool):
         return None
     return click.progressbar(length=max(1, reader.total_bytes), label="reading",
                              file=sys.stderr, show_eta=True)
+
+
+def _readable(paths: list[str], capture_error, open_captures) -> tuple[list, list]:
+    """Split the files into those that open and those that cannot be read at all, so one
+    bad file of a ring buffer does not cost the dumps in the others."""
+    try:
+        open_captures(paths)
+        return paths, []
+    except capture_error:
+        pass
+    good, bad = [], []
+    for path in paths:
+        try:
+            open_captures([path])
+            good.append(path)
+        except capture_error as exc:
+            bad.append((path, str(exc)))
+    return good, bad
+
+
+def _with_unreadable(paths, captures: list[dict], unreadable: list) -> list[dict]:
+    """The report's capture list in the order given, unreadable files included."""
+    errors = dict(unreadable)
+    read = iter(captures)
+    return [{"path": p, "frames": 0, "truncated": False, "error": errors[p]} if p in errors
+            else next(read) for p in paths]
 
 
 class _Ticking:

@@ -73,3 +73,18 @@ def test_unreadable_capture_is_one_line_and_exit_1(tmp_path):
 def test_usage_error_is_exit_2():
     assert run_cli("extract").returncode == 2
     assert run_cli("extract", "x.pcap").returncode == 2  # no -o
+
+
+def test_an_unreadable_file_among_several_costs_only_itself(tmp_path):
+    bad = tmp_path / "garbage.pcap"
+    bad.write_bytes(b"this is not a capture at all\n")
+    good = SAMPLES / "clean-13x.pcap"
+    proc = run_cli("extract", good, bad, "-o", tmp_path / "out", "--json", tmp_path / "r.json")
+    assert proc.returncode == 1  # one input could not be read at all
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [c["path"] for c in report["captures"]] == [str(good), str(bad)]
+    assert "error" in report["captures"][1] and report["error"]
+    (session,) = report["sessions"]
+    assert session["status"] == "complete"  # the dump in the good file is recovered
+    assert (tmp_path / "out" / session["files"][1]).stat().st_size == session["vmcore"]["length"]
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
