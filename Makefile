@@ -18,6 +18,7 @@ run: venv
 	rm -rf out
 	$(VENV)/bin/netdump-analyzer extract $(SAMPLE) -o out; status=$$?; \
 	  if [ $$status -ne 0 ] && [ $$status -ne 3 ]; then exit $$status; fi
+	@find out -name 'info.*' | sort | while read -r f; do echo "== $$f"; cat "$$f"; done
 
 # tshark (Debian package) is needed by the dissector tests; install it when missing.
 tshark:
