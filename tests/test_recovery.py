@@ -153,3 +153,27 @@ def test_offsets_past_the_size_limit_are_refused(tmp_path):
     (rec,) = extract(c.items, tmp_path)
     assert "offset-out-of-range" in [a["kind"] for a in rec.anomalies]
     assert os.path.getsize(tmp_path / "crash/web1/vmcore.192.0.2.7.0") == 0
+
+
+def test_index_skips_every_name_already_used_by_that_host(tmp_path):
+    out = tmp_path / "out"
+    (out / "crash/web1").mkdir(parents=True)
+    for name in ("vmcore.192.0.2.7.0", "vmcore_encrypted.192.0.2.7.1.zst", "key.192.0.2.7.2",
+                 "info.192.0.2.70.3", "vmcore.192.0.2.7.last"):
+        (out / "crash/web1" / name).write_bytes(b"keep")
+    c, img = clean_dump(size=3000)
+    (rec,) = extract(c.items, out)
+    assert rec.files[0] == "crash/web1/info.192.0.2.7.3"
+    (rec2,) = extract(c.items, out)  # a second run sees the first one's files
+    assert rec2.files[0] == "crash/web1/info.192.0.2.7.4"
+    assert (out / "crash/web1/vmcore.192.0.2.7.0").read_bytes() == b"keep"
+
+
+def test_many_dumps_in_one_run_take_consecutive_indices(tmp_path):
+    items = []
+    for i in range(5):
+        c, img = clean_dump(size=2000)
+        items += c.items
+    items = [d._replace(frame=n + 1, ts=10**9 + n * 1000) for n, d in enumerate(items)]
+    recs = extract(items, tmp_path)
+    assert [r.files[0] for r in recs] == [f"crash/web1/info.192.0.2.7.{i}" for i in range(5)]

@@ -165,6 +165,7 @@ class FileWriter:
             raise WriteError(f"cannot use output directory {outdir}: {exc.strerror}") from exc
         self.outdir = outdir
         self.open: dict[int, _DumpFiles] = {}
+        self._indices: dict[tuple[bytes, ...], dict[str, set[int]]] = {}  # see _taken
 
     def close(self) -> None:
         os.close(self.top_fd)
@@ -215,20 +216,35 @@ class FileWriter:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _reserve(self, dir_fd: int, parts: tuple[bytes, ...], rec: DumpRecord) -> _DumpFiles | None:
-        """Pick N as netdumpd does (bounds file, else the first free index) and claim it."""
-        host = rec.client
-        taken = set()
+    def _taken(self, dir_fd: int, parts: tuple[bytes, ...]) -> dict[str, set[int]]:
+        """Indices in use per host in a directory: listed once per run, then kept up to date
+        (a listing per dump is quadratic when thousands of dumps share a directory; a file
+        made by someone else meanwhile is still caught by O_EXCL)."""
+        known = self._indices.get(parts)
+        if known is not None:
+            return known
+        if len(self._indices) >= 1024:
+            self._indices.clear()
+        known = self._indices[parts] = {}
         try:
             names = os.listdir(dir_fd)
         except OSError:
             names = []
         for name in names:
             for stem in ("info.", "vmcore.", "vmcore_encrypted.", "key."):
-                if name.startswith(stem + host + "."):
-                    idx = name[len(stem) + len(host) + 1:].split(".", 1)[0]
-                    if idx.isdigit():
-                        taken.add(int(idx))
+                if name.startswith(stem):
+                    host, _, idx = name[len(stem):].rpartition(".")
+                    if not idx.isdigit():  # a suffix (.gz, .part): the index is before it
+                        host, _, idx = host.rpartition(".")
+                    if idx.isdigit() and host:
+                        known.setdefault(host, set()).add(int(idx))
+                    break
+        return known
+
+    def _reserve(self, dir_fd: int, parts: tuple[bytes, ...], rec: DumpRecord) -> _DumpFiles | None:
+        """Pick N as netdumpd does (bounds file, else the first free index) and claim it."""
+        host = rec.client
+        taken = self._taken(dir_fd, parts).setdefault(host, set())
         order = list(range(MAX_DUMPS))
         hint = _read_bounds(dir_fd, host)
         if hint is not None and 0 <= hint < MAX_DUMPS:
@@ -243,6 +259,7 @@ class FileWriter:
                 continue
             with os.fdopen(fd, "wb") as f:
                 f.write(header)
+            taken.add(index)
             try:
                 return _DumpFiles(dir_fd, parts, host, index, self.offload, self.held)
             except FileExistsError:
