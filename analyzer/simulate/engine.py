@@ -18,7 +18,6 @@ import heapq
 import random
 import socket
 import struct
-from dataclasses import dataclass, field
 from typing import Iterator
 
 from analyzer.wire import MSG_HDR, MsgType
@@ -26,6 +25,7 @@ from analyzer.wire import MSG_HDR, MsgType
 from .client import client_calls, make_material, max_payload, packetize
 from .image import _mix
 from .server import Server
+from .specs import DumpSpec, NetworkSpec, spec_dict
 from .truth import Attempt
 
 MS = 1_000_000
@@ -36,52 +36,6 @@ NPOLLS = 2000
 NRETRIES = 10
 
 ARRIVE, ACKARR, TIMEOUT, CALLDONE, START = range(5)
-
-
-@dataclass
-class NetworkSpec:
-    """Per-direction network behaviour. Probabilities are per datagram."""
-
-    loss: float = 0.0  # client -> server
-    ack_loss: float = 0.0  # server -> client
-    dup: float = 0.0  # client -> server duplication
-    ack_dup: float = 0.0
-    reorder: float = 0.0  # probability a datagram (either way) gets an extra delay
-    reorder_delay_us: float = 400.0  # that extra delay: uniform(0, this)
-    delay_us: float = 100.0  # one-way base delay
-    jitter_us: float = 5.0  # uniform(0, this) added to every datagram
-    link_mbps: float = 1000.0  # client NIC rate: spaces the packets of a burst
-    server_delay_us: tuple = (50.0, 300.0)  # arrival -> ACK, uniform; ACKs stay in FIFO order
-    icmp: bool = True  # closed port -> ICMP port unreachable from the server host
-
-
-@dataclass
-class DumpSpec:
-    """One client and its dump. ``restart_after``: bytes of VMCORE after which the client
-    starts over with a new HERALD (a second dump attempt, full this time)."""
-
-    generation: str = "13"
-    size: int = 256 * 1024
-    mtu: int = 1500
-    compress: str = "none"
-    encrypt: bool = False
-    path: str | None = None
-    client_ip: str = "192.0.2.10"
-    server_ip: str = "192.0.2.1"
-    hostname: str = "crashbox"
-    panic: str = "page fault"
-    dumptime: int = 1700000000
-    versionstring: str | None = None
-    start_ms: float = 0.0
-    seed: int | None = None  # image seed; default derived from the run seed and client index
-    restart_after: int | None = None
-    restart_delay_ms: float = 5.0
-    drop_packets: tuple = ()  # 1-based client transmission numbers (over the whole client) to drop
-    drop_seqnos: dict = field(default_factory=dict)  # seqno -> drop its first k transmissions
-    drop_acks: dict = field(default_factory=dict)  # seqno -> drop its first k ACKs
-    blackout_ms: tuple = ()  # ((start, end), ...) relative to start: drop everything both ways
-    work_us: float = 10.0  # client time between calls (copy / compress the next buffer)
-    capture_loss: float = 0.0  # capture-only loss for this client's frames (both directions)
 
 
 class _Call:
@@ -173,7 +127,7 @@ class ClientRun:
             encrypt=spec.encrypt, path=spec.path, hostname=spec.hostname, panic=spec.panic,
             dumptime=spec.dumptime + n * 60, versionstring=spec.versionstring)
         att = Attempt(spec.client_ip, spec.server_ip, spec.generation, n,
-                      _spec_dict(spec), material, self.maxp)
+                      spec_dict(spec), material, self.maxp)
         att.t_start = t
         att.transmissions = [] if self.record else None
         self.attempt = att
@@ -238,7 +192,6 @@ class ClientRun:
 
     def transmit(self, t, call, i, off, msg, send_no):
         att = self.attempt
-        spec = self.spec
         net = self.net
         rng = self.rng
         self.tx_count += 1
@@ -480,12 +433,3 @@ def _icmp_unreach(cip: bytes, sip: bytes, dport: int, msg: bytes) -> bytes:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return body[:2] + struct.pack(">H", ~s & 0xFFFF) + body[4:]
-
-
-def _spec_dict(spec: DumpSpec) -> dict:
-    d = dict(spec.__dict__)
-    d["drop_seqnos"] = {str(k): v for k, v in spec.drop_seqnos.items()}
-    d["drop_acks"] = {str(k): v for k, v in spec.drop_acks.items()}
-    d["drop_packets"] = list(spec.drop_packets)
-    d["blackout_ms"] = [list(x) for x in spec.blackout_ms]
-    return d

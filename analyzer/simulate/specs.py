@@ -1,0 +1,61 @@
+"""What a simulation is asked to model: the network between client and server, and each
+client's dump. Plain data; the engine (engine.py) runs them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class NetworkSpec:
+    """Per-direction network behaviour. Probabilities are per datagram."""
+
+    loss: float = 0.0  # client -> server
+    ack_loss: float = 0.0  # server -> client
+    dup: float = 0.0  # client -> server duplication
+    ack_dup: float = 0.0
+    reorder: float = 0.0  # probability a datagram (either way) gets an extra delay
+    reorder_delay_us: float = 400.0  # that extra delay: uniform(0, this)
+    delay_us: float = 100.0  # one-way base delay
+    jitter_us: float = 5.0  # uniform(0, this) added to every datagram
+    link_mbps: float = 1000.0  # client NIC rate: spaces the packets of a burst
+    server_delay_us: tuple = (50.0, 300.0)  # arrival -> ACK, uniform; ACKs stay in FIFO order
+    icmp: bool = True  # closed port -> ICMP port unreachable from the server host
+
+
+@dataclass
+class DumpSpec:
+    """One client and its dump. ``restart_after``: bytes of VMCORE after which the client
+    starts over with a new HERALD (a second dump attempt, full this time)."""
+
+    generation: str = "13"
+    size: int = 256 * 1024
+    mtu: int = 1500
+    compress: str = "none"
+    encrypt: bool = False
+    path: str | None = None
+    client_ip: str = "192.0.2.10"
+    server_ip: str = "192.0.2.1"
+    hostname: str = "crashbox"
+    panic: str = "page fault"
+    dumptime: int = 1700000000
+    versionstring: str | None = None
+    start_ms: float = 0.0
+    seed: int | None = None  # image seed; default derived from the run seed and client index
+    restart_after: int | None = None
+    restart_delay_ms: float = 5.0
+    drop_packets: tuple = ()  # 1-based client transmission numbers (over the whole client) to drop
+    drop_seqnos: dict = field(default_factory=dict)  # seqno -> drop its first k transmissions
+    drop_acks: dict = field(default_factory=dict)  # seqno -> drop its first k ACKs
+    blackout_ms: tuple = ()  # ((start, end), ...) relative to start: drop everything both ways
+    work_us: float = 10.0  # client time between calls (copy / compress the next buffer)
+    capture_loss: float = 0.0  # capture-only loss for this client's frames (both directions)
+
+
+def spec_dict(spec: DumpSpec) -> dict:
+    """The spec as JSON-ready values, for the ground truth."""
+    d = dict(spec.__dict__)
+    d["drop_seqnos"] = {str(k): v for k, v in spec.drop_seqnos.items()}
+    d["drop_acks"] = {str(k): v for k, v in spec.drop_acks.items()}
+    d["drop_packets"] = list(spec.drop_packets)
+    d["blackout_ms"] = [list(x) for x in spec.blackout_ms]
+    return d
