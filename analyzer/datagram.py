@@ -21,6 +21,20 @@ class Datagram(NamedTuple):
     bad_checksum: bool = False  # UDP or IP checksum verified wrong (not zero, not offload-looking)
 
 
+class Unreachable(NamedTuple):
+    """An ICMP port-unreachable quoting a netdump datagram: its destination port was closed
+    (after FINISHED, netdumpd has closed the session's socket)."""
+
+    frame: int
+    ts: int
+    src: bytes  # the host that sent the ICMP message
+    dst: bytes
+    orig_src: bytes  # the quoted datagram's addresses and ports
+    orig_dst: bytes
+    orig_sport: int
+    orig_dport: int
+
+
 class Notice(NamedTuple):
     """Something a reader saw that is not a datagram: an anomaly with no session yet."""
 

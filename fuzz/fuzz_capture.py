@@ -22,7 +22,7 @@ import common  # noqa: E402
 
 with atheris.instrument_imports(include=["analyzer"]):
     from analyzer.capture import CaptureError, CaptureReader
-    from analyzer.datagram import Datagram, Notice
+    from analyzer.datagram import Datagram, Notice, Unreachable
     from analyzer.pipeline import Analysis
     from analyzer.report import build_report
 
@@ -60,6 +60,9 @@ def _check_items(items, frames: int) -> None:
                 raise AssertionError(f"malformed datagram {it!r}"[:500])
             if link is not None and not (isinstance(link, tuple) and len(link) == 2):
                 raise AssertionError(f"malformed link {link!r}")
+        elif t is Unreachable:
+            if not (len(it.orig_src) == 4 and len(it.orig_dst) == 4):
+                raise AssertionError(f"malformed ICMP item {it!r}")
         elif t is Notice:
             if not (isinstance(it.kind, str) and it.kind and isinstance(it.detail, str)):
                 raise AssertionError(f"malformed notice {it!r}")

@@ -456,3 +456,35 @@ def test_tshark_agrees_on_frame_numbers_and_times(tmp_path):
             theirs.append((int(num), int(sec) * 10**9 + int(frac.ljust(9, "0")[:9])))
     ours = [(d.frame, d.ts) for d in dgrams(read(path)[1])]
     assert ours == theirs and len(ours) == 25
+
+
+def test_icmp_port_unreachable_quoting_a_netdump_datagram_is_yielded(tmp_path):
+    """ICMP type 3 code 3 carries the quoted IPv4 header and UDP ports of the datagram that
+    found the port closed; only those quoting a netdump port come out."""
+    import socket
+    import struct
+    import dpkt
+    from analyzer.capture import open_captures
+    from analyzer.datagram import Unreachable
+
+    def icmp(sport, dport, code=3):
+        quoted = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 52, 0, 0x4000, 255, 17, 0,
+                             socket.inet_aton("10.0.0.5"), socket.inet_aton("10.0.0.2"))
+        quoted += struct.pack(">HHHH", sport, dport, 32, 0)
+        body = struct.pack(">BBHI", 3, code, 0, 0) + quoted
+        ip = dpkt.ip.IP(src=socket.inet_aton("10.0.0.2"), dst=socket.inet_aton("10.0.0.5"),
+                        p=1, ttl=64, data=body)
+        ip.len = 20 + len(body)
+        eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip)
+        return bytes(eth)
+
+    path = tmp_path / "icmp.pcap"
+    with open(path, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        w.writepkt(icmp(20024, 40001), ts=1.0)
+        w.writepkt(icmp(5353, 5353), ts=2.0)  # someone else's datagram
+        w.writepkt(icmp(20024, 40001, code=1), ts=3.0)  # host unreachable: not ours to report
+    items = list(open_captures([str(path)]))
+    assert items == [Unreachable(1, 10**9, socket.inet_aton("10.0.0.2"),
+                                 socket.inet_aton("10.0.0.5"), socket.inet_aton("10.0.0.5"),
+                                 socket.inet_aton("10.0.0.2"), 20024, 40001)]

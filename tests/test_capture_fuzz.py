@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from analyzer.capture import CaptureError, CaptureReader
 from analyzer.capture.decode import SUPPORTED_LINKTYPES, Decoder
-from analyzer.datagram import Datagram, Notice
+from analyzer.datagram import Datagram, Notice, Unreachable
 from capture_builders import (
     ack, block, epb, ether, fragments, idb, msg, null, pcap, shb, sll, sll2, spb, udp_ip,
 )
@@ -49,7 +49,7 @@ def consume(data: bytes, chunk: int = 4096) -> list:
             return []
         items = list(r)
         for it in items:
-            assert type(it) in (Datagram, Notice)
+            assert type(it) in (Datagram, Notice, Unreachable)
             if type(it) is Datagram:
                 assert it.missing >= 0 and isinstance(it.ts, int) and len(it.src) == 4
                 assert it.frame >= 1
@@ -102,7 +102,7 @@ def test_decoder_on_arbitrary_frames(lt, data, cut):
               0: b"\x02\x00\x00\x00", 108: b"\x00\x00\x00\x02"}.get(lt, b"")
     for frame in (data, prefix + data, prefix + b"\x45\x00" + data, prefix + b"\x45" + bytes(8) + b"\x11" + data):
         out = dec.frame(lt, frame, 1, T0, cut)
-        assert out is None or all(type(i) in (Datagram, Notice) for i in out)
+        assert out is None or all(type(i) in (Datagram, Notice, Unreachable) for i in out)
     dec.flush()
 
 

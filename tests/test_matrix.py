@@ -75,3 +75,28 @@ def test_restart_and_several_clients_are_kept_apart(tmp_path):
     report, truth, out, code = recover(tmp_path, dumps, NetworkSpec(loss=0.01))
     check(report, truth, out)
     assert [s["client"] for s in report["sessions"]].count("10.2.0.1") == 2
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_icmp_port_unreachable_after_finished_is_reported(tmp_path, fmt):
+    """A lost FINISHED ACK: the client resends FINISHED to the port netdumpd has closed, and
+    the server host answers each with ICMP port-unreachable (11 resends)."""
+    from analyzer.simulate import simulate_frames
+    from analyzer.wire import MSG_HDR, MsgType
+    spec = DumpSpec(size=32 << 10)
+    frames, _ = simulate_frames(spec, seed=17)
+    fin = next(MSG_HDR.parse(f[6]).seqno for f in frames
+               if f[1] == 0 and MSG_HDR.parse(f[6]).type == MsgType.FINISHED)
+    spec.drop_acks = {fin: 1}
+    cap, truth = simulate(tmp_path / "cap", spec, capture=CaptureSpec(point="mirror", format=fmt),
+                          seed=17)
+    from analyzer.audit.sink import AuditSink
+    sink = AuditSink()
+    _analysis, report, _code = run_analysis((str(cap),), None, None, 1 << 40, sinks=(sink,))
+    (session,) = report["sessions"]
+    icmp = [a for a in session["anomalies"] if a["kind"] == "icmp-unreachable"]
+    assert len(icmp) == truth.to_json()["dumps"][0]["capture"]["icmp_frames"] == 11
+    assert "after FINISHED" in icmp[0]["detail"]
+    (check,) = [c for c in sink.audit_json(session["id"])["checks"]
+                if c["name"] == "no icmp port-unreachable"]
+    assert not check["ok"] and "FINISHED ACK was lost" in check["detail"]

@@ -101,6 +101,13 @@ def protocol_checks(sa: SessionAudit) -> list[dict]:
                       "" if not sa.after_finished_count else
                       f"{sa.after_finished_count} messages after FINISHED (frames "
                       f"{_frames(sa.after_finished)})"))
+    if sa.icmp_unreachable:
+        why = ("after FINISHED: netdumpd had closed the session, so its FINISHED ACK was lost "
+               "on the way to the client, which kept resending" if sa.t_finished is not None
+               else "the server port the client sends to is closed")
+        out.append(_check("no icmp port-unreachable", False,
+                          f"{len(sa.icmp_unreachable)} ICMP port-unreachable for the client's "
+                          f"datagrams (frames {_frames(sa.icmp_unreachable)}): {why}"))
     if sa.conflicts:
         out.append(_check("retransmissions identical", False,
                           f"{sa.conflicts} retransmissions differ from the first copy"))

@@ -29,6 +29,7 @@ class SessionAudit(AckMixin):
         self.server = server
         self.server_port: int | None = None
         self.herald_seen = herald_seen
+        self.icmp_unreachable: list[tuple] = []  # (frame,) of each ICMP port-unreachable
         self.start_frame, self.start_ts = frame, ts
         self.stall_threshold = stall_threshold
         self.end_reason: str | None = None

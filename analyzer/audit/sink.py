@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from analyzer.audit.session import SessionAudit
-from analyzer.protocol.events import Ack, Message, ServerPort, SessionEnded, SessionStarted
+from analyzer.protocol.events import (
+    Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
+)
 
 
 class AuditSink:
@@ -35,6 +37,10 @@ class AuditSink:
                     sa.server_port = ev.port
             elif kind is SessionEnded:
                 sessions[ev.session].end(ev.reason)
+            elif kind is Anomaly and ev.kind == "icmp-unreachable" and ev.session is not None:
+                frames = sessions[ev.session].icmp_unreachable
+                if len(frames) < 50:
+                    frames.append((ev.frame,))
 
     def _start(self, ev: SessionStarted) -> None:
         sa = SessionAudit(ev.session, ev.client, ev.server, ev.frame, ev.ts,

@@ -8,8 +8,8 @@ from analyzer.audit.generation import guess
 from analyzer.audit.stats import decade_edges
 from analyzer.wire import TYPE_NAMES
 
-NOT_VISIBLE = ("ARP and ICMP are not visible: the capture readers yield only UDP datagrams, "
-               "so ARP retries and ICMP port-unreachable after FINISHED cannot be audited")
+NOT_VISIBLE = ("ARP is not visible: the capture readers yield UDP datagrams and ICMP "
+               "port-unreachable messages only, so ARP retries cannot be audited")
 
 
 def _point(p) -> dict | None:

@@ -16,7 +16,7 @@ import socket
 import struct
 
 from analyzer.capture.ipv4 import Reassembler
-from analyzer.datagram import Datagram, Notice
+from analyzer.datagram import Datagram, Notice, Unreachable
 
 _new = tuple.__new__
 
@@ -149,7 +149,7 @@ def fast_other(lt: int, buf: bytes, d: int, end: int, frame: int, ts: int,
         return False
     vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = _IPUDP.unpack_from(buf, ip)
     if vihl >> 4 != 4 or proto != 17:
-        return None
+        return False if proto == 1 and vihl >> 4 == 4 else None  # ICMP: general decoder
     if vihl != 0x45 or frag & 0x3FFF:
         return False
     if sport not in ports and dport not in ports:
@@ -240,6 +240,8 @@ class Decoder:
         if n < p + 20:
             return None  # not even a whole IPv4 header: nothing trustworthy to report
         vihl, totlen, ident, frag, proto, _csum, src, dst = _IP.unpack_from(data, p)
+        if vihl >> 4 == 4 and proto == 1 and not frag & 0x3FFF:
+            return self._icmp(data[p:min(n, p + totlen)], (vihl & 0x0F) * 4, src, dst, frame, ts)
         if vihl >> 4 != 4 or proto != 17:
             return None
         ihl = (vihl & 0x0F) * 4
@@ -268,6 +270,21 @@ class Decoder:
                            f"UDP {sport} -> {dport}: only {captured_end - udp} of the 8 UDP "
                            f"header bytes captured (IP length {totlen}); datagram not decoded", ts)]
         return self._udp(data[udp:captured_end], ip_payload, src, dst, frame, ts, link, bad_ip, cut)
+
+    def _icmp(self, packet: bytes, ihl: int, src: bytes, dst: bytes, frame: int,
+              ts: int) -> list | None:
+        """A port-unreachable quoting a UDP datagram to or from a netdump port, or nothing."""
+        q = ihl + 8  # the quoted IPv4 header follows the 8-byte ICMP header
+        if ihl < 20 or len(packet) < q + 28 or packet[ihl] != 3 or packet[ihl + 1] != 3:
+            return None
+        qvihl, _tl, _id, _frag, qproto, _c, qsrc, qdst = _IP.unpack_from(packet, q)
+        qihl = (qvihl & 0x0F) * 4
+        if qvihl >> 4 != 4 or qproto != 17 or qihl < 20 or len(packet) < q + qihl + 4:
+            return None
+        qsport, qdport = _HH.unpack_from(packet, q + qihl)
+        if qsport not in self.ports and qdport not in self.ports:
+            return None
+        return [Unreachable(frame, ts, src, dst, qsrc, qdst, qsport, qdport)]
 
     def _udp(self, udpdata: bytes, ip_payload: int, src: bytes, dst: bytes, frame: int,
              ts: int, link: object, bad_ip: bool, cut: bool, notices: list | None = None) -> list:

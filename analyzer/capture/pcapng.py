@@ -182,8 +182,9 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                         et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = fast(buf, d)
                         if et == 0x0800 and vihl == 0x45:
                             if proto != 17:
-                                continue
-                            if not frag & 0x3FFF:
+                                if proto != 1:  # ICMP: the general decoder looks for port-unreachable
+                                    continue
+                            elif not frag & 0x3FFF:
                                 if sport not in ports and dport not in ports:
                                     continue
                                 ipend = d + 14 + totlen

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from analyzer.datagram import Datagram, Notice
+from analyzer.datagram import Datagram, Notice, Unreachable
 from analyzer.intervals import IntervalSet
 from analyzer.protocol.events import (
     Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
@@ -240,8 +240,11 @@ class NetdumpTracker:
 
     # -- notices ------------------------------------------------------------------------
 
-    def _notice(self, n: Notice) -> list:
+    def _notice(self, n: Notice | Unreachable) -> list:
         events: list = []
+        if type(n) is Unreachable:
+            self._unreachable(n, events)
+            return events
         if n.kind == "truncated-capture":
             # The dumps in flight when the file was cut are the ones it hurts.
             hit = [s.id for s in self._all() if not s.finished]
@@ -254,6 +257,24 @@ class NetdumpTracker:
         else:
             self._pending.append(n)
         return events
+
+    def _unreachable(self, n: Unreachable, events: list) -> None:
+        """ICMP port-unreachable for a client's datagram: the server port was closed. After
+        FINISHED this means netdumpd closed the session and the FINISHED ACK was lost."""
+        s = self.sessions.get(n.orig_src) if n.orig_sport == CLIENT_PORT else None
+        if s is None:
+            twins = self.twins.get(n.orig_src)
+            s = twins[0] if twins else None
+        port = n.orig_dport
+        if s is not None and s.finished:
+            detail = (f"ICMP port unreachable for the client's datagram to port {port} after "
+                      "FINISHED: the server had closed the session, so its FINISHED ACK was "
+                      "lost on the way to the client")
+        else:
+            detail = (f"ICMP port unreachable from {socket.inet_ntoa(n.src)}: nothing listens "
+                      f"on port {port} for {socket.inet_ntoa(n.orig_src)}:{n.orig_sport}")
+        events.append(Anomaly(s.id if s is not None else None, "icmp-unreachable", n.frame,
+                              detail))
 
     def _flush_pending(self, frame: int | None, events: list) -> None:
         keep = []
