@@ -244,8 +244,13 @@ def main() -> None:
         cli.main(standalone_mode=False, prog_name="netdump-analyzer")
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # One line, like every other error: what is wrong, and where help is.
+        where = exc.ctx.command_path if exc.ctx is not None else "netdump-analyzer"
+        click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted: the data read so far is in *.part files; "
