@@ -177,3 +177,15 @@ def test_many_dumps_in_one_run_take_consecutive_indices(tmp_path):
     items = [d._replace(frame=n + 1, ts=10**9 + n * 1000) for n, d in enumerate(items)]
     recs = extract(items, tmp_path)
     assert [r.files[0] for r in recs] == [f"crash/web1/info.192.0.2.7.{i}" for i in range(5)]
+
+
+def test_one_way_capture_without_any_ack_still_yields_the_dump(tmp_path):
+    img = image(20000)
+    c = Conversation()
+    c.herald(ack=False)
+    c.data(img, ack=False)
+    c.kdh(len(img), ack=False)
+    c.finished(ack=False)
+    (rec,) = extract(c.items, tmp_path)
+    assert rec.complete and rec.server_port == 40001 and rec.acks == 0
+    assert (tmp_path / "crash/web1/vmcore.192.0.2.7.0").read_bytes() == img
