@@ -721,15 +721,23 @@ def _interleave(*convs):
     return items
 
 
-def test_two_hosts_claiming_one_address_with_different_macs_are_kept_apart(tmp_path):
+def _two_dumps(path: bytes, *sizes_and_seeds):
+    """Two complete dumps from one client address, 50 ms apart, on data ports 40001/40002."""
     a = Conversation()
     b = Conversation(data_port=40002, t=a.t + 50_000)
-    img_a, img_b = image(9000, seed=11), image(7000, seed=12)
-    for c, img in ((a, img_a), (b, img_b)):
-        c.herald(b"")
+    out = []
+    for c, (size, seed) in zip((a, b), sizes_and_seeds):
+        img = image(size, seed=seed)
+        c.herald(path)
         c.data(img)
         c.kdh(len(img))
         c.finished()
+        out.append((c, img))
+    return out
+
+
+def test_two_hosts_claiming_one_address_with_different_macs_are_kept_apart(tmp_path):
+    (a, img_a), (b, img_b) = _two_dumps(b"", (9000, 11), (7000, 12))
     macs = {id(d): CLIENT_MAC for d in a.items} | {id(d): OTHER_MAC for d in b.items}
     records = [(d.ts, frame(d, mac=macs[id(d)] if d.sport == 20024 else None))
                for d in _interleave(a, b)]
@@ -747,14 +755,7 @@ def test_two_hosts_claiming_one_address_with_different_macs_are_kept_apart(tmp_p
 
 
 def test_one_address_on_two_vlans_is_two_dumps(tmp_path):
-    a = Conversation()
-    b = Conversation(data_port=40002, t=a.t + 50_000)
-    img_a, img_b = image(9000, seed=13), image(9000, seed=14)
-    for c, img in ((a, img_a), (b, img_b)):
-        c.herald(b"crash")
-        c.data(img)
-        c.kdh(len(img))
-        c.finished()
+    (a, img_a), (b, img_b) = _two_dumps(b"crash", (9000, 13), (9000, 14))
     vlan = {id(d): [(0x8100, 10)] for d in a.items} | {id(d): [(0x8100, 20)] for d in b.items}
     records = [(d.ts, frame(d, vlans=vlan[id(d)])) for d in _interleave(a, b)]
     p, rep, out = extract(tmp_path, write_pcap(tmp_path / "x.pcap", records))
