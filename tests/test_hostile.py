@@ -721,7 +721,7 @@ def _interleave(*convs):
     return items
 
 
-def _two_dumps(path: bytes, *sizes_and_seeds):
+def _two_dumps_from_one_address(path: bytes, *sizes_and_seeds):
     """Two complete dumps from one client address, 50 ms apart, on data ports 40001/40002."""
     a = Conversation()
     b = Conversation(data_port=40002, t=a.t + 50_000)
@@ -737,7 +737,7 @@ def _two_dumps(path: bytes, *sizes_and_seeds):
 
 
 def test_two_hosts_claiming_one_address_with_different_macs_are_kept_apart(tmp_path):
-    (a, img_a), (b, img_b) = _two_dumps(b"", (9000, 11), (7000, 12))
+    (a, img_a), (b, img_b) = _two_dumps_from_one_address(b"", (9000, 11), (7000, 12))
     macs = {id(d): CLIENT_MAC for d in a.items} | {id(d): OTHER_MAC for d in b.items}
     records = [(d.ts, frame(d, mac=macs[id(d)] if d.sport == 20024 else None))
                for d in _interleave(a, b)]
@@ -755,7 +755,7 @@ def test_two_hosts_claiming_one_address_with_different_macs_are_kept_apart(tmp_p
 
 
 def test_one_address_on_two_vlans_is_two_dumps(tmp_path):
-    (a, img_a), (b, img_b) = _two_dumps(b"crash", (9000, 13), (9000, 14))
+    (a, img_a), (b, img_b) = _two_dumps_from_one_address(b"crash", (9000, 13), (9000, 14))
     vlan = {id(d): [(0x8100, 10)] for d in a.items} | {id(d): [(0x8100, 20)] for d in b.items}
     records = [(d.ts, frame(d, vlans=vlan[id(d)])) for d in _interleave(a, b)]
     p, rep, out = extract(tmp_path, write_pcap(tmp_path / "x.pcap", records))
