@@ -36,6 +36,7 @@ test: test-deps
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis
+	find analyzer -name "_speedups*.so" -delete
 
 # Fuzz the capture readers and the protocol core (+ recovery and file writer) with atheris for
 # FUZZ_SECONDS in all, half each, starting from the seed corpus in fuzz/corpus. New inputs go

@@ -5,6 +5,8 @@ import gzip
 import os
 import tempfile
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from analyzer.capture import CaptureError, CaptureReader
@@ -13,6 +15,8 @@ from analyzer.datagram import Datagram, Notice, Unreachable
 from capture_builders import (
     ack, block, epb, ether, fragments, idb, msg, null, pcap, shb, sll, sll2, spb, udp_ip,
 )
+
+pytestmark = pytest.mark.usefixtures("walker")  # compiled and Python walkers alike
 
 T0 = 1_700_000_000 * 10**9
 PORTS = frozenset({20023, 20024})

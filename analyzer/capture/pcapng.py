@@ -11,6 +11,7 @@ import struct
 from analyzer.capture.decode import LT_ETHERNET, fast_other, SUPPORTED_LINKTYPES, VLAN_TPIDS, udp_offload_looking
 from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened, linktype_name
 from analyzer.capture.pcap import ETH_FAST, cut_notice
+from analyzer.capture.speedups import link_cache
 from analyzer.datagram import Datagram, Notice
 
 _new = tuple.__new__
@@ -85,6 +86,14 @@ def _parse_idb(buf: bytes, pos: int, blen: int, endian: str) -> _Iface | None:
     return _Iface(lt, snaplen, tsresol, tsoffset)
 
 
+def _compiled_clock(ifc: _Iface) -> tuple[int, int] | None:
+    """(multiplier, offset) to nanoseconds for the compiled loop: Ethernet interfaces with
+    a decimal clock and an offset that fits 64 bits; None leaves the interface to Python."""
+    if ifc.lt == LT_ETHERNET and ifc.mul and -(1 << 63) <= ifc.off < (1 << 63):
+        return ifc.mul, ifc.off
+    return None
+
+
 def walk_pcapng(ctx, o: Opened, cap: dict):
     """Yield lists of Datagram/Notice items of one pcapng file, one list per buffer read
     (the last may be empty); ``ctx`` is the reader."""
@@ -125,9 +134,19 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                       f"{why} after frame {frame}; the file is corrupt from here and the rest of "
                       f"it is not read", ts)
 
+    # the compiled loop walks the common blocks and stops before any other (speedups.py)
+    cwalk = ctx.compiled.walk_pcapng if ctx.compiled is not None and chk is None else None
+    bitmap, links, clocks = ctx.port_bitmap, link_cache(), []
     try:
         while True:
-            while pos + 12 <= n:
+            while True:
+                if cwalk is not None:
+                    pos, frame, t = cwalk(buf, pos, frame, endian == ">", clocks, bitmap, verify,
+                                          out, Dgram, links)
+                    if t is not None:
+                        ts = t
+                if pos + 12 > n:
+                    break
                 btype, blen = hdr(buf, pos)
                 if btype == SHB_TYPE:
                     bom = buf[pos + 8:pos + 12]
@@ -285,6 +304,7 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                         yield out
                         return
                     ifaces.append(ifc)
+                    clocks.append(_compiled_clock(ifc))
                     nif += 1
                     if not ifc.ok:
                         add(Notice("unsupported-link", frame + 1,
@@ -303,6 +323,7 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                         yield out
                         return
                     ifaces = []
+                    clocks = []
                     nif = 0
                     section += 1
                 pos = end

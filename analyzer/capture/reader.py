@@ -5,6 +5,7 @@ import os
 import time
 from typing import Iterable, Iterator
 
+from analyzer.capture import speedups
 from analyzer.capture.checksums import Helper
 from analyzer.capture.decode import Decoder
 from analyzer.capture.fileformat import open_capture
@@ -26,9 +27,12 @@ class CaptureReader:
 
     def __init__(self, paths: Iterable[str], ports: Iterable[int] = DEFAULT_PORTS,
                  verify_checksums: bool = True, chunk_size: int = CHUNK,
-                 checksum_helper: bool | None = None):
+                 checksum_helper: bool | None = None, compiled: bool = True):
         self.paths = [str(p) for p in paths]
         self.ports = frozenset(ports)
+        # the compiled walker loops, when built and not refused (see capture.speedups)
+        self.compiled = speedups.compiled if compiled else None
+        self.port_bitmap = speedups.port_bitmap(self.ports)
         self.verify = verify_checksums
         # Verify full-size datagrams in a helper process (plain files only): None decides
         # by file size, True/False force it (see analyzer.capture.checksums).
@@ -87,8 +91,8 @@ class CaptureReader:
             self.captures.append(cap)
             walk = walk_pcap if o.fmt == "pcap" else walk_pcapng
             use = self.checksum_helper
-            if use is None:
-                use = o.size >= HELPER_MIN_SIZE and _spare_core()
+            if use is None:  # the compiled loops verify faster than the helper could
+                use = self.compiled is None and o.size >= HELPER_MIN_SIZE and _spare_core()
             if not (self.verify and use and not o.compressed):
                 for batch in walk(self, o, cap):
                     if batch:

@@ -1,0 +1,148 @@
+"""The compiled walker loops give exactly what the Python walkers give: the same items (the
+same checksum verdicts, link identities, times and frame numbers) and the same notices, on
+the samples, on frames of every kind they take or hand back, and on mutated captures."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from analyzer.capture import CaptureError, CaptureReader, speedups
+from analyzer.datagram import Datagram
+from capture_builders import (
+    SERVER_MAC, ack, epb, ether, fragments, idb, ipv4, msg, pcap, shb, spb, udp, udp_ip,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted(p for p in (ROOT / "samples").iterdir() if p.suffix in (".pcap", ".pcapng"))
+T0 = 1_700_000_000 * 10**9 + 123_456_789
+
+needs_compiled = pytest.mark.skipif(speedups.compiled is None,
+                                    reason="the compiled walker loops are not built")
+
+
+def test_the_compiled_loops_are_built_where_a_compiler_is():
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the pure-Python walkers are the whole reader here")
+    assert speedups.compiled is not None, "a C compiler is here but _speedups was not built"
+
+
+def _both(path: str, **kw):
+    """Items (or the CaptureError) of both walkers."""
+    out = []
+    for compiled in (True, False):
+        try:
+            out.append([x for b in CaptureReader([path], compiled=compiled, **kw).batches()
+                        for x in b])
+        except CaptureError as e:
+            out.append(("error", str(e)))
+    return out
+
+
+@needs_compiled
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_samples_read_the_same(path):
+    fast, slow = _both(str(path))
+    assert fast == slow and any(type(x) is Datagram for x in fast)
+
+
+def _frames() -> list[bytes]:
+    """Frames the compiled loops take, and frames at each of their borders."""
+    body = bytes(range(256)) * 6
+    sizes = (1472, 1449, 28, 24, 4)  # full-size, odd, small, header only, ACK
+    out = []
+    for ck, ip in [("auto", {}), ("bad", {}), ("offload", {}), (0, {}),
+                   ("auto", {"bad_checksum": True}), ("auto", {"zero_checksum": True}),
+                   ("bad", {"zero_checksum": True}), (0, {"bad_checksum": True})]:
+        for size in sizes:
+            sport, dport = (40001, 20024) if size == 4 else (20024, 40001)
+            out.append(ether(udp_ip(sport, dport, body[:size], checksum=ck, **ip)))
+    for tags in ([(0x8100, 10)], [(0x88A8, 100), (0x8100, 20)],
+                 [(0x9100, 1), (0x8100, 2), (0x8100, 3), (0x8100, 4)],
+                 [(0x8100, i) for i in range(1, 6)]):  # five tags: more than the loops keep
+        out.append(ether(udp_ip(20024, 40001, msg(3, 7, 0, body[:1000])), vlans=tags))
+        out.append(ether(udp_ip(40001, 20024, ack(7), checksum="bad"), vlans=tags))
+    dgram = udp_ip(20024, 40001, msg(3, 8, 0, body[:1400]))
+    out += [ether(f) for f in fragments(dgram, 512)]
+    out += [
+        ether(udp_ip(20024, 40001, msg(3, 9), options=b"\x01\x01\x01\x01")),  # IP options
+        ether(ipv4(b"\x03\x03\x00\x00" + b"\x00" * 4 + dgram[:28], proto=1)),  # ICMP
+        ether(ipv4(b"x" * 40, proto=6)),  # TCP
+        ether(udp_ip(53, 53, b"dns")),  # other ports
+        ether(b"\x00" * 28, ethertype=0x0806),  # ARP
+        ether(udp_ip(20024, 40001, msg(3, 10), total_length=200)),  # IP longer than the frame
+        ether(ipv4(udp(20024, 40001, msg(3, 11), length=30))),  # UDP length disagrees
+        ether(udp_ip(20024, 40001, msg(3, 12)), src=SERVER_MAC),  # a third link identity
+        ether(udp_ip(20024, 40001, msg(3, 13)))[:41],  # too short for the fast path
+        ether(udp_ip(20024, 40001, msg(3, 14)), vlans=[(0x8100, 5)])[:20],  # cut in the tags
+    ]
+    return out
+
+
+@needs_compiled
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize("nano", [False, True])
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])
+def test_pcap_frames_read_the_same(tmp_path, endian, nano, chunk):
+    frames = _frames()
+    path = tmp_path / "f.pcap"
+    path.write_bytes(pcap([(T0 + i * 1000, f) for i, f in enumerate(frames * 3)],
+                          endian=endian, nano=nano))
+    fast, slow = _both(str(path), chunk_size=chunk)
+    assert fast == slow
+    bad = [x.bad_checksum for x in fast if type(x) is Datagram]
+    assert any(bad) and not all(bad)
+    assert any(x.link and x.link[1] for x in fast if type(x) is Datagram)  # tagged ones taken
+
+
+@needs_compiled
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])
+def test_pcapng_frames_read_the_same(tmp_path, endian, chunk):
+    frames = _frames()
+    blocks = [shb(endian), idb(endian), idb(endian, tsresol=9, tsoffset=-5),
+              idb(endian, linktype=101), idb(endian, tsresol=0x80 | 20),  # binary clock
+              idb(endian, tsresol=12), idb(endian, tsoffset=2**62)]  # offset past 64 bits in ns
+    for i, f in enumerate(frames * 2):
+        iface = i % 6
+        data = f[14:] if iface == 2 else f
+        units = (T0 // 1000 + i) if iface in (0, 5) else (T0 + i * 1000)
+        if iface == 3:
+            units = (T0 << 20) // 10**9
+        blocks.append(epb(endian, iface, units, data))
+        if i % 17 == 0:
+            blocks.append(spb(endian, f))
+    blocks += [shb(endian), idb(endian)] + [epb(endian, 0, T0 // 1000 + i, f)
+                                            for i, f in enumerate(frames)]
+    path = tmp_path / "f.pcapng"
+    path.write_bytes(b"".join(blocks))
+    fast, slow = _both(str(path), chunk_size=chunk)
+    assert fast == slow
+    assert len({x.ts for x in fast if type(x) is Datagram}) > len(frames)
+
+
+def _mutable_capture() -> bytes:
+    frames = _frames()[:12] + _frames()[-14:]
+    return b"".join([shb(), idb(), idb(tsresol=9)] + [epb("<", i % 2, T0 // 1000 + i, f)
+                                                     for i, f in enumerate(frames)])
+
+
+_PCAPNG = _mutable_capture()
+_PCAP = pcap([(T0 + i, f) for i, f in enumerate(_frames())])
+
+
+@needs_compiled
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.sampled_from(["pcap", "pcapng"]), data=st.data())
+def test_mutated_captures_read_the_same(tmp_path_factory, which, data):
+    raw = bytearray(_PCAP if which == "pcap" else _PCAPNG)
+    for _ in range(data.draw(st.integers(1, 8))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(len(raw) // 2, len(raw)))
+    path = tmp_path_factory.mktemp("m") / f"m.{which}"
+    path.write_bytes(bytes(raw[:cut]))
+    fast, slow = _both(str(path), chunk_size=data.draw(st.sampled_from([4096, 1 << 20])))
+    assert fast == slow
