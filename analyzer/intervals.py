@@ -58,6 +58,23 @@ class IntervalSet:
             ends.append(value + 1)
         self.total += 1
 
+    def add_past(self, value: int) -> bool:
+        """Add one integer at or past the end of a non-empty set; False (and nothing
+        added) when the set is empty or ``value`` is below its end."""
+        ends = self._ends
+        if not ends:
+            return False
+        top = ends[-1]
+        if value == top:
+            ends[-1] = value + 1
+        elif value > top:
+            self._starts.append(value)
+            ends.append(value + 1)
+        else:
+            return False
+        self.total += 1
+        return True
+
     def contains(self, value: int) -> bool:
         i = bisect_right(self._starts, value) - 1
         return i >= 0 and value < self._ends[i]

@@ -41,7 +41,7 @@ _new = tuple.__new__
 class Session:
     __slots__ = ("id", "client", "ip", "key", "mac", "twin", "server", "server_port",
                  "data_seen", "finished", "sent", "acked", "recent", "recent_acks",
-                 "capture_duplicates", "last_ts", "ports_seen")
+                 "capture_duplicates", "last_ts", "ports_seen", "horizon")
 
     def __init__(self, sid: int, ip: bytes, server: bytes, key: object, twin: bool):
         self.id = sid
@@ -61,11 +61,25 @@ class Session:
         self.capture_duplicates = 0
         self.last_ts = 0
         self.ports_seen: set[int] = set()  # server ports ACKs came from
+        self.horizon = -1  # seqnos at or below it were pruned (see prune)
 
     def prune(self, seqno: int) -> None:
+        """Forget the seqnos a window behind ``seqno``. They nearly always are the run just
+        past the previous horizon, popped one by one (rebuilding the dicts every window
+        cost more than the rest of the fast lane); anything else rebuilds them."""
         horizon = seqno - WINDOW
-        self.recent = {k: v for k, v in self.recent.items() if k > horizon}
-        self.recent_acks = {k: v for k, v in self.recent_acks.items() if k > horizon}
+        lo = self.horizon
+        recent, racks = self.recent, self.recent_acks
+        if lo < horizon <= lo + 2 * WINDOW:
+            pop, pop_ack = recent.pop, racks.pop
+            for k in range(lo + 1, horizon + 1):
+                pop(k, None)
+                pop_ack(k, None)
+        if horizon > lo + 2 * WINDOW or len(recent) > WINDOW + WINDOW // 2 \
+                or len(racks) > WINDOW + WINDOW // 2:
+            self.recent = {k: v for k, v in recent.items() if k > horizon}
+            self.recent_acks = {k: v for k, v in racks.items() if k > horizon}
+        self.horizon = max(lo, horizon)
 
 
 class NetdumpTracker:
@@ -109,7 +123,8 @@ class NetdumpTracker:
         A fast lane takes the two cases that make up nearly all of a dump, a new VMCORE
         seqno past every earlier one and the first ACK of a seqno past every acked one, from
         a known session on its known port and link address. It does what the general path
-        does for them, step for step; anything else (and any doubt) takes the general path.
+        does for them, step for step; anything else (and any doubt) falls through to the
+        general path at the bottom of the loop.
         """
         events: list = []
         ap = events.append
@@ -125,100 +140,76 @@ class NetdumpTracker:
         hdr = _HDR_SIZE
         vmcore = int(_VMCORE)
         window2 = 2 * WINDOW
+        pending, next_sweep = self._pending, self._next_sweep  # changed by the general path only
         # The session of the last fast-lane client message, by source and link identity
         # (readers reuse one link tuple per host); forgotten whenever the general path runs.
         c_src = c_link = c_s = None
+        last = None  # (frame, session id) of the last fast-lane datagram, stored on self lazily
         for d in items:
-            if type(d) is not Dgram:
-                events += self._notice(d)
-                c_src = None
-                continue
-            frame, ts, src, dst, sport, dport, payload, missing, link, bad = d
-            if self._pending or ts >= self._next_sweep or missing or bad:
+            if type(d) is Dgram:
+                frame, ts, src, dst, sport, dport, payload, missing, link, bad = d
+                if not pending and ts < next_sweep and not missing and not bad:
+                    if sport == CLIENT_PORT:
+                        # client message: a new VMCORE seqno past every earlier one?
+                        if link is c_link and src == c_src:
+                            s = c_s
+                        elif link is None or not link[1]:
+                            s = sessions.get(src)
+                            if s is not None and (link is None or s.mac == link[0]):
+                                c_src, c_link, c_s = src, link, s
+                            else:
+                                s = None
+                        else:
+                            s = None
+                        size = len(payload)
+                        if s is not None and size >= hdr:
+                            mtype, seqno, offset, length, _aux = unpack(payload)
+                            if mtype == vmcore and length + hdr == size and length <= DATASIZE \
+                                    and dport == s.server_port and s.sent.add_past(seqno):
+                                sid = s.id
+                                s.last_ts = ts
+                                last = frame, sid
+                                body = payload[hdr:]
+                                recent = s.recent
+                                recent[seqno] = [frame, frame, ts, body, 0]
+                                if len(recent) > window2:
+                                    s.prune(seqno)
+                                ap(new(Msg, (sid, frame, ts, vmcore, seqno, offset, length, body,
+                                             False, frame, False)))
+                                s.data_seen = True
+                                continue
+                    elif dport == CLIENT_PORT and (link is None or not link[1]):
+                        # server reply: the first ACK of a seqno past every acked one?
+                        s = sessions.get(dst)
+                        if s is not None and len(payload) == 4 and sport == s.server_port \
+                                and not (twins and dst in twins):
+                            seqno = from_bytes(payload, "big")
+                            racks = s.recent_acks
+                            if seqno not in racks and s.acked.add_past(seqno):
+                                sid = s.id
+                                s.last_ts = ts
+                                last = frame, sid
+                                racks[seqno] = (frame, ts)
+                                sent = s.recent.get(seqno)
+                                if sent is not None:
+                                    sent[S_ACKED] = frame
+                                    ap(new(AckEv, (sid, frame, ts, seqno, sent[S_FIRST], False,
+                                                   frame, sport)))
+                                else:
+                                    ap(new(AckEv, (sid, frame, ts, seqno, 0, False, frame, sport)))
+                                continue
+            # the general path
+            if last is not None:
+                self._last_frame, self._last_sid = last
+                last = None
+            if type(d) is Dgram:
                 general(d, events)
-                c_src = None
-                continue
-            if sport == CLIENT_PORT:
-                # client message: a new VMCORE seqno past every earlier one?
-                if link is c_link and src == c_src:
-                    s = c_s
-                elif link is None:
-                    s = sessions.get(src)
-                    if s is None:
-                        general(d, events)
-                        c_src = None
-                        continue
-                    c_src, c_link, c_s = src, link, s
-                else:
-                    if link[1]:
-                        general(d, events)
-                        c_src = None
-                        continue
-                    s = sessions.get(src)
-                    if s is None or s.mac != link[0]:
-                        general(d, events)
-                        c_src = None
-                        continue
-                    c_src, c_link, c_s = src, link, s
-                size = len(payload)
-                if size < hdr:
-                    general(d, events)
-                    c_src = None
-                    continue
-                mtype, seqno, offset, length, _aux = unpack(payload)
-                sent = s.sent
-                if mtype != vmcore or length + hdr != size or length > DATASIZE \
-                        or dport != s.server_port or not sent.total or seqno < sent.max:
-                    general(d, events)
-                    c_src = None
-                    continue
-                sid = s.id
-                s.last_ts = ts
-                self._last_frame = frame
-                self._last_sid = sid
-                sent.append_point(seqno)
-                body = payload[hdr:]
-                recent = s.recent
-                recent[seqno] = [frame, frame, ts, body, 0]
-                if len(recent) > window2:
-                    s.prune(seqno)
-                ap(new(Msg, (sid, frame, ts, vmcore, seqno, offset, length, body, False, frame,
-                             False)))
-                s.data_seen = True
-            elif dport == CLIENT_PORT:
-                # server reply: the first ACK of a seqno past every acked one?
-                if link is not None and link[1]:
-                    general(d, events)
-                    c_src = None
-                    continue
-                s = sessions.get(dst)
-                if s is None or len(payload) != 4 or sport != s.server_port \
-                        or (twins and dst in twins):
-                    general(d, events)
-                    c_src = None
-                    continue
-                seqno = from_bytes(payload, "big")
-                acked = s.acked
-                racks = s.recent_acks
-                if not acked.total or seqno < acked.max or seqno in racks:
-                    general(d, events)
-                    c_src = None
-                    continue
-                sid = s.id
-                s.last_ts = ts
-                self._last_frame = frame
-                self._last_sid = sid
-                acked.append_point(seqno)
-                racks[seqno] = (frame, ts)
-                sent = s.recent.get(seqno)
-                if sent is not None:
-                    sent[S_ACKED] = frame
-                    ap(new(AckEv, (sid, frame, ts, seqno, sent[S_FIRST], False, frame, sport)))
-                else:
-                    ap(new(AckEv, (sid, frame, ts, seqno, 0, False, frame, sport)))
             else:
-                general(d, events)
-                c_src = None
+                events += self._notice(d)
+            c_src = None
+            pending, next_sweep = self._pending, self._next_sweep
+        if last is not None:
+            self._last_frame, self._last_sid = last
         return events
 
     def close(self) -> list:
