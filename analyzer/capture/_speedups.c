@@ -34,18 +34,34 @@ static inline uint32_t rd32(const unsigned char *p, int big)
     return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
-/* Sum of big-endian 16-bit words (a last odd byte padded with zero), modulo 0xFFFF. */
+/* Sum of big-endian 16-bit words (a last odd byte padded with zero), modulo 0xFFFF.
+ * Eight bytes are added at a time in the machine's byte order: a sum of 16-bit words is the
+ * same in either order but byte-swapped, and swapping is multiplying by 256 modulo 0xFFFF. */
 static uint32_t sum16(const unsigned char *p, Py_ssize_t len)
 {
     uint64_t s = 0;
     Py_ssize_t i = 0;
-    for (; i + 8 <= len; i += 8)
-        s += be16(p + i) + be16(p + i + 2) + be16(p + i + 4) + be16(p + i + 6);
-    for (; i + 2 <= len; i += 2)
-        s += be16(p + i);
-    if (i < len)
-        s += (uint32_t)p[i] << 8;
-    return (uint32_t)(s % 0xFFFF);
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        s += (v & 0xFFFFFFFFu) + (v >> 32);  /* 2**32 is 1 modulo 0xFFFF */
+    }
+    for (; i + 2 <= len; i += 2) {
+        uint16_t v;
+        memcpy(&v, p + i, 2);
+        s += v;
+    }
+    if (i < len) {
+        uint16_t v = 0;
+        memcpy(&v, p + i, 1);  /* the padded word in memory order: byte, then zero */
+        s += v;
+    }
+    s %= 0xFFFF;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (uint32_t)s;
+#else
+    return (uint32_t)(s * 256 % 0xFFFF);
+#endif
 }
 
 /* The verdict of the Python walkers' checksum code for the IPv4 header at ip (20 bytes,
@@ -69,13 +85,61 @@ static int checksum_bad(const unsigned char *ip, uint32_t ulen, uint32_t ucsum)
     return !(f == ps || f == (0xFFFF - ps) % 0xFFFF);
 }
 
+/* The last few addresses and ports seen, as objects: a capture holds a handful of hosts, so
+ * most datagrams share their address and port objects instead of making new ones. */
+#define NCACHE 4
+typedef struct {
+    uint32_t key[NCACHE];
+    PyObject *obj[NCACHE];
+    int next;
+} Cache;
+
+static void cache_clear(Cache *c)
+{
+    for (int i = 0; i < NCACHE; i++)
+        Py_CLEAR(c->obj[i]);
+}
+
+static PyObject *cache_get(Cache *c, uint32_t key, PyObject *(*make)(const unsigned char *, uint32_t),
+                           const unsigned char *p)
+{
+    for (int i = 0; i < NCACHE; i++) {
+        if (c->obj[i] && c->key[i] == key) {
+            Py_INCREF(c->obj[i]);
+            return c->obj[i];
+        }
+    }
+    PyObject *o = make(p, key);
+    if (!o)
+        return NULL;
+    int i = c->next;
+    c->next = (i + 1) % NCACHE;
+    Py_XSETREF(c->obj[i], o);
+    c->key[i] = key;
+    Py_INCREF(o);
+    return o;
+}
+
+static PyObject *make_addr(const unsigned char *p, uint32_t key)
+{
+    (void)key;
+    return PyBytes_FromStringAndSize((const char *)p, 4);
+}
+
+static PyObject *make_port(const unsigned char *p, uint32_t key)
+{
+    (void)p;
+    return PyLong_FromUnsignedLong(key);
+}
+
 typedef struct {
     PyTypeObject *dgram;
     PyObject *out;           /* list the items are appended to */
     const unsigned char *ports; /* bitmap of the 65536 ports */
     int verify;
     PyObject *links;         /* [key_a, link_a, key_b, link_b]: the last two link identities */
-    PyObject *zero, *empty;
+    PyObject *zero;
+    Cache addrs, ports_seen;
 } Walk;
 
 static inline int port_wanted(const Walk *w, uint32_t port)
@@ -139,10 +203,13 @@ static int append_datagram(Walk *w, long long frame, long long ts, const unsigne
     PyObject *items[10];
     items[0] = PyLong_FromLongLong(frame);
     items[1] = PyLong_FromLongLong(ts);
-    items[2] = PyBytes_FromStringAndSize((const char *)ip + 12, 4);
-    items[3] = PyBytes_FromStringAndSize((const char *)ip + 16, 4);
-    items[4] = PyLong_FromUnsignedLong(sport);
-    items[5] = PyLong_FromUnsignedLong(dport);
+    uint32_t sa, da;
+    memcpy(&sa, ip + 12, 4);
+    memcpy(&da, ip + 16, 4);
+    items[2] = cache_get(&w->addrs, sa, make_addr, ip + 12);
+    items[3] = cache_get(&w->addrs, da, make_addr, ip + 16);
+    items[4] = cache_get(&w->ports_seen, sport, make_port, NULL);
+    items[5] = cache_get(&w->ports_seen, dport, make_port, NULL);
     items[6] = PyBytes_FromStringAndSize((const char *)ip + 28, ulen - 8);
     items[7] = w->zero;
     Py_INCREF(w->zero);
@@ -318,6 +385,8 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     ret = result(pos, frame, have_ts, last_ts);
 done:
     Py_XDECREF(w.zero);
+    cache_clear(&w.addrs);
+    cache_clear(&w.ports_seen);
     PyBuffer_Release(&b);
     PyBuffer_Release(&ports);
     return ret;
@@ -397,6 +466,8 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     ret = result(pos, frame, have_ts, last_ts);
 done:
     Py_XDECREF(w.zero);
+    cache_clear(&w.addrs);
+    cache_clear(&w.ports_seen);
     PyBuffer_Release(&b);
     PyBuffer_Release(&ports);
     return ret;
