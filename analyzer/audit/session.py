@@ -94,43 +94,38 @@ class SessionAudit(AckMixin):
         self.conflicts = 0
         self.plot = None  # analyzer.audit.plotdata.PlotData when plotting
         self.rows = None  # analyzer.audit.csvout.SessionRows when writing CSV
+        # no KDH or FINISHED yet, no plot or CSV rows: the per-packet fast paths apply
+        self.plain = True
 
     # -- messages -----------------------------------------------------------------------
 
     def message(self, ev) -> None:
-        ts, frame, mtype, length = ev.ts, ev.frame, ev.type, ev.length
+        _sid, frame, ts, mtype, seq, offset, length, _payload, retransmit, _first, _c = ev
         self.last_ts, self.last_frame = ts, frame
-        self.sent[mtype] += 1
-        self.udp_bytes += 24 + length
-        if length > self.max_payload[mtype]:
-            self.max_payload[mtype] = length
-            if length > 4096:
-                self.oversized_count += 1
-                if len(self.oversized) < KEEP_LIST:
-                    self.oversized.append((frame, MsgType(mtype).name, ev.seqno, length))
-        elif length > 4096:
-            self.oversized_count += 1
-        gap = ts - self.last_tx_ts if self.last_tx_ts else 0
+        last_tx = self.last_tx_ts
+        gap = ts - last_tx if last_tx else 0
         cur = self.cur
-        seq = ev.seqno
-        if gap <= self.stall_threshold and cur is not None and not ev.retransmit \
-                and seq == self.seq_max + 1 and mtype == 3 and cur.type == 3 \
-                and not cur.rounds and ev.offset == cur.off_next \
-                and cur.last_len == length == cur.first_len and self.t_kdh is None \
-                and ev.offset + length - cur.off_start <= 65536 \
-                and self.t_finished is None and self.rows is None and self.plot is None \
+        if mtype == 3 and self.plain and cur is not None and seq == self.seq_max + 1 \
+                and not retransmit and offset == cur.off_next and cur.type == 3 \
+                and not cur.rounds and cur.last_len == length == cur.first_len \
+                and length <= 4096 and offset + length - cur.off_start <= 65536 \
+                and gap <= self.stall_threshold \
                 and gap <= (max(self.spacing << 2, 50_000) if cur.unacked == 0
                             else max(20 * self.spacing, 5_000_000)):
-            # the common case: the next full-size VMCORE packet of the burst in flight
+            # the common case: the next full-size VMCORE packet of the burst in flight (its
+            # length is the burst's first, already counted in max_payload)
+            self.sent[3] += 1
+            self.udp_bytes += 24 + length
             self.seq_max = seq
             self.new[3] += 1
             self.new_bytes[3] += length
-            end = ev.offset + length
+            end = offset + length
             if end > self.vm_end:
                 self.vm_end = end
             if cur.packets:
-                self.spacing = (7 * self.spacing + ts - cur.last_tx_ts) >> 3 \
-                    if self.spacing else ts - cur.last_tx_ts
+                spacing = self.spacing
+                self.spacing = (7 * spacing + ts - cur.last_tx_ts) >> 3 if spacing \
+                    else ts - cur.last_tx_ts
             cur.packets += 1
             cur.bytes += length
             cur.last_seq = seq
@@ -138,13 +133,23 @@ class SessionAudit(AckMixin):
             cur.last_tx_ts = self.last_tx_ts = ts
             cur.last_tx_frame = self.last_tx_frame = frame
             cur.unacked += 1
-            cur.slots[seq] = [ts, frame, ev.offset, length, 3, 1, 0, 0, 0, None, ts, 0]
+            cur.slots[seq] = [ts, frame, offset, length, 3, 1, 0, 0, 0, None, ts, 0]
             return
+        self.sent[mtype] += 1
+        self.udp_bytes += 24 + length
+        if length > self.max_payload[mtype]:
+            self.max_payload[mtype] = length
+            if length > 4096:
+                self.oversized_count += 1
+                if len(self.oversized) < KEEP_LIST:
+                    self.oversized.append((frame, MsgType(mtype).name, seq, length))
+        elif length > 4096:
+            self.oversized_count += 1
         if gap > self.stall_threshold:
             before, unacked = cur, (cur.unacked if cur else 0)
-        if ev.conflict:
+        if _c:
             self.conflicts += 1
-        if ev.retransmit:
+        if retransmit:
             hint = self._resend(ev)
         else:
             hint = self._new(ev, gap)
@@ -153,7 +158,7 @@ class SessionAudit(AckMixin):
         self.last_tx_ts, self.last_tx_frame = ts, frame
         if self.rows is not None:
             row = self.rows.message(ev)
-            slot = self._slot(ev.seqno)
+            slot = self._slot(seq)
             if slot is not None:
                 slot[S_ROW] = row
 
@@ -186,6 +191,7 @@ class SessionAudit(AckMixin):
             self.kdh_new += 1
             if self.t_kdh is None:
                 self.t_kdh = (ev.frame, ev.ts)
+                self.plain = False
                 self.kdh_seq = seq
                 self.kdh_raw = bytes(ev.payload[:512])
         elif mtype == KEY:
@@ -199,6 +205,7 @@ class SessionAudit(AckMixin):
                 self.t_herald = (ev.frame, ev.ts)
         elif mtype == FINISHED and self.t_finished is None:
             self.t_finished = (ev.frame, ev.ts)
+            self.plain = False
             self.finished_seq = seq
 
     def _new(self, ev, gap: int) -> str | None:

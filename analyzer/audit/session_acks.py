@@ -27,9 +27,21 @@ class AckMixin:
         self.rtt = Distribution()
 
     def ack(self, ev) -> None:
-        ts, seq = ev.ts, ev.seqno
-        self.last_ts, self.last_frame = ts, ev.frame
+        _sid, frame, ts, seq, _msg_frame, duplicate, _first, sport = ev
+        self.last_ts, self.last_frame = ts, frame
         self.acks += 1
+        cur = self.cur
+        if self.plain and cur is not None and not duplicate and sport == self.server_port \
+                and seq < cur.first_seq + MAX_IN_FLIGHT:
+            slot = cur.slots.get(seq)
+            if slot is not None and slot[S_SENDS] == 1 and seq != self.finished_seq:
+                # the common case: the first ACK of a packet of the burst in flight, sent once
+                slot[S_ACKS] += 1
+                slot[S_ACK], slot[S_ACKTS] = frame, ts
+                cur.unacked -= 1
+                cur.last_ack_ts, cur.last_ack_frame = ts, frame
+                self.rtt.add(ts - slot[S_TS])
+                return
         if self.server_port is not None and ev.sport != self.server_port:
             self.acks_bad_port_count += 1
             if len(self.acks_bad_port) < KEEP_LIST:

@@ -52,6 +52,7 @@ class AuditSink:
         if self.csv_dir:
             from analyzer.audit.csvout import SessionRows
             sa.rows = SessionRows(self.csv_dir, ev.session, ev.client)
+        sa.plain = not (sa.plot or sa.rows)
         self.sessions[ev.session] = sa
 
     def close(self) -> None:

@@ -54,7 +54,11 @@ class Distribution:
             self.max = v
         self.count += 1
         self.total += v
-        k = _bin(v) if v > 0 else -1
+        if v >= _SMALL:  # _bin(v), inlined: this runs for every ACK of a dump
+            bl = v.bit_length()
+            k = (bl << SUB_BITS) | ((v >> (bl - SUB_BITS - 1)) & ((1 << SUB_BITS) - 1))
+        else:
+            k = v if v > 0 else -1
         bins = self.bins
         bins[k] = bins.get(k, 0) + 1
         exact = self.exact
