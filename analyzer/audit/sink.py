@@ -23,13 +23,21 @@ class AuditSink:
 
     def handle(self, events: list) -> None:
         sessions = self.sessions
+        sid = message = ack = None  # the last session's handlers, looked up once per switch
         for ev in events:
             kind = type(ev)
-            if kind is Message:
-                sessions[ev.session].message(ev)
-            elif kind is Ack:
-                sessions[ev.session].ack(ev)
-            elif kind is SessionStarted:
+            if kind is Message or kind is Ack:
+                if ev.session != sid:
+                    sid = ev.session
+                    sa = sessions[sid]
+                    message, ack = sa.message, sa.ack
+                if kind is Message:
+                    message(ev)
+                else:
+                    ack(ev)
+                continue
+            sid = None
+            if kind is SessionStarted:
                 self._start(ev)
             elif kind is ServerPort:
                 sa = sessions[ev.session]
