@@ -2,9 +2,11 @@
 import csv
 import json
 import random
+from collections import Counter
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
 
 from analyzer.audit.stats import Decimator, Distribution, TopN
 from analyzer.cli import cli
@@ -125,3 +127,30 @@ def test_topn_keeps_the_largest():
     for k in [5, 1, 9, 7, 3]:
         t.add(k, f"x{k}")
     assert t.items() == ["x9", "x7", "x5"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 10**10), max_size=5000), st.data())
+def test_distribution_equals_a_one_by_one_reference_whenever_it_is_read(values, data):
+    """Samples are folded in bulk; whenever the statistics are read they are those of
+    every sample added so far, as if each had been added on its own."""
+    from analyzer.audit.stats import EXACT_SAMPLES, _bin
+
+    d = Distribution()
+    reads = sorted(data.draw(st.lists(st.integers(0, len(values)), max_size=4)))
+    seen: list[int] = []
+    for i, v in enumerate(values + [None]):
+        while reads and reads[0] == i:
+            reads.pop(0)
+            if seen:
+                assert (d.count, d.min, d.max, d.total) == \
+                    (len(seen), min(seen), max(seen), sum(seen))
+                assert d.is_exact == (len(seen) <= EXACT_SAMPLES)
+                assert d.bins == Counter(_bin(x) if x > 0 else -1 for x in seen)
+                if d.is_exact:
+                    assert d.percentile(50) == sorted(seen)[max(1, -(-50 * len(seen) // 100)) - 1]
+            else:
+                assert d.count == 0 and d.percentile(50) is None
+        if v is not None:
+            d.add(v)
+            seen.append(v)
