@@ -3,7 +3,9 @@ same checksum verdicts, link identities, times and frame numbers) and the same n
 the samples, on frames of every kind they take or hand back, and on mutated captures."""
 from __future__ import annotations
 
+import os
 import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,13 @@ needs_compiled = pytest.mark.skipif(speedups.compiled is None,
                                     reason="the compiled walker loops are not built")
 
 
-def test_the_compiled_loops_are_built_where_a_compiler_is():
+def test_the_compiled_loops_are_built_where_a_compiler_and_headers_are():
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler: the pure-Python walkers are the whole reader here")
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no Python headers: the pure-Python walkers are the whole reader here")
+    if os.environ.get("NETDUMP_ANALYZER_PURE") == "1":
+        pytest.skip("NETDUMP_ANALYZER_PURE=1")
     assert speedups.compiled is not None, "a C compiler is here but _speedups was not built"
 
 
