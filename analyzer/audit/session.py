@@ -114,11 +114,8 @@ class SessionAudit(AckMixin):
                             else max(20 * self.spacing, 5_000_000)):
             # the common case: the next full-size VMCORE packet of the burst in flight (its
             # length is the burst's first, already counted in max_payload)
-            self.sent[3] += 1
-            self.udp_bytes += 24 + length
+            cur.fast += 1  # sent, new, new_bytes and udp_bytes: added up when cur is folded
             self.seq_max = seq
-            self.new[3] += 1
-            self.new_bytes[3] += length
             end = offset + length
             if end > self.vm_end:
                 self.vm_end = end

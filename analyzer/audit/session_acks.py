@@ -102,6 +102,12 @@ class AckMixin:
     # -- folding and the end ------------------------------------------------------------
 
     def _fold(self, b: Burst) -> None:
+        if b.fast:
+            nb = b.fast * b.first_len
+            self.sent[VMCORE] += b.fast
+            self.new[VMCORE] += b.fast
+            self.new_bytes[VMCORE] += nb
+            self.udp_bytes += 24 * b.fast + nb
         n = b.packets
         self.burst_packets[n] = self.burst_packets.get(n, 0) + 1
         bb = self.burst_bytes
