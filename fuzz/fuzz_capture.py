@@ -6,8 +6,9 @@
 Each input is written to a scratch file and read with small and with large read buffers.
 A finding is any exception other than CaptureError at open, a CaptureError message that is
 empty or more than one line, an item that is not a well-formed Datagram or Notice, frame
-numbers outside the file, the two buffer sizes giving different items, or the datagrams
-crashing the summary pipeline (core + recovery, no files) behind the reader.
+numbers outside the file, the two buffer sizes or the compiled and the Python walker loops
+giving different items, or the datagrams crashing the summary pipeline (core + recovery, no
+files) behind the reader.
 """
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ PATH = os.path.join(SCRATCH, "input.cap")
 SMALL = 4096  # the smallest read buffer: records straddle it all the time
 
 
-def _read(chunk: int | None):
+def _read(chunk: int | None, compiled: bool = True):
     """(items, captures) or (None, message) when the file is refused at open."""
     try:
-        reader = CaptureReader([PATH], chunk_size=chunk) if chunk else CaptureReader([PATH])
+        kw = {"chunk_size": chunk} if chunk else {}
+        reader = CaptureReader([PATH], compiled=compiled, **kw)
     except CaptureError as exc:
         msg = str(exc)
         if not msg or "\n" in msg:
@@ -80,13 +82,14 @@ def TestOneInput(data: bytes) -> None:
         if items is None:
             return
         _check_items(items, sum(c["frames"] for c in captures))
-        big, _ = _read(None)
-        if big != items:
-            first = next(i for i, (a, b) in enumerate(zip(items + [None], big + [None]))
-                         if a != b)
-            raise AssertionError(f"read buffers of {SMALL} bytes and the default disagree at "
-                                 f"item {first}: {items[first:first + 1]!r} vs "
-                                 f"{big[first:first + 1]!r}"[:1000])
+        for what, other in ((f"read buffers of {SMALL} bytes and the default", _read(None)[0]),
+                            ("the compiled and the Python walkers", _read(SMALL, False)[0])):
+            if other != items:
+                first = next(i for i, (a, b) in enumerate(zip(items + [None], other + [None]))
+                             if a != b)
+                raise AssertionError(f"{what} disagree at item {first}: "
+                                     f"{items[first:first + 1]!r} vs "
+                                     f"{other[first:first + 1]!r}"[:1000])
         a = Analysis(None)
         try:
             a.run(items)

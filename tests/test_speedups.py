@@ -152,3 +152,20 @@ def test_mutated_captures_read_the_same(tmp_path_factory, which, data):
     path.write_bytes(bytes(raw[:cut]))
     fast, slow = _both(str(path), chunk_size=data.draw(st.sampled_from([4096, 1 << 20])))
     assert fast == slow
+
+
+@needs_compiled
+def test_the_compiled_loops_refuse_bad_arguments_with_an_exception():
+    from analyzer.capture.speedups import link_cache, port_bitmap
+
+    walk, bits = speedups.compiled, port_bitmap({20023, 20024})
+    for pos in (-1, 41, 2**62):
+        with pytest.raises(ValueError):
+            walk.walk_pcap(b"x" * 40, pos, 0, False, 1000, 100, bits, True, [], Datagram,
+                           link_cache())
+        with pytest.raises(ValueError):
+            walk.walk_pcapng(b"x" * 40, pos, 0, False, [], bits, True, [], Datagram,
+                             link_cache())
+    with pytest.raises(TypeError):
+        walk.walk_pcapng(b"x" * 40, 0, 0, False, [[1, 0]], bits, True, [], Datagram,
+                         link_cache())

@@ -198,8 +198,10 @@ static int append_datagram(Walk *w, long long frame, long long ts, const unsigne
 {
     int bad = w->verify ? checksum_bad(ip, ulen, be16(ip + 26)) : 0;
     PyObject *d = w->dgram->tp_alloc(w->dgram, 10);
-    if (!d)
+    if (!d) {
+        Py_DECREF(link);
         return FAIL;
+    }
     PyObject *items[10];
     items[0] = PyLong_FromLongLong(frame);
     items[1] = PyLong_FromLongLong(ts);
@@ -271,7 +273,7 @@ static int take_ethernet(Walk *w, const unsigned char *p, Py_ssize_t caplen, lon
     int ntags = 0;
     Py_ssize_t q = 12;
     while (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
-        if (q + 6 > caplen)
+        if (q + 6 > caplen)  /* cannot happen past the 42-byte check; kept as fast_other has it */
             return DONE;
         if (ntags == MAX_TAGS)
             return PYTHON;
@@ -359,11 +361,15 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     PyObject *ret = NULL;
     int have_ts = 0;
     long long last_ts = 0;
-    if (walk_init(&w, dgram, out, &ports, verify, links) < 0 || pos < 0)
+    if (walk_init(&w, dgram, out, &ports, verify, links) < 0)
         goto done;
+    if (pos < 0 || pos > b.len) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        goto done;
+    }
     const unsigned char *buf = b.buf;
     Py_ssize_t n = b.len;
-    while (pos + 16 <= n) {
+    while (n - pos >= 16) {
         const unsigned char *r = buf + pos;
         uint32_t caplen = rd32(r + 8, big);
         if (caplen > (uint64_t)limit || (Py_ssize_t)caplen > n - pos - 16)
@@ -417,8 +423,12 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     long long mul[NIF], off[NIF];
     int fast[NIF];
     Py_ssize_t nif = 0;
-    if (walk_init(&w, dgram, out, &ports, verify, links) < 0 || pos < 0)
+    if (walk_init(&w, dgram, out, &ports, verify, links) < 0)
         goto done;
+    if (pos < 0 || pos > b.len) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        goto done;
+    }
     if (!PyList_Check(ifaces)) {
         PyErr_SetString(PyExc_TypeError, "ifaces must be a list");
         goto done;
@@ -430,6 +440,10 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
         PyObject *t = PyList_GET_ITEM(ifaces, i);
         fast[i] = 0;
         if (t != Py_None) {
+            if (!PyTuple_Check(t)) {
+                PyErr_SetString(PyExc_TypeError, "ifaces entries must be (mul, off) or None");
+                goto done;
+            }
             if (!PyArg_ParseTuple(t, "LL", &mul[i], &off[i]))
                 goto done;
             fast[i] = 1;
@@ -437,7 +451,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     }
     const unsigned char *buf = b.buf;
     Py_ssize_t n = b.len;
-    while (pos + 12 <= n) {
+    while (n - pos >= 12) {
         const unsigned char *r = buf + pos;
         uint32_t btype = rd32(r, big), blen = rd32(r + 4, big);
         if (btype != EPB_TYPE || blen < 32 || (blen & 3) || blen > MAX_BLOCK
