@@ -22,6 +22,25 @@ KEEP_HOLES = 4096  # seqnos not (yet) captured, remembered one by one
 class SessionAudit(AckMixin):
     """Everything the audit learns about one dump, fed in capture order."""
 
+    # a fixed set of fields: attribute access is the audit's hot path
+    __slots__ = (
+        "acks", "acks_bad_port", "acks_bad_port_count", "acks_future", "acks_future_count",
+        "acks_unseen", "acks_unseen_count", "after_finished", "after_finished_count", "burst_bytes",
+        "burst_packets", "burst_time", "bursts", "client", "conflicts", "cur", "data_after_kdh",
+        "dup_acks", "dup_unexplained", "end_reason", "finished_seq", "first_vm_seq", "herald_seen",
+        "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost", "icmp_unreachable", "id",
+        "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq", "last_frame", "last_ts",
+        "last_tx_frame", "last_tx_ts", "late_acks", "longest_stalls", "max_payload", "max_rounds",
+        "max_rounds_burst", "mergeable", "misaligned", "misaligned_count", "needed", "net_dups",
+        "never_acked", "never_acked_count", "new", "new_bytes", "out_of_burst_retx", "oversized",
+        "oversized_count", "plain", "plot", "prev", "reordered", "retx", "round_count",
+        "rounds_hist", "rows", "rtt", "sent", "seq_max", "server", "server_port", "spacing",
+        "spurious", "stall_count", "stall_threshold", "stall_time", "stalls", "start_frame",
+        "start_ts", "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key",
+        "timeouts", "udp_bytes", "unacked_old", "vm_bursts", "vm_end", "vm_first_bytes", "vm_full",
+        "vm_head", "vm_last_bytes", "vm_prev_end", "vm_prev_span", "vm_short", "worst",
+    )
+
     def __init__(self, sid: int, client: str, server: str, frame: int, ts: int,
                  stall_threshold: int, herald_seen: bool = True):
         self.id = sid

@@ -10,6 +10,8 @@ from analyzer.wire import MsgType
 
 
 class AckMixin:
+    __slots__ = ()
+
     def init_acks(self) -> None:
         self.acks = 0
         self.dup_acks = 0
@@ -40,7 +42,7 @@ class AckMixin:
                 slot[S_ACK], slot[S_ACKTS] = frame, ts
                 cur.unacked -= 1
                 cur.last_ack_ts, cur.last_ack_frame = ts, frame
-                self.rtt.add(ts - slot[S_TS])
+                self.rtt.pending.append(ts - slot[S_TS])  # tidied per burst
                 return
         if self.server_port is not None and ev.sport != self.server_port:
             self.acks_bad_port_count += 1
@@ -102,6 +104,7 @@ class AckMixin:
     # -- folding and the end ------------------------------------------------------------
 
     def _fold(self, b: Burst) -> None:
+        self.rtt.tidy()
         if b.fast:
             nb = b.fast * b.first_len
             self.sent[VMCORE] += b.fast

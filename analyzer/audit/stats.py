@@ -59,6 +59,12 @@ class Distribution:
         if len(pending) >= _FOLD_EVERY:
             self._fold()
 
+    def tidy(self) -> None:
+        """Fold the waiting samples if there are many: for an owner that appends to
+        ``pending`` itself (the list object never changes), now and then."""
+        if len(self.pending) >= _FOLD_EVERY:
+            self._fold()
+
     def _fold(self) -> None:
         vs = self.pending
         if not vs:
