@@ -28,6 +28,15 @@ def _roundup(n: int, to: int) -> int:
 
 
 class DumpRecord:
+    # fixed fields: more than an instance dictionary shares keys for, on the hot path
+    __slots__ = (
+        "_kinds", "_limit", "_limit_for", "acks", "anomalies", "anomalies_dropped", "client",
+        "duplicate_acks", "end_reason", "files", "finished_frame", "first_frame", "first_ts",
+        "herald_dir", "herald_path", "herald_payload", "herald_seen", "info_blocks",
+        "kdh_length_ok", "kdh_raw", "key", "last_frame", "last_ts", "messages", "retransmits",
+        "server", "server_port", "session", "sha256", "vmcore", "vmcore_hash",
+    )
+
     def __init__(self, ev: SessionStarted, offload=None):
         self.session = ev.session
         self.client = ev.client
