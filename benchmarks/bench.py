@@ -285,10 +285,10 @@ def main() -> None:
             row("tshark + netdump.lua", "256m", ts, frames_ts)
 
     print()
-    compiled = subprocess.run([PY, "-c", "from analyzer.capture import speedups; "
+    compiled = subprocess.run([PY, "-c", "from analyzer import speedups; "
                                "print(speedups.compiled is not None)"],
                               capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    print(f"compiled walker loops (analyzer/capture/_speedups.c) built: {compiled}")
+    print(f"compiled helpers (analyzer/_speedups.c) built: {compiled}")
     print(f"extract and audit rows: median of {REPEAT} runs; fixed cost of one extract run "
           f"(start-up, imports, report, fsync; samples/clean-13x.pcap): {fixed:.2f} s")
     load = os.getloadavg()

@@ -111,6 +111,7 @@ def test_feed_many_equals_feed(path):
         ev2 += many.feed_many(items[k:k + 97])
     ev2 += many.close()
     assert ev2 == ev1
+    assert [type(e) for e in ev2] == [type(e) for e in ev1]
 
 
 def test_no_verify_option(tmp_path):

@@ -169,3 +169,21 @@ def test_the_compiled_loops_refuse_bad_arguments_with_an_exception():
     with pytest.raises(TypeError):
         walk.walk_pcapng(b"x" * 40, 0, 0, False, [[1, 0]], bits, True, [], Datagram,
                          link_cache())
+
+
+@needs_compiled
+def test_the_compiled_event_constructor_makes_the_same_named_tuples():
+    from analyzer.protocol.events import Ack, Message
+    from analyzer.speedups import pure_new_tuple
+
+    new = speedups.compiled.new_tuple
+    fields = (1, 2, 3, 3, 7, 4096, 1448, b"x" * 1448, False, 2, False)
+    for make in (new, pure_new_tuple):
+        m = make(Message, *fields)
+        assert type(m) is Message and m == Message(*fields) and m.payload == fields[7]
+        a = make(Ack, 1, 5, 6, 7, 2, False, 5, 40001)
+        assert type(a) is Ack and a.sport == 40001 and a._replace(sport=1).sport == 1
+    assert new(tuple) == () and type(new(tuple, 1)) is tuple
+    for bad in ((), (int, 1), (Message(*fields),)):
+        with pytest.raises(TypeError):
+            new(*bad)

@@ -1,21 +1,13 @@
-"""The compiled inner loops of the capture walkers, when they were built.
+"""The compiled walker loops, when they were built (see ``analyzer.speedups``).
 
-``_speedups.c`` walks the records that make up nearly all of a netdump capture (Ethernet,
-untagged or VLAN-tagged, IPv4 without options, whole UDP datagrams) about ten times faster
-than the Python loop, and hands every other record back to the Python walker. It is built
-at install time when a C compiler is there; without it (or with NETDUMP_ANALYZER_PURE=1)
-the Python walkers do all the work, with the same results.
+They walk the records that make up nearly all of a netdump capture (Ethernet, untagged or
+VLAN-tagged, IPv4 without options, whole UDP datagrams) and hand every other record back to
+the Python walker; ``CaptureReader(compiled=False)`` or NETDUMP_ANALYZER_PURE=1 leaves all
+of it to the Python walkers, with the same results.
 """
 from __future__ import annotations
 
-import os
-
-try:
-    if os.environ.get("NETDUMP_ANALYZER_PURE") == "1":
-        raise ImportError("disabled by NETDUMP_ANALYZER_PURE=1")
-    from analyzer.capture import _speedups as compiled
-except ImportError:
-    compiled = None
+from analyzer.speedups import compiled
 
 
 def port_bitmap(ports) -> bytes:

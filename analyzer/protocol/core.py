@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from analyzer import speedups
 from analyzer.datagram import Datagram, Notice, Unreachable
 from analyzer.intervals import IntervalSet
 from analyzer.protocol.events import (
@@ -35,7 +36,7 @@ SWEEP_EVERY = 10 * 10**9  # netdumpd's CLIENT_TPASS: how often it looks
 # What the capture showed of one seqno, first and latest copy: a plain list (cheaper to
 # make than an object, and a dump makes millions) indexed by these.
 S_FIRST, S_FRAME, S_TS, S_PAYLOAD, S_ACKED = range(5)  # S_ACKED: frame of the first ACK, 0 while none
-_new = tuple.__new__
+_new = speedups.new_tuple  # event constructor: new(cls, *fields), compiled when built
 
 
 class Session:
@@ -132,7 +133,7 @@ class NetdumpTracker:
         sessions = self.sessions
         twins = self.twins
         Dgram = Datagram
-        new = _new
+        new = _new  # module attribute read per batch: tests swap in the pure constructor
         Msg = Message
         AckEv = Ack
         unpack = _HDR.unpack_from
@@ -174,8 +175,8 @@ class NetdumpTracker:
                                 recent[seqno] = [frame, frame, ts, body, 0]
                                 if len(recent) > window2:
                                     s.prune(seqno)
-                                ap(new(Msg, (sid, frame, ts, vmcore, seqno, offset, length, body,
-                                             False, frame, False)))
+                                ap(new(Msg, sid, frame, ts, vmcore, seqno, offset, length, body,
+                                       False, frame, False))
                                 s.data_seen = True
                                 continue
                     elif dport == CLIENT_PORT and (link is None or not link[1]):
@@ -193,10 +194,10 @@ class NetdumpTracker:
                                 sent = s.recent.get(seqno)
                                 if sent is not None:
                                     sent[S_ACKED] = frame
-                                    ap(new(AckEv, (sid, frame, ts, seqno, sent[S_FIRST], False,
-                                                   frame, sport)))
+                                    ap(new(AckEv, sid, frame, ts, seqno, sent[S_FIRST], False,
+                                           frame, sport))
                                 else:
-                                    ap(new(AckEv, (sid, frame, ts, seqno, 0, False, frame, sport)))
+                                    ap(new(AckEv, sid, frame, ts, seqno, 0, False, frame, sport))
                                 continue
             # the general path
             if last is not None:

@@ -1,7 +1,8 @@
 /*
- * Compiled inner loops of the pcap and pcapng walkers (optional; see speedups.py).
+ * Optional compiled helpers (see analyzer/speedups.py): the inner loops of the pcap and
+ * pcapng walkers, and a named-tuple constructor for the protocol core's events.
  *
- * They take the frames that make up nearly all of a netdump capture, Ethernet (untagged
+ * The walker loops take the frames that make up nearly all of a netdump capture, Ethernet (untagged
  * or VLAN-tagged) carrying IPv4 without options carrying whole UDP datagrams, and turn
  * them into the same Datagram tuples, with the same checksum verdicts, as the Python walkers
  * in pcap.py and pcapng.py. At the first record they would handle differently (another
@@ -487,15 +488,39 @@ done:
     return ret;
 }
 
+/* new_tuple(cls, *items): an instance of the tuple subclass cls (a named tuple) holding
+ * items, without the argument tuple that tuple.__new__(cls, items) needs. The protocol
+ * core makes one per message and per ACK. */
+static PyObject *new_tuple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs < 1 || !PyType_Check(args[0])
+            || !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "new_tuple(cls, *items): cls must be a tuple type");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyObject *t = cls->tp_alloc(cls, nargs - 1);
+    if (!t)
+        return NULL;
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(t, i - 1, args[i]);
+    }
+    return t;
+}
+
 static PyMethodDef methods[] = {
+    {"new_tuple", (PyCFunction)(void (*)(void))new_tuple, METH_FASTCALL,
+     "An instance of a tuple subclass from its items."},
     {"walk_pcap", walk_pcap, METH_VARARGS, "Compiled inner loop of the pcap walker."},
     {"walk_pcapng", walk_pcapng, METH_VARARGS, "Compiled inner loop of the pcapng walker."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "analyzer.capture._speedups",
-    "Compiled inner loops of the capture walkers.", -1, methods,
+    PyModuleDef_HEAD_INIT, "analyzer._speedups",
+    "Compiled inner loops of the capture walkers, and a named-tuple constructor.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
