@@ -129,8 +129,8 @@ class SessionAudit(AckMixin):
                 and not cur.rounds and cur.last_len == length == cur.first_len \
                 and length <= 4096 and offset + length - cur.off_start <= 65536 \
                 and gap <= self.stall_threshold \
-                and gap <= (max(self.spacing << 2, 50_000) if cur.unacked == 0
-                            else max(20 * self.spacing, 5_000_000)):
+                and (gap <= 50_000 or gap <= self.spacing << 2 if cur.unacked == 0
+                     else gap <= 5_000_000 or gap <= 20 * self.spacing):
             # the common case: the next full-size VMCORE packet of the burst in flight (its
             # length is the burst's first, already counted in max_payload)
             cur.fast += 1  # sent, new, new_bytes and udp_bytes: added up when cur is folded
