@@ -312,9 +312,14 @@ static int take_ethernet(Walk *w, const unsigned char *p, Py_ssize_t caplen, lon
     return append_datagram(w, frame, ts, ip, sport, dport, ulen, link);
 }
 
+/* Checks the arguments every walker takes; -1 with an exception set when one is wrong. */
 static int walk_init(Walk *w, PyObject *dgram, PyObject *out, Py_buffer *ports, int verify,
-                     PyObject *links)
+                     PyObject *links, const Py_buffer *b, Py_ssize_t pos)
 {
+    if (pos < 0 || pos > b->len) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        return -1;
+    }
     if (!PyType_Check(dgram) || !PyType_IsSubtype((PyTypeObject *)dgram, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "dgram must be a tuple type");
         return -1;
@@ -334,6 +339,16 @@ static int walk_init(Walk *w, PyObject *dgram, PyObject *out, Py_buffer *ports, 
     w->links = links;
     w->zero = PyLong_FromLong(0);
     return 0;
+}
+
+/* What every walker lets go of, whether it succeeded or not. */
+static void walk_release(Walk *w, Py_buffer *b, Py_buffer *ports)
+{
+    Py_XDECREF(w->zero);
+    cache_clear(&w->addrs);
+    cache_clear(&w->ports_seen);
+    PyBuffer_Release(b);
+    PyBuffer_Release(ports);
 }
 
 static PyObject *result(Py_ssize_t pos, long long frame, int have_ts, long long ts)
@@ -362,12 +377,8 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     PyObject *ret = NULL;
     int have_ts = 0;
     long long last_ts = 0;
-    if (walk_init(&w, dgram, out, &ports, verify, links) < 0)
+    if (walk_init(&w, dgram, out, &ports, verify, links, &b, pos) < 0)
         goto done;
-    if (pos < 0 || pos > b.len) {
-        PyErr_SetString(PyExc_ValueError, "pos out of range");
-        goto done;
-    }
     const unsigned char *buf = b.buf;
     Py_ssize_t n = b.len;
     while (n - pos >= 16) {
@@ -391,11 +402,7 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     }
     ret = result(pos, frame, have_ts, last_ts);
 done:
-    Py_XDECREF(w.zero);
-    cache_clear(&w.addrs);
-    cache_clear(&w.ports_seen);
-    PyBuffer_Release(&b);
-    PyBuffer_Release(&ports);
+    walk_release(&w, &b, &ports);
     return ret;
 }
 
@@ -424,12 +431,8 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     long long mul[NIF], off[NIF];
     int fast[NIF];
     Py_ssize_t nif = 0;
-    if (walk_init(&w, dgram, out, &ports, verify, links) < 0)
+    if (walk_init(&w, dgram, out, &ports, verify, links, &b, pos) < 0)
         goto done;
-    if (pos < 0 || pos > b.len) {
-        PyErr_SetString(PyExc_ValueError, "pos out of range");
-        goto done;
-    }
     if (!PyList_Check(ifaces)) {
         PyErr_SetString(PyExc_TypeError, "ifaces must be a list");
         goto done;
@@ -480,11 +483,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     }
     ret = result(pos, frame, have_ts, last_ts);
 done:
-    Py_XDECREF(w.zero);
-    cache_clear(&w.addrs);
-    cache_clear(&w.ports_seen);
-    PyBuffer_Release(&b);
-    PyBuffer_Release(&ports);
+    walk_release(&w, &b, &ports);
     return ret;
 }
 
