@@ -2,8 +2,9 @@
  * Optional compiled helpers (see analyzer/speedups.py): the inner loops of the pcap and
  * pcapng walkers, and a named-tuple constructor for the protocol core's events.
  *
- * The walker loops take the frames that make up nearly all of a netdump capture, Ethernet (untagged
- * or VLAN-tagged) carrying IPv4 without options carrying whole UDP datagrams, and turn
+ * The walker loops take the frames that make up nearly all of a netdump capture: Ethernet
+ * (untagged or VLAN-tagged), raw IPv4, Linux cooked (SLL, SLL2) or BSD loopback frames
+ * carrying IPv4 without options carrying whole UDP datagrams, and turn
  * them into the same Datagram tuples, with the same checksum verdicts, as the Python walkers
  * in pcap.py and pcapng.py. At the first record they would handle differently (another
  * link type, fragments, IP options, ICMP, a cut or corrupt record, any block but an
@@ -151,7 +152,8 @@ static inline int port_wanted(const Walk *w, uint32_t port)
 /* The link identity tuple (source MAC, VLAN ids) of a frame, one object per host as the
  * Python walkers do (the protocol core compares identities first). New reference. */
 static PyObject *link_of(Walk *w, const unsigned char *key, Py_ssize_t klen,
-                         const unsigned char *mac, const uint32_t *vids, int ntags)
+                         const unsigned char *addr, Py_ssize_t alen, const uint32_t *vids,
+                         int ntags)
 {
     for (int k = 0; k < 4; k += 2) {
         PyObject *kb = PyList_GET_ITEM(w->links, k);
@@ -173,7 +175,7 @@ static PyObject *link_of(Walk *w, const unsigned char *key, Py_ssize_t klen,
         }
         PyTuple_SET_ITEM(tags, i, v);
     }
-    PyObject *macb = PyBytes_FromStringAndSize((const char *)mac, 6);
+    PyObject *macb = PyBytes_FromStringAndSize((const char *)addr, alen);
     PyObject *link = macb ? PyTuple_Pack(2, macb, tags) : NULL;
     Py_XDECREF(macb);
     Py_DECREF(tags);
@@ -233,6 +235,39 @@ static int append_datagram(Walk *w, long long frame, long long ts, const unsigne
     return DONE;
 }
 
+/* The IPv4 and UDP part shared by every link type, the IPv4 header at p + ipo: what
+ * fast_other() does from there. key/klen name the link identity (link tuple (addr, vids));
+ * a NULL key means none (None). */
+static int take_ip(Walk *w, const unsigned char *p, Py_ssize_t ipo, Py_ssize_t caplen,
+                   long long frame, long long ts, const unsigned char *key, Py_ssize_t klen,
+                   const unsigned char *addr, Py_ssize_t alen, const uint32_t *vids, int ntags)
+{
+    if (ipo + 28 > caplen)
+        return PYTHON;
+    const unsigned char *ip = p + ipo;
+    uint32_t vihl = ip[0], proto = ip[9];
+    if (vihl >> 4 != 4 || proto != 17)
+        return (proto == 1 && vihl >> 4 == 4) ? PYTHON : DONE;
+    if (vihl != 0x45 || (be16(ip + 6) & 0x3FFF))
+        return PYTHON;
+    uint32_t sport = be16(ip + 20), dport = be16(ip + 22);
+    if (!port_wanted(w, sport) && !port_wanted(w, dport))
+        return DONE;
+    uint32_t totlen = be16(ip + 2), ulen = be16(ip + 24);
+    if (ulen + 20 != totlen || ulen < 8 || ipo + (Py_ssize_t)totlen > caplen)
+        return PYTHON;
+    PyObject *link;
+    if (key) {
+        link = link_of(w, key, klen, addr, alen, vids, ntags);
+        if (!link)
+            return FAIL;
+    } else {
+        link = Py_None;
+        Py_INCREF(link);
+    }
+    return append_datagram(w, frame, ts, ip, sport, dport, ulen, link);
+}
+
 /* One Ethernet frame of caplen bytes at p. DONE when it was taken or is of no interest
  * (as the Python walkers skip it), PYTHON when the Python walker must take it. *vlan is
  * set when the Python pcap walker would have gone through fast_other (it keeps that
@@ -259,7 +294,7 @@ static int take_ethernet(Walk *w, const unsigned char *p, Py_ssize_t caplen, lon
             return PYTHON;
         unsigned char key[KEY_MAX];
         memcpy(key, p + 6, 6);
-        PyObject *link = link_of(w, key, 6, p + 6, NULL, 0);
+        PyObject *link = link_of(w, key, 6, p + 6, 6, NULL, 0);
         if (!link)
             return FAIL;
         return append_datagram(w, frame, ts, ip, sport, dport, ulen, link);
@@ -284,21 +319,6 @@ static int take_ethernet(Walk *w, const unsigned char *p, Py_ssize_t caplen, lon
     }
     if (et != 0x0800)
         return DONE;
-    Py_ssize_t ipo = q + 2;
-    if (ipo + 28 > caplen)
-        return PYTHON;
-    const unsigned char *ip = p + ipo;
-    uint32_t vihl = ip[0], proto = ip[9];
-    if (vihl >> 4 != 4 || proto != 17)
-        return (proto == 1 && vihl >> 4 == 4) ? PYTHON : DONE;
-    if (vihl != 0x45 || (be16(ip + 6) & 0x3FFF))
-        return PYTHON;
-    uint32_t sport = be16(ip + 20), dport = be16(ip + 22);
-    if (!port_wanted(w, sport) && !port_wanted(w, dport))
-        return DONE;
-    uint32_t totlen = be16(ip + 2), ulen = be16(ip + 24);
-    if (ulen + 20 != totlen || ulen < 8 || ipo + (Py_ssize_t)totlen > caplen)
-        return PYTHON;
     unsigned char key[KEY_MAX];
     memcpy(key, p + 6, 6);
     for (int i = 0; i < ntags; i++) {
@@ -306,13 +326,54 @@ static int take_ethernet(Walk *w, const unsigned char *p, Py_ssize_t caplen, lon
         key[7 + 2 * i] = (unsigned char)vids[i];
     }
     key[6 + 2 * ntags] = (unsigned char)ntags;
-    PyObject *link = link_of(w, key, 7 + 2 * ntags, p + 6, vids, ntags);
-    if (!link)
-        return FAIL;
-    return append_datagram(w, frame, ts, ip, sport, dport, ulen, link);
+    return take_ip(w, p, q + 2, caplen, frame, ts, key, 7 + 2 * ntags, p + 6, 6, vids, ntags);
 }
 
-/* Checks the arguments every walker takes; -1 with an exception set when one is wrong. */
+/* A frame of another link type fast_other() takes: raw IPv4, Linux cooked (SLL, SLL2) or
+ * BSD loopback. The Python walkers keep every such frame's time. */
+static int take_other(Walk *w, int lt, const unsigned char *p, Py_ssize_t caplen,
+                      long long frame, long long ts)
+{
+    switch (lt) {
+    case 12: case 14: case 101: case 228:  /* raw IPv4 */
+        return take_ip(w, p, 0, caplen, frame, ts, NULL, 0, NULL, 0, NULL, 0);
+    case 113: {  /* SLL: packet type, ARPHRD, address length, 8 address bytes, protocol */
+        if (caplen < 16 || be16(p + 14) != 0x0800 || p[4])
+            return PYTHON;
+        Py_ssize_t alen = p[5] < 8 ? p[5] : 8;
+        unsigned char key[KEY_MAX];
+        memcpy(key, p + 6, alen);
+        return take_ip(w, p, 16, caplen, frame, ts, key, alen, p + 6, alen, NULL, 0);
+    }
+    case 276: {  /* SLL2: protocol, reserved, ifindex, ARPHRD, type, address length, address */
+        if (caplen < 20 || be16(p) != 0x0800)
+            return PYTHON;
+        Py_ssize_t alen = p[11] < 8 ? p[11] : 8;
+        unsigned char key[KEY_MAX];
+        memcpy(key, p + 12, alen);
+        return take_ip(w, p, 20, caplen, frame, ts, key, alen, p + 12, alen, NULL, 0);
+    }
+    case 0: case 108: {  /* BSD loopback: the address family, in either byte order */
+        if (caplen < 4)
+            return DONE;
+        uint32_t le = rd32(p, 0), be = rd32(p, 1);
+        if (le != 2 && be != 2)
+            return DONE;
+        return take_ip(w, p, 4, caplen, frame, ts, NULL, 0, NULL, 0, NULL, 0);
+    }
+    }
+    return PYTHON;
+}
+
+static int take_frame(Walk *w, int lt, const unsigned char *p, Py_ssize_t caplen,
+                      long long frame, long long ts, int *keeps_time)
+{
+    if (lt == 1)
+        return take_ethernet(w, p, caplen, frame, ts, keeps_time);
+    *keeps_time = 1;
+    return take_other(w, lt, p, caplen, frame, ts);
+}
+
 static int walk_init(Walk *w, PyObject *dgram, PyObject *out, Py_buffer *ports, int verify,
                      PyObject *links, const Py_buffer *b, Py_ssize_t pos)
 {
@@ -358,20 +419,20 @@ static PyObject *result(Py_ssize_t pos, long long frame, int have_ts, long long 
     return Py_BuildValue("(nLO)", pos, frame, Py_None);
 }
 
-/* walk_pcap(buf, pos, frame, big_endian, frac_mul, limit, ports, verify, out, Datagram,
- *           links) -> (pos, frame, ts or None)
- * Records of an Ethernet pcap file from pos on; stops before the first record that is not
- * whole in buf, claims more than limit bytes, or needs the Python walker. ts is the time
- * of the last VLAN-tagged frame walked (the Python walker's notion of the current time). */
+/* walk_pcap(buf, pos, frame, big_endian, frac_mul, limit, linktype, ports, verify, out,
+ *           Datagram, links) -> (pos, frame, ts or None)
+ * Records of a pcap file from pos on; stops before the first record that is not whole in
+ * buf, claims more than limit bytes, or needs the Python walker. ts is the time of the last
+ * frame walked whose time the Python walker keeps (VLAN-tagged and non-Ethernet frames). */
 static PyObject *walk_pcap(PyObject *self, PyObject *args)
 {
     Py_buffer b, ports;
     Py_ssize_t pos, limit;
     long long frame, frac_mul;
-    int big, verify;
+    int big, lt, verify;
     PyObject *out, *dgram, *links;
-    if (!PyArg_ParseTuple(args, "y*nLpLny*pOOO", &b, &pos, &frame, &big, &frac_mul, &limit,
-                          &ports, &verify, &out, &dgram, &links))
+    if (!PyArg_ParseTuple(args, "y*nLpLniy*pOOO", &b, &pos, &frame, &big, &frac_mul, &limit,
+                          &lt, &ports, &verify, &out, &dgram, &links))
         return NULL;
     Walk w = {0};
     PyObject *ret = NULL;
@@ -388,7 +449,7 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
             break;
         long long ts = (long long)rd32(r, big) * 1000000000LL + (long long)rd32(r + 4, big) * frac_mul;
         int vlan;
-        int k = take_ethernet(&w, r + 16, caplen, frame + 1, ts, &vlan);
+        int k = take_frame(&w, lt, r + 16, caplen, frame + 1, ts, &vlan);
         if (k == FAIL)
             goto done;
         if (k == PYTHON)
@@ -409,8 +470,9 @@ done:
 /* walk_pcapng(buf, pos, frame, big_endian, ifaces, ports, verify, out, Datagram, links)
  *     -> (pos, frame, ts or None)
  * Enhanced packet blocks from pos on. ifaces holds, per interface of the section, the
- * multiplier to nanoseconds and the offset in nanoseconds when the interface is Ethernet
- * with a decimal clock of at most nanosecond resolution, else None. Stops before any
+ * multiplier to nanoseconds, the offset in nanoseconds and the link type when the interface
+ * has a link type these loops take and a decimal clock of at most nanosecond resolution,
+ * else None. Stops before any
  * other block, any block the Python walker would question, and any frame it must take;
  * ts is the time of the last packet block walked. */
 static PyObject *walk_pcapng(PyObject *self, PyObject *args)
@@ -429,7 +491,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     long long last_ts = 0;
     enum { NIF = 64 };
     long long mul[NIF], off[NIF];
-    int fast[NIF];
+    int fast[NIF], lts[NIF];
     Py_ssize_t nif = 0;
     if (walk_init(&w, dgram, out, &ports, verify, links, &b, pos) < 0)
         goto done;
@@ -445,10 +507,10 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
         fast[i] = 0;
         if (t != Py_None) {
             if (!PyTuple_Check(t)) {
-                PyErr_SetString(PyExc_TypeError, "ifaces entries must be (mul, off) or None");
+                PyErr_SetString(PyExc_TypeError, "ifaces entries must be (mul, off, lt) or None");
                 goto done;
             }
-            if (!PyArg_ParseTuple(t, "LL", &mul[i], &off[i]))
+            if (!PyArg_ParseTuple(t, "LLi", &mul[i], &off[i], &lts[i]))
                 goto done;
             fast[i] = 1;
         }
@@ -471,7 +533,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
                 || __builtin_add_overflow(scaled, off[iface], &ts))
             break;
         int vlan;
-        int k = take_ethernet(&w, r + 28, caplen, frame + 1, ts, &vlan);
+        int k = take_frame(&w, lts[iface], r + 28, caplen, frame + 1, ts, &vlan);
         if (k == FAIL)
             goto done;
         if (k == PYTHON)

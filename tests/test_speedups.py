@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from analyzer.capture import CaptureError, CaptureReader, speedups
 from analyzer.datagram import Datagram
 from capture_builders import (
-    SERVER_MAC, ack, epb, ether, fragments, idb, ipv4, msg, pcap, shb, spb, udp, udp_ip,
+    SERVER_MAC, ack, epb, ether, fragments, idb, ipv4, msg, null, pcap, shb, sll, sll2, spb, udp,
+    udp_ip,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +132,11 @@ def test_pcapng_frames_read_the_same(tmp_path, endian, chunk):
 
 def _mutable_capture() -> bytes:
     frames = _frames()[:12] + _frames()[-14:]
-    return b"".join([shb(), idb(), idb(tsresol=9)] + [epb("<", i % 2, T0 // 1000 + i, f)
-                                                     for i, f in enumerate(frames)])
+    ips = [f[14:] for f in frames if f[12:14] == b"\x08\x00"][:8]
+    return b"".join([shb(), idb(), idb(tsresol=9), idb(linktype=276), idb(linktype=101)]
+                    + [epb("<", i % 2, T0 // 1000 + i, f) for i, f in enumerate(frames)]
+                    + [epb("<", 2 + i % 2, T0 // 1000 + i, sll2(ip) if i % 2 == 0 else ip)
+                       for i, ip in enumerate(ips)])
 
 
 _PCAPNG = _mutable_capture()
@@ -161,7 +165,7 @@ def test_the_compiled_loops_refuse_bad_arguments_with_an_exception():
     walk, bits = speedups.compiled, port_bitmap({20023, 20024})
     for pos in (-1, 41, 2**62):
         with pytest.raises(ValueError):
-            walk.walk_pcap(b"x" * 40, pos, 0, False, 1000, 100, bits, True, [], Datagram,
+            walk.walk_pcap(b"x" * 40, pos, 0, False, 1000, 100, 1, bits, True, [], Datagram,
                            link_cache())
         with pytest.raises(ValueError):
             walk.walk_pcapng(b"x" * 40, pos, 0, False, [], bits, True, [], Datagram,
@@ -187,3 +191,60 @@ def test_the_compiled_event_constructor_makes_the_same_named_tuples():
     for bad in ((), (int, 1), (Message(*fields),)):
         with pytest.raises(TypeError):
             new(*bad)
+
+
+def _ip_packets() -> list[bytes]:
+    """The IPv4 packets of the untagged Ethernet frames of _frames(), whole or cut."""
+    out = []
+    for f in _frames():
+        if f[12:14] == b"\x08\x00":
+            out.append(f[14:])
+    return out + [b"", b"\x45", b"\x60" + bytes(40)]  # empty, cut, IPv6
+
+
+def _link_frames(lt: int) -> list[bytes]:
+    ips = _ip_packets()
+    if lt in (101, 228, 12, 14):
+        return ips
+    if lt == 113:
+        return ([sll(ip) for ip in ips] + [sll(ip, addr=a) for ip in ips[:3]
+                                         for a in (b"", b"\x01\x02", bytes(range(8)))]
+                + [sll(ips[0], protocol=0x86DD), sll(ips[0], pkttype=4), sll(ips[0])[:15]])
+    if lt == 276:
+        return ([sll2(ip) for ip in ips] + [sll2(ip, addr=a) for ip in ips[:3]
+                                          for a in (b"", b"\x01\x02", bytes(range(8)))]
+                + [sll2(ips[0], protocol=0x86DD), sll2(ips[0])[:19]])
+    return ([null(ip) for ip in ips] + [null(ip, "big") for ip in ips[:5]]
+            + [null(ips[0], family=24), null(ips[0])[:3]])
+
+
+@needs_compiled
+@pytest.mark.parametrize("lt", [101, 228, 12, 14, 113, 276, 0, 108])
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])
+def test_other_link_types_read_the_same(tmp_path, lt, chunk):
+    frames = _link_frames(lt)
+    path = tmp_path / "f.pcap"
+    path.write_bytes(pcap([(T0 + i * 1000, f) for i, f in enumerate(frames * 2)], linktype=lt))
+    fast, slow = _both(str(path), chunk_size=chunk)
+    assert fast == slow
+    got = [x for x in fast if type(x) is Datagram]
+    assert any(x.bad_checksum for x in got) and not all(x.bad_checksum for x in got)
+    if lt in (113, 276):
+        assert {x.link for x in got} >= {(b"", ()), (b"\x01\x02", ()), (bytes(range(8)), ())}
+
+
+@needs_compiled
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_pcapng_with_interfaces_of_every_link_type_reads_the_same(tmp_path, endian):
+    lts = [1, 101, 113, 276, 0, 228]
+    blocks = [shb(endian)] + [idb(endian, linktype=lt) for lt in lts]
+    per = {i: _link_frames(lt) if lt != 1 else _frames() for i, lt in enumerate(lts)}
+    for k in range(max(map(len, per.values()))):
+        for i in per:
+            if k < len(per[i]):
+                blocks.append(epb(endian, i, T0 // 1000 + k * 10 + i, per[i][k]))
+    path = tmp_path / "f.pcapng"
+    path.write_bytes(b"".join(blocks))
+    fast, slow = _both(str(path), chunk_size=4096)
+    assert fast == slow
+    assert {x.link is None for x in fast if type(x) is Datagram} == {True, False}

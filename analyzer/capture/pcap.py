@@ -5,7 +5,7 @@ import struct
 
 from analyzer.capture.decode import LT_ETHERNET, fast_other, VLAN_TPIDS, udp_offload_looking
 from analyzer.capture.fileformat import MAX_CAPLEN, Opened
-from analyzer.capture.speedups import link_cache
+from analyzer.capture.speedups import LINKTYPES, link_cache
 from analyzer.datagram import Datagram, Notice
 
 _new = tuple.__new__
@@ -57,15 +57,16 @@ def walk_pcap(ctx, o: Opened, cap: dict):
     link_a = link_b = None
     bufbase = src.raw_pos - n  # file offset of buf[0] (plain files)
     # the compiled loop walks the common records and stops before any other (speedups.py)
-    cwalk = ctx.compiled.walk_pcap if ctx.compiled is not None and eth and chk is None else None
+    cwalk = ctx.compiled.walk_pcap if ctx.compiled is not None and lt in LINKTYPES \
+        and chk is None else None
     if cwalk is not None:
         big, bitmap, links = o.endian == ">", ctx.port_bitmap, link_cache()
     try:
         while True:
             while True:
                 if cwalk is not None:
-                    pos, frame, t = cwalk(buf, pos, frame, big, frac_mul, limit, bitmap, verify,
-                                          out, Dgram, links)
+                    pos, frame, t = cwalk(buf, pos, frame, big, frac_mul, limit, lt, bitmap,
+                                          verify, out, Dgram, links)
                     if t is not None:
                         ts = t
                 if pos + 16 > n:

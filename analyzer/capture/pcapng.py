@@ -11,7 +11,7 @@ import struct
 from analyzer.capture.decode import LT_ETHERNET, fast_other, SUPPORTED_LINKTYPES, VLAN_TPIDS, udp_offload_looking
 from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened, linktype_name
 from analyzer.capture.pcap import ETH_FAST, cut_notice
-from analyzer.capture.speedups import link_cache
+from analyzer.capture.speedups import LINKTYPES, link_cache
 from analyzer.datagram import Datagram, Notice
 
 _new = tuple.__new__
@@ -86,11 +86,12 @@ def _parse_idb(buf: bytes, pos: int, blen: int, endian: str) -> _Iface | None:
     return _Iface(lt, snaplen, tsresol, tsoffset)
 
 
-def _compiled_clock(ifc: _Iface) -> tuple[int, int] | None:
-    """(multiplier, offset) to nanoseconds for the compiled loop: Ethernet interfaces with
-    a decimal clock and an offset that fits 64 bits; None leaves the interface to Python."""
-    if ifc.lt == LT_ETHERNET and ifc.mul and -(1 << 63) <= ifc.off < (1 << 63):
-        return ifc.mul, ifc.off
+def _compiled_clock(ifc: _Iface) -> tuple[int, int, int] | None:
+    """(multiplier and offset to nanoseconds, link type) for the compiled loop: interfaces
+    of a link type it takes with a decimal clock and an offset that fits 64 bits; None
+    leaves the interface to Python."""
+    if ifc.lt in LINKTYPES and ifc.mul and -(1 << 63) <= ifc.off < (1 << 63):
+        return ifc.mul, ifc.off, ifc.lt
     return None
 
 
