@@ -23,18 +23,15 @@ import subprocess
 import sys
 
 _LEN = struct.Struct("<I")
-_M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
-_M160, _M96 = (1 << 160) - 1, (1 << 96) - 1
 SPAN = 4 << 20  # most bytes read at once by the helper
 PIPE_SIZE = 1 << 20  # bytes of jobs the pipe to the helper holds
 
 
 def bad_indices(fd: int, job: list) -> list:
     """Indices of the job's datagrams whose IPv4 or UDP checksum is wrong (not offload)."""
-    from analyzer.capture.decode import fold, udp_offload_looking
+    from analyzer.capture.decode import datagram_bad
 
     out = []
-    from_bytes = int.from_bytes
     i, n = 0, len(job)
     while i < n:
         # read a span of the file holding as many datagrams as fit
@@ -51,15 +48,9 @@ def bad_indices(fd: int, job: list) -> list:
             if e > len(data):
                 out.append(job[k])  # the file changed under us: do not trust it
                 continue
-            ulen = e - s - 20
-            x = from_bytes(data[s:e], "little")
-            h = x & _M160
-            if h % 0xFFFF and data[s + 10:s + 12] != b"\x00\x00":
+            if datagram_bad(data, s, e, e - s - 20, data[s + 12:s + 16], data[s + 16:s + 20],
+                            data[s + 26] << 8 | data[s + 27]):
                 out.append(job[k])
-            elif (fold(x) - (h & _M96) + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
-                ucsum = data[s + 26] << 8 | data[s + 27]
-                if not udp_offload_looking(data[s + 12:s + 16], data[s + 16:s + 20], ulen, ucsum):
-                    out.append(job[k])
         i = j
     return out
 

@@ -81,6 +81,26 @@ def udp_offload_looking(src: bytes, dst: bytes, ulen: int, field: int) -> bool:
     return f == ps or f == (0xFFFF - ps) % 0xFFFF
 
 
+def datagram_bad(buf, ip: int, ipend: int, ulen: int, src: bytes, dst: bytes,
+                 field: int) -> bool:
+    """The checksum verdict for an IPv4 header without options at ``buf[ip:ip + 20]`` and
+    the whole UDP datagram after it, to ``ipend`` (``ulen`` bytes, checksum ``field``):
+    True when either is wrong. A zero header checksum or UDP checksum was not computed; a
+    wrong UDP checksum that looks like checksum offload is not corruption. One integer holds
+    header and datagram, split by masks (cheaper than summing words in Python)."""
+    if not field:
+        return bool(int.from_bytes(buf[ip:ip + 20], "little") % 0xFFFF) \
+            and buf[ip + 10:ip + 12] != b"\x00\x00"
+    x = int.from_bytes(buf[ip:ipend], "little")
+    h = x & _M160  # the IPv4 header
+    if h % 0xFFFF and buf[ip + 10:ip + 12] != b"\x00\x00":
+        return True
+    # minus the header words before the addresses, plus the pseudo-header rest
+    if (fold(x) - (h & _M96) + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
+        return not udp_offload_looking(src, dst, ulen, field)
+    return False
+
+
 def udp_bad(src: bytes, dst: bytes, udp: bytes) -> bool:
     """True when the checksum of a whole UDP datagram ``udp`` (header included) is wrong."""
     field = udp[6] << 8 | udp[7]
@@ -157,17 +177,7 @@ def fast_other(lt: int, buf: bytes, d: int, end: int, frame: int, ts: int,
     ipend = ip + totlen
     if ulen + 20 != totlen or ulen < 8 or ipend > end:
         return False
-    bad = False
-    if verify:
-        if ucsum:
-            x = int.from_bytes(buf[ip:ipend], "little")
-            h = x & _M160
-            if h % 0xFFFF and buf[ip + 10:ip + 12] != b"\x00\x00":
-                bad = True
-            elif (fold(x) - (h & _M96) + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
-                bad = not udp_offload_looking(sa, da, ulen, ucsum)
-        elif int.from_bytes(buf[ip:ip + 20], "little") % 0xFFFF:
-            bad = buf[ip + 10:ip + 12] != b"\x00\x00"
+    bad = datagram_bad(buf, ip, ipend, ulen, sa, da, ucsum) if verify else False
     return _new(Datagram, (frame, ts, sa, da, sport, dport, buf[ip + 28:ipend], 0, link, bad))
 
 

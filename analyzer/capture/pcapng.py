@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import struct
 
-from analyzer.capture.decode import LT_ETHERNET, fast_other, SUPPORTED_LINKTYPES, VLAN_TPIDS, udp_offload_looking
+from analyzer.capture.decode import LT_ETHERNET, fast_other, SUPPORTED_LINKTYPES, VLAN_TPIDS, datagram_bad
 from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened, linktype_name
 from analyzer.capture.pcap import ETH_FAST, cut_notice
 from analyzer.capture.speedups import LINKTYPES, link_cache
 from analyzer.datagram import Datagram, Notice
 
 _new = tuple.__new__
-_from_bytes = int.from_bytes
-_M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
 _NS = 1_000_000_000
 
 EPB = 6
@@ -103,9 +101,6 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
     fast = ETH_FAST.unpack_from
     new = _new
     Dgram = Datagram
-    from_bytes = _from_bytes
-    m1, m2, m3 = _M5952, _M2976, _M1488
-    m160, m96 = (1 << 160) - 1, (1 << 96) - 1
     ports = ctx.ports
     verify = ctx.verify
     decode = ctx.decoder.frame
@@ -213,21 +208,8 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                                     if verify:
                                         if ucsum and chk is not None:  # verified by the checksum helper
                                             chk((len(out), bufbase + d + 14, bufbase + ipend))
-                                        elif ucsum:  # one integer for IP header and UDP datagram, split by masks
-                                            x = from_bytes(buf[d + 14:ipend], "little")
-                                            h = x & m160  # the IPv4 header
-                                            if h % 0xFFFF and buf[d + 24:d + 26] != b"\x00\x00":
-                                                bad = True
-                                            else:
-                                                if ulen > 1024:  # halve it thrice: cheaper than one long division
-                                                    x = (x >> 5952) + (x & m1)
-                                                    x = (x >> 2976) + (x & m2)
-                                                    x = (x >> 1488) + (x & m3)
-                                                # minus the header words before the addresses, plus the pseudo-header rest
-                                                if (x - (h & m96) + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
-                                                    bad = not udp_offload_looking(sa, da, ulen, ucsum)
-                                        elif from_bytes(buf[d + 14:d + 34], "little") % 0xFFFF:
-                                            bad = buf[d + 24:d + 26] != b"\x00\x00"
+                                        else:
+                                            bad = datagram_bad(buf, d + 14, ipend, ulen, sa, da, ucsum)
                                     if buf.startswith(mac_a, d + 6):
                                         link = link_a
                                     elif buf.startswith(mac_b, d + 6):

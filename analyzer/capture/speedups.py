@@ -12,6 +12,8 @@ from analyzer.capture.decode import (
 )
 from analyzer.speedups import compiled
 
+__all__ = ["compiled", "LINKTYPES", "link_cache", "port_bitmap"]
+
 # link types the compiled loops take (the others go to the Python walkers whole)
 LINKTYPES = frozenset({LT_ETHERNET, LT_RAW, LT_IPV4, LT_RAW_BSD1, LT_RAW_BSD2, LT_SLL, LT_SLL2,
                        LT_NULL, LT_LOOP})
