@@ -17,10 +17,6 @@ is read without error.
 """
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
-import os
 import shutil
 import sys
 import tempfile

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.wire import MsgType, build_kdh, build_message
+from analyzer.wire import MsgType, build_message
 from capture_builders import (
-    CLIENT_MAC, SERVER_MAC, block, epb, ether, idb, ipv4, pcap, shb, udp,
+    CLIENT_MAC, SERVER_MAC, epb, ether, idb, ipv4, pcap, shb, udp,
 )
 from datagrams import CLIENT, SERVER, Conversation, clean_dump, image
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import heapq
 import random
-import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
