@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from analyzer.capture import CaptureError, CaptureReader, speedups
 from analyzer.datagram import Datagram
-from capture_builders import (
+from tests.support.capture_builders import (
     SERVER_MAC, ack, epb, ether, fragments, idb, ipv4, msg, null, pcap, shb, sll, sll2, spb, udp,
     udp_ip,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(p for p in (ROOT / "samples").iterdir() if p.suffix in (".pcap", ".pcapng"))
 T0 = 1_700_000_000 * 10**9 + 123_456_789
 

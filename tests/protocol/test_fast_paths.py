@@ -15,11 +15,11 @@ from analyzer.capture import CaptureReader
 from analyzer.capture.checksums import Helper
 from analyzer.datagram import Datagram
 from analyzer.protocol.core import NetdumpTracker
-from tests import capture_builders as cb
+from tests.support import capture_builders as cb
 
 pytestmark = pytest.mark.usefixtures("walker")  # compiled and Python walkers alike
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(p for p in (ROOT / "samples").iterdir() if p.suffix in (".pcap", ".pcapng"))
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from analyzer.capture import CaptureError, CaptureReader, open_captures
 from analyzer.datagram import Datagram, Notice
-from capture_builders import (
+from tests.support.capture_builders import (
     CLIENT, CLIENT_MAC, SERVER, SERVER_MAC, ack, block, epb, ether, gz, idb, ipv4, msg, null,
     pb, pcap, shb, sll, sll2, spb, udp, udp_ip, write,
 )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(p for d in ("analyzer", "tests", "benchmarks", "samples", "fuzz")
                  for p in (ROOT / d).rglob("*.py"))
 

@@ -9,7 +9,7 @@ from analyzer.intervals import IntervalSet
 from analyzer.pipeline import Analysis
 from analyzer.recovery.hashing import StreamingHash
 
-from datagrams import clean_dump, ip
+from tests.support.datagrams import clean_dump, ip
 
 
 @given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 60)), max_size=60))

@@ -3,8 +3,8 @@
 Nothing crashes (one-line errors, defined exit codes, never a traceback), nothing escapes the
 output directory (no writes outside it, no overwrites, no symlinks followed), and nothing
 recoverable is lost (every good dump in a damaged or polluted capture is still recovered).
-Captures are built here from datagram sequences (tests/datagrams.py) framed by
-tests/capture_builders.py, so every byte on the wire is known.
+Captures are built here from datagram sequences (tests/support/datagrams.py) framed by
+tests/support/capture_builders.py, so every byte on the wire is known.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from analyzer.wire import MsgType, build_message
-from capture_builders import (
+from tests.support.capture_builders import (
     CLIENT_MAC, SERVER_MAC, epb, ether, idb, ipv4, pcap, shb, udp,
 )
-from datagrams import CLIENT, SERVER, Conversation, clean_dump, image
+from tests.support.datagrams import CLIENT, SERVER, Conversation, clean_dump, image
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 OTHER_MAC = bytes.fromhex("02000000cc02")
@@ -850,7 +850,7 @@ def test_fuzz_seed_corpus_runs_clean_without_the_fuzzer(tmp_path):
     core seeds decode to datagrams and run through core, recovery and the file writer."""
     from analyzer.capture import CaptureReader
     from analyzer.pipeline import Analysis
-    root = Path(__file__).resolve().parent.parent / "fuzz"
+    root = Path(__file__).resolve().parents[2] / "fuzz"
     sys.path.insert(0, str(root))
     try:
         import common
@@ -877,7 +877,7 @@ def test_corrupt_gzip_yields_the_same_items_whatever_the_read_size(tmp_path):
     a damaged .pcap.gz came out depended on the read size. Now everything before the corrupt
     byte comes out, the same for every buffer size."""
     from analyzer.capture import CaptureReader
-    src = Path(__file__).resolve().parent.parent / "fuzz" / "regressions" / "capture-gzip-corrupt-crc"
+    src = Path(__file__).resolve().parents[2] / "fuzz" / "regressions" / "capture-gzip-corrupt-crc"
     cap = tmp_path / "x.pcap.gz"
     cap.write_bytes(src.read_bytes())
     runs = [list(CaptureReader([str(cap)], chunk_size=size) if size else CaptureReader([str(cap)]))

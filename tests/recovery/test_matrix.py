@@ -9,7 +9,7 @@ import pytest
 from analyzer.cli import run_analysis
 from analyzer.simulate import CaptureSpec, DumpSpec, NetworkSpec, simulate
 
-from truth_check import check
+from tests.support.truth_check import check
 
 IMPAIRMENTS = {
     "clean": ({}, {}, {}, set()),

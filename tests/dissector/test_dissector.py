@@ -2,7 +2,7 @@
 
 Each scenario builds a small pcap (Ethernet/IPv4/UDP carrying messages from analyzer.wire),
 runs ``tshark -2 -X lua_script:dissectors/netdump.lua`` with isolated configuration folders,
-compares the output with golden files in tests/dissector_golden/ (UPDATE_GOLDEN=1 rewrites
+compares the output with golden files in tests/dissector/golden/ (UPDATE_GOLDEN=1 rewrites
 them) and asserts on the semantics that matter.
 
 In CI (CI=true) a missing tshark fails the tests; elsewhere they are skipped.
@@ -23,9 +23,9 @@ import pytest
 
 from analyzer.wire import build_ack, build_kdh, build_kdk, build_message
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LUA = REPO / "dissectors" / "netdump.lua"
-GOLDEN = REPO / "tests" / "dissector_golden"
+GOLDEN = REPO / "tests" / "dissector" / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN", "") not in ("", "0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -358,7 +358,7 @@ def tshark_version(tshark: str) -> str:
 
 
 def check_golden(name: str, text: str, version: str) -> None:
-    """Compare with tests/dissector_golden/<name>; the first line pins the tshark major.minor."""
+    """Compare with tests/dissector/golden/<name>; the first line pins the tshark major.minor."""
     path = GOLDEN / name
     content = f"# tshark {version}\n{text}"
     if UPDATE or not path.exists():

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from analyzer.simulate import CaptureSpec, DumpSpec, simulate
 from analyzer.simulate.command import simulate_command
 from analyzer.wire import MSG_HDR, MsgType
-from test_simulate import client_msgs, read_capture, udp_msgs
+from tests.support.dpkt_read import client_msgs, read_capture, udp_msgs
 
 SPEC = DumpSpec(generation="13", size=32 << 10)
 

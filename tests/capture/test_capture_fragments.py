@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from analyzer.capture import CaptureReader
 from analyzer.capture.ipv4 import Reassembler
 from analyzer.datagram import Datagram, Notice
-from capture_builders import CLIENT, SERVER, ether, fragments, ipv4, msg, pcap, udp, udp_ip, write
+from tests.support.capture_builders import CLIENT, SERVER, ether, fragments, ipv4, msg, pcap, udp, udp_ip, write
 
 pytestmark = pytest.mark.usefixtures("walker")  # compiled and Python walkers alike
 

@@ -1,10 +1,8 @@
 """The simulator: protocol facts per generation, reliability, netdumpd's files, ground truth."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import socket
 import struct
 import zlib
 
@@ -16,65 +14,12 @@ from analyzer.recovery import infofile
 from analyzer.simulate import CaptureSpec, DumpSpec, NetworkSpec, simulate, simulate_frames
 from analyzer.simulate.image import DumpImage
 from analyzer.wire import MSG_HDR, MsgType, kdh_parity, parse_kdh, parse_kdk
+from tests.support.dpkt_read import client_msgs, read_capture, udp_msgs
 
 H = MSG_HDR.struct
 
 
-# --- helpers: read a capture back with dpkt -----------------------------------------------
-def _ip_from_link(linktype: int, buf: bytes):
-    if linktype == 1:
-        eth = dpkt.ethernet.Ethernet(buf)
-        ip = eth.data
-        return ip if isinstance(ip, dpkt.ip.IP) else None
-    if linktype == 113:
-        return dpkt.ip.IP(buf[16:])
-    if linktype == 276:
-        return dpkt.ip.IP(buf[20:])
-    if linktype in (101, 228):
-        return dpkt.ip.IP(buf)
-    if linktype == 0:
-        return dpkt.ip.IP(buf[4:])
-    raise AssertionError(linktype)
-
-
-def read_capture(path):
-    """[(ts, ip)] for every frame, pcap or pcapng, gzip or not."""
-    raw = open(path, "rb").read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    import io
-    fh = io.BytesIO(raw)
-    out = []
-    if raw[:4] == b"\x0a\x0d\x0d\x0a":
-        rd = dpkt.pcapng.Reader(fh)
-        links = {}
-        for i, idb in enumerate(rd.idbs if hasattr(rd, "idbs") else []):
-            links[i] = idb.linktype
-        for ts, buf in rd:
-            out.append((ts, _ip_from_link(rd.datalink(), buf)))
-    else:
-        rd = dpkt.pcap.Reader(fh)
-        for ts, buf in rd:
-            out.append((ts, _ip_from_link(rd.datalink(), buf)))
-    return out
-
-
-def udp_msgs(path):
-    """[(ts, src, dst, sport, dport, payload)] of the UDP datagrams in a capture."""
-    res = []
-    for ts, ip in read_capture(path):
-        if ip is None or ip.p != 17:
-            continue
-        u = ip.data
-        res.append((ts, socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst), u.sport, u.dport,
-                    bytes(u.data)))
-    return res
-
-
-def client_msgs(msgs):
-    return [(ts, *H.unpack_from(p), p[24:]) for ts, s, d, sp, dp, p in msgs if sp == 20024]
-
-
+# --- helpers ------------------------------------------------------------------------------
 def calls_of(msgs_c):
     """Group first transmissions into send calls by seqno runs of (type, contiguous offsets)."""
     seen = set()
@@ -464,7 +409,7 @@ def test_blackout_aborts_and_finish_unacked_gets_icmp():
 def test_committed_samples_are_reproducible(tmp_path):
     import importlib.util
     from pathlib import Path
-    root = Path(__file__).resolve().parent.parent / "samples"
+    root = Path(__file__).resolve().parents[2] / "samples"
     spec = importlib.util.spec_from_file_location("make_samples", root / "make_samples.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

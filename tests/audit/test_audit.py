@@ -5,7 +5,7 @@ from analyzer.audit import AuditSink
 from analyzer.pipeline import Analysis
 from analyzer.wire import MsgType, build_kdh, build_kdk, build_message
 
-from datagrams import Conversation, image
+from tests.support.datagrams import Conversation, image
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LUA = REPO / "dissectors" / "netdump.lua"
 SAMPLES = sorted(p for p in (REPO / "samples").glob("*.pcap*") if p.is_file())
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

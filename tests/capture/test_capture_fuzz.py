@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from analyzer.capture import CaptureError, CaptureReader
 from analyzer.capture.decode import SUPPORTED_LINKTYPES, Decoder
 from analyzer.datagram import Datagram, Notice, Unreachable
-from capture_builders import (
+from tests.support.capture_builders import (
     ack, block, epb, ether, fragments, idb, msg, null, pcap, shb, sll, sll2, spb, udp_ip,
 )
 
@@ -136,7 +136,7 @@ _WRAP = {
        st.sampled_from(["auto", "bad", 0, "offload"]), st.booleans(), st.booleans(),
        st.sampled_from([(20024, 20023), (33000, 20024), (1, 2)]))
 def test_fast_paths_match_general_decoder(kind, payload, checksum, bad_ip, nano, ports):
-    from capture_builders import ipv4, udp
+    from tests.support.capture_builders import ipv4, udp
 
     ip = ipv4(udp(ports[0], ports[1], payload, checksum=checksum), bad_checksum=bad_ip)
     frame = _WRAP[kind](ip)

@@ -14,7 +14,7 @@ import pytest
 from analyzer.simulate.image import DumpImage
 from analyzer.simulate.live import run_live
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DUMPCAP = shutil.which("dumpcap") or ("/usr/bin/dumpcap" if os.path.exists("/usr/bin/dumpcap") else None)
 
@@ -91,7 +91,7 @@ def test_live_loopback_capture_recovers_dump(tmp_path, generation, monkeypatch):
         if IN_CI:
             pytest.fail("tshark is required in CI (make test-deps installs it)")
         return
-    from test_dissector_agreement import analyzer_sessions, dissector_sessions
+    from tests.dissector.test_dissector_agreement import analyzer_sessions, dissector_sessions
     for name in ("WIRESHARK_CONFIG_DIR", "HOME", "XDG_CONFIG_HOME"):
         (tmp_path / name.lower()).mkdir()
         monkeypatch.setenv(name, str(tmp_path / name.lower()))

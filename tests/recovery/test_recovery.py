@@ -8,7 +8,7 @@ from analyzer.pipeline import Analysis
 from analyzer.recovery import infofile
 from analyzer.wire import MsgType
 
-from datagrams import Conversation, clean_dump, image
+from tests.support.datagrams import Conversation, clean_dump, image
 
 
 def extract(items, outdir=None):

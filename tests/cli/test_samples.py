@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from truth_check import check
+from tests.support.truth_check import check
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CAPTURES = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".pcap", ".pcapng"))
 
 

@@ -3,7 +3,7 @@ from analyzer.protocol.core import NetdumpTracker
 from analyzer.protocol.events import Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted
 from analyzer.wire import MsgType
 
-from datagrams import Conversation, clean_dump
+from tests.support.datagrams import Conversation, clean_dump
 
 
 def run(items):
@@ -149,7 +149,7 @@ def test_a_session_silent_for_600_seconds_times_out_like_netdumpd():
 def test_a_flood_of_heralds_is_bounded_and_real_dumps_survive():
     from analyzer.datagram import Datagram
     from analyzer.wire import build_message
-    from datagrams import ip
+    from tests.support.datagrams import ip
     t = NetdumpTracker(max_sessions=8)
     events = []
     c = Conversation()
