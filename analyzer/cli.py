@@ -5,169 +5,16 @@ Exit status: 0 every dump found is complete, 3 at least one is incomplete, 1 the
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from contextlib import nullcontext
 
 import click
 
 from analyzer import __version__
-
-EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
-
-
-class Failure(Exception):
-    """A one-line error for the user; the run stops with ``code``."""
-
-    def __init__(self, message: str, code: int = EXIT_UNREADABLE):
-        super().__init__(message)
-        self.code = code
-
-
-def _parse_size(text: str) -> int:
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = t[-1:] if t[-1:] in units and not t[-1:].isdigit() else ""
-    number = t[: len(t) - len(unit)]
-    if not number.isdigit():
-        raise click.BadParameter(f"{text!r} is not a size such as 1T, 512G or 1048576")
-    return int(number) * units[unit]
-
-
-def run_analysis(captures: tuple[str, ...], outdir: str | None, json_out: str | None,
-                 max_dump_size: int, sinks: tuple = (), quiet: bool = False,
-                 progress: bool = False,
-                 verify_checksums: bool = True) -> tuple[object, dict, int]:
-    """Read the captures through the whole pipeline; returns (analysis, report, exit code)."""
-    from analyzer.capture import CaptureError, open_captures
-    from analyzer.pipeline import Analysis
-    from analyzer.recovery.writer import WriteError
-    from analyzer.report import build_report
-
-    paths, unreadable = _readable(list(captures), CaptureError, open_captures)
-    if not paths:
-        raise Failure(unreadable[0][1])
-    reader = open_captures(paths, verify_checksums=verify_checksums)
-    try:
-        analysis = Analysis(outdir, max_dump_size, sinks)
-    except WriteError as exc:
-        raise Failure(str(exc)) from None
-    error = None
-    bar = _progress(reader, progress and not quiet)
-    try:
-        with bar or nullcontext():
-            analysis.run(_Ticking(reader, bar) if bar else reader)
-    except KeyboardInterrupt:
-        # Interrupted: the data stays in *.part files and every info file still says
-        # "Dump incomplete"; nothing is renamed to look finished.
-        analysis.abort()
-        raise
-    except CaptureError as exc:
-        error = str(exc)
-    except WriteError as exc:
-        error = str(exc)
-    except OSError as exc:
-        error = f"{exc.filename or 'output'}: {exc.strerror}"
-    except Exception:
-        analysis.finish()  # an internal error still ends the dumps read so far
-        raise
-    analysis.finish()
-    report = build_report(_with_unreadable(captures, reader.captures, unreadable),
-                          analysis.records, analysis.recovery.capture_anomalies)
-    if unreadable and not error:
-        error = "; ".join(msg for _path, msg in unreadable)
-    if error:
-        report["error"] = error
-    if error:
-        code = EXIT_UNREADABLE
-    elif any(s["status"] != "complete" for s in report["sessions"]):
-        code = EXIT_INCOMPLETE
-    else:
-        code = EXIT_OK
-    return analysis, report, code
-
-
-def _progress(reader, enabled: bool):
-    if not enabled or not sys.stderr.isatty():
-        return None
-    return click.progressbar(length=max(1, reader.total_bytes), label="reading",
-                             file=sys.stderr, show_eta=True)
-
-
-def _readable(paths: list[str], capture_error, open_captures) -> tuple[list, list]:
-    """Split the files into those that open and those that cannot be read at all, so one
-    bad file of a ring buffer does not cost the dumps in the others."""
-    try:
-        open_captures(paths)
-        return paths, []
-    except capture_error:
-        pass
-    good, bad = [], []
-    for path in paths:
-        try:
-            open_captures([path])
-            good.append(path)
-        except capture_error as exc:
-            bad.append((path, str(exc)))
-    return good, bad
-
-
-def _with_unreadable(paths, captures: list[dict], unreadable: list) -> list[dict]:
-    """The report's capture list in the order given, unreadable files included."""
-    errors = dict(unreadable)
-    read = iter(captures)
-    return [{"path": p, "frames": 0, "truncated": False, "error": errors[p]} if p in errors
-            else next(read) for p in paths]
-
-
-class _Ticking:
-    """The reader's batches, moving the progress bar by the bytes read."""
-
-    def __init__(self, reader, bar):
-        self.reader, self.bar = reader, bar
-
-    def batches(self):
-        done = 0
-        for batch in self.reader.batches():
-            now = self.reader.bytes_read
-            self.bar.update(now - done)
-            done = now
-            yield batch
-
-
-def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> None:
-    from analyzer.report import summary_line, write_json
-
-    lines_to = sys.stderr if json_out == "-" else sys.stdout
-    if not quiet:
-        for rec in records:
-            click.echo(summary_line(rec), file=lines_to)
-        if not records:
-            click.echo("no netdump sessions found", file=sys.stderr)
-        for a in report.get("anomalies", [])[:20]:
-            click.echo(f"capture: {a['kind']} at frame {a['frame']}: {a['detail']}",
-                       file=sys.stderr)
-    if "error" in report:
-        click.echo(f"error: {report['error']}", file=sys.stderr)
-    if json_out:
-        if json_out == "-":
-            write_json(report, sys.stdout)
-        else:
-            with open(json_out, "w", encoding="utf-8") as f:
-                write_json(report, f)
-
-
-captures_arg = click.argument("captures", nargs=-1, required=True,
-                              type=click.Path(dir_okay=False))
-json_opt = click.option("--json", "json_out", metavar="REPORT",
-                        help="Write the JSON report to REPORT ('-' for standard output).")
-quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No per-dump lines, no progress bar.")
-verify_opt = click.option("--no-verify-checksums", "no_verify", is_flag=True,
-                          help="Do not verify IPv4/UDP checksums (faster; a corrupted "
-                               "datagram is then taken as it is).")
-size_opt = click.option("--max-dump-size", default="1T", show_default=True,
-                        callback=lambda ctx, p, v: _parse_size(v),
-                        help="Refuse data at offsets past this size.")
+from analyzer.commandline import (captures_arg, emit_report, json_opt, progress_for, quiet_opt,
+                                  size_opt, verify_opt)
+from analyzer.exits import EXIT_UNREADABLE, EXIT_USAGE, Failure
 
 
 class _LazyGroup(click.Group):
@@ -184,7 +31,7 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name in self.lazy and name not in self.commands:
             module, attr = self.lazy[name]
-            self.add_command(getattr(__import__(module, fromlist=[attr]), attr), name)
+            self.add_command(getattr(importlib.import_module(module), attr), name)
         return super().get_command(ctx, name)
 
 
@@ -204,8 +51,9 @@ def cli() -> None:
 @quiet_opt
 def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
-    analysis, report, code = run_analysis(captures, outdir, json_out, max_dump_size,
-                                          quiet=quiet, progress=True,
+    from analyzer.pipeline import run_analysis
+    analysis, report, code = run_analysis(captures, outdir, max_dump_size,
+                                          progress=progress_for(not quiet),
                                           verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
@@ -219,8 +67,9 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
 @quiet_opt
 def summary(captures, json_out, max_dump_size, no_verify, quiet):
     """The same analysis as extract, writing no dump files."""
-    analysis, report, code = run_analysis(captures, None, json_out, max_dump_size,
-                                          quiet=quiet, progress=True,
+    from analyzer.pipeline import run_analysis
+    analysis, report, code = run_analysis(captures, None, max_dump_size,
+                                          progress=progress_for(not quiet),
                                           verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import gc
+from contextlib import nullcontext
 from itertools import islice
 from typing import Iterable, Iterator
 
+from analyzer.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREADABLE, Failure
 from analyzer.protocol.core import NetdumpTracker
 from analyzer.recovery.dump import DEFAULT_MAX_DUMP_SIZE, Recovery
 from analyzer.recovery.offload import Offload
@@ -95,3 +97,83 @@ class Analysis:
     @property
     def records(self):
         return list(self.recovery.records.values())
+
+
+def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
+                 sinks: tuple = (), progress=None,
+                 verify_checksums: bool = True) -> tuple[Analysis, dict, int]:
+    """Read the captures through the whole pipeline; returns (analysis, report, exit code).
+
+    ``progress``, when given, is a context manager factory ``progress(reader)`` returning a
+    wrapper with ``batches()`` (the command line's progress bar); the pipeline never draws.
+    """
+    from analyzer.capture import CaptureError, open_captures
+    from analyzer.recovery.writer import WriteError
+    from analyzer.report import build_report
+
+    paths, unreadable = _readable(list(captures), CaptureError, open_captures)
+    if not paths:
+        raise Failure(unreadable[0][1])
+    reader = open_captures(paths, verify_checksums=verify_checksums)
+    try:
+        analysis = Analysis(outdir, max_dump_size, sinks)
+    except WriteError as exc:
+        raise Failure(str(exc)) from None
+    error = None
+    try:
+        with (progress(reader) if progress else nullcontext(reader)) as source:
+            analysis.run(source)
+    except KeyboardInterrupt:
+        # Interrupted: the data stays in *.part files and every info file still says
+        # "Dump incomplete"; nothing is renamed to look finished.
+        analysis.abort()
+        raise
+    except CaptureError as exc:
+        error = str(exc)
+    except WriteError as exc:
+        error = str(exc)
+    except OSError as exc:
+        error = f"{exc.filename or 'output'}: {exc.strerror}"
+    except Exception:
+        analysis.finish()  # an internal error still ends the dumps read so far
+        raise
+    analysis.finish()
+    report = build_report(_with_unreadable(captures, reader.captures, unreadable),
+                          analysis.records, analysis.recovery.capture_anomalies)
+    if unreadable and not error:
+        error = "; ".join(msg for _path, msg in unreadable)
+    if error:
+        report["error"] = error
+    if error:
+        code = EXIT_UNREADABLE
+    elif any(s["status"] != "complete" for s in report["sessions"]):
+        code = EXIT_INCOMPLETE
+    else:
+        code = EXIT_OK
+    return analysis, report, code
+
+
+def _readable(paths: list[str], capture_error, open_captures) -> tuple[list, list]:
+    """Split the files into those that open and those that cannot be read at all, so one
+    bad file of a ring buffer does not cost the dumps in the others."""
+    try:
+        open_captures(paths)
+        return paths, []
+    except capture_error:
+        pass
+    good, bad = [], []
+    for path in paths:
+        try:
+            open_captures([path])
+            good.append(path)
+        except capture_error as exc:
+            bad.append((path, str(exc)))
+    return good, bad
+
+
+def _with_unreadable(paths, captures: list[dict], unreadable: list) -> list[dict]:
+    """The report's capture list in the order given, unreadable files included."""
+    errors = dict(unreadable)
+    read = iter(captures)
+    return [{"path": p, "frames": 0, "truncated": False, "error": errors[p]} if p in errors
+            else next(read) for p in paths]

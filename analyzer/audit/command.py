@@ -1,23 +1,17 @@
-"""The ``audit`` and ``messages`` commands (registered by :mod:`analyzer.cli` when present).
-
-This module does not import :mod:`analyzer.cli` at import time (the cli imports it while
-registering commands); the shared helpers are looked up when a command runs.
-"""
+"""The ``audit`` and ``messages`` commands (registered lazily by :mod:`analyzer.cli`)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
+from analyzer.commandline import emit_report, parse_size, progress_for
+from analyzer.exits import EXIT_USAGE, Failure
+
 _captures = click.argument("captures", nargs=-1, required=True,
                            type=click.Path(dir_okay=False))
 _size = click.option("--max-dump-size", default="1T", show_default=True,
                      help="Refuse data at offsets past this size.")
-
-
-def _cli():
-    from analyzer import cli
-    return cli
 
 
 @click.command("audit")
@@ -36,23 +30,23 @@ def _cli():
 def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_dump_size,
                   quiet):
     """Audit the transfer of every dump: bursts, retransmissions, ACKs, RTT, stalls, checks."""
-    cli = _cli()
     from analyzer.audit.sink import AuditSink
     if plot_dir:
         from analyzer.audit.plots import PlotUnavailable, check_available
         try:
             check_available()
         except PlotUnavailable as exc:
-            raise cli.Failure(str(exc), cli.EXIT_USAGE) from None
+            raise Failure(str(exc), EXIT_USAGE) from None
     if stall_threshold <= 0:
         raise click.BadParameter("must be above 0", param_hint="--stall-threshold")
     try:
-        limit = cli._parse_size(max_dump_size)
+        limit = parse_size(max_dump_size)
     except click.BadParameter as exc:
         raise click.BadParameter(str(exc.message), param_hint="--max-dump-size") from None
     sink = AuditSink(stall_threshold, plot=bool(plot_dir), csv_dir=csv_dir)
-    analysis, report, code = cli.run_analysis(captures, None, json_out, limit, sinks=(sink,),
-                                              quiet=quiet, progress=True)
+    from analyzer.pipeline import run_analysis
+    analysis, report, code = run_analysis(captures, None, limit, sinks=(sink,),
+                                          progress=progress_for(not quiet))
     sink.add_to_report(report)
     if not quiet:
         from rich.console import Console
@@ -60,7 +54,7 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
         from analyzer.audit.render import render_report
         to_stderr = json_out == "-"
         render_report(report, Console(stderr=to_stderr, soft_wrap=False))
-    cli.emit_report(report, json_out, analysis.records, quiet=True)
+    emit_report(report, json_out, analysis.records, quiet=True)
     if plot_dir:
         from analyzer.audit.plots import write_plots
         written = write_plots(sink, report, plot_dir)
@@ -77,16 +71,15 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
 @_size
 def messages_command(captures, client, dump, frames, max_dump_size):
     """List every netdump message and ACK, one line each, with retransmission and ACK notes."""
-    cli = _cli()
     from analyzer.audit.messages import MessageLister, parse_frames
     try:
         span = parse_frames(frames)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--frames") from None
     lister = MessageLister(sys.stdout, client=client, dump=dump, frames=span)
-    _analysis, report, code = cli.run_analysis(captures, None, None,
-                                               cli._parse_size(max_dump_size),
-                                               sinks=(lister,), quiet=True, progress=False)
+    from analyzer.pipeline import run_analysis
+    _analysis, report, code = run_analysis(captures, None, parse_size(max_dump_size),
+                                           sinks=(lister,))
     if "error" in report:
         click.echo(f"error: {report['error']}", err=True)
     sys.exit(code)

@@ -6,7 +6,7 @@ and the anomalies the impairment must raise.
 """
 import pytest
 
-from analyzer.cli import run_analysis
+from analyzer.pipeline import run_analysis
 from analyzer.simulate import CaptureSpec, DumpSpec, NetworkSpec, simulate
 
 from tests.support.truth_check import check
@@ -28,7 +28,7 @@ IMPAIRMENTS = {
 def recover(tmp_path, dump, network=None, capture=None, seed=7):
     cap, truth = simulate(tmp_path / "cap", dump, network=network, capture=capture, seed=seed)
     out = tmp_path / "out"
-    _analysis, report, code = run_analysis((str(cap),), str(out), None, 1 << 40)
+    _analysis, report, code = run_analysis((str(cap),), str(out), 1 << 40)
     return report, truth.to_json(), out, code
 
 
@@ -92,7 +92,7 @@ def test_icmp_port_unreachable_after_finished_is_reported(tmp_path, fmt):
                           seed=17)
     from analyzer.audit.sink import AuditSink
     sink = AuditSink()
-    _analysis, report, _code = run_analysis((str(cap),), None, None, 1 << 40, sinks=(sink,))
+    _analysis, report, _code = run_analysis((str(cap),), None, 1 << 40, sinks=(sink,))
     (session,) = report["sessions"]
     icmp = [a for a in session["anomalies"] if a["kind"] == "icmp-unreachable"]
     assert len(icmp) == truth.to_json()["dumps"][0]["capture"]["icmp_frames"] == 11
