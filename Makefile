@@ -20,13 +20,14 @@ run: venv
 	  if [ $$status -ne 0 ] && [ $$status -ne 3 ]; then exit $$status; fi
 	@find out -name 'info.*' | sort | while read -r f; do echo "== $$f"; cat "$$f"; done
 
-# tshark (Debian package) is needed by the dissector tests; install it when missing.
+# tshark (Debian package) is needed by the dissector tests, tcpdump by the streaming tests;
+# install them when missing.
 tshark:
-	@command -v tshark >/dev/null 2>&1 || { \
-	  echo "installing tshark (Debian package)"; \
+	@command -v tshark >/dev/null 2>&1 && command -v tcpdump >/dev/null 2>&1 || { \
+	  echo "installing tshark and tcpdump (Debian packages)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true; \
-	  apt-get update -qq && apt-get install -y -qq tshark >/dev/null; }
+	  apt-get update -qq && apt-get install -y -qq tshark tcpdump >/dev/null; }
 
 test-deps: $(PY) tshark
 	$(PIP) install -q -e '.[test]'

@@ -12,7 +12,7 @@ import sys
 import click
 
 from analyzer import __version__
-from analyzer.commandline import (captures_arg, emit_report, json_opt, progress_for, quiet_opt,
+from analyzer.commandline import (captures_arg, emit_report, follow_for, follow_opts, json_opt, progress_for, quiet_opt,
                                   size_opt, verify_opt)
 from analyzer.exits import EXIT_UNREADABLE, EXIT_USAGE, Failure
 
@@ -49,12 +49,14 @@ def cli() -> None:
 @size_opt
 @verify_opt
 @quiet_opt
-def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
+@follow_opts
+def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, follow, idle):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.pipeline import run_analysis
     analysis, report, code = run_analysis(captures, outdir, max_dump_size,
                                           progress=progress_for(not quiet),
-                                          verify_checksums=not no_verify)
+                                          verify_checksums=not no_verify,
+                                          follow=follow_for(follow, idle))
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 
@@ -65,12 +67,14 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
 @size_opt
 @verify_opt
 @quiet_opt
-def summary(captures, json_out, max_dump_size, no_verify, quiet):
+@follow_opts
+def summary(captures, json_out, max_dump_size, no_verify, quiet, follow, idle):
     """The same analysis as extract, writing no dump files."""
     from analyzer.pipeline import run_analysis
     analysis, report, code = run_analysis(captures, None, max_dump_size,
                                           progress=progress_for(not quiet),
-                                          verify_checksums=not no_verify)
+                                          verify_checksums=not no_verify,
+                                          follow=follow_for(follow, idle))
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 

@@ -68,8 +68,30 @@ def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> Non
                 write_json(report, f)
 
 
-captures_arg = click.argument("captures", nargs=-1, required=True,
-                              type=click.Path(dir_okay=False))
+# "-" is standard input; pipes, FIFOs and (in follow mode) ring-buffer directories are
+# accepted: the readers say what cannot be read (exit 1)
+captures_arg = click.argument("captures", nargs=-1, required=True, type=click.Path())
+
+
+def follow_opts(command):
+    """``--follow`` and ``--idle SECONDS``: read captures as they are written."""
+    command = click.option(
+        "--idle", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+        help="With --follow: stop after SECONDS without new data.")(command)
+    return click.option(
+        "--follow", is_flag=True,
+        help="Keep reading captures still being written (as tail -f); a directory or glob "
+             "is a ring buffer (dumpcap -b). Ends on SIGINT/SIGTERM or after --idle.")(command)
+
+
+def follow_for(follow: bool, idle: float | None):
+    """The readers' follow state for ``run_analysis``, or None."""
+    if idle is not None and not follow:
+        raise click.UsageError("--idle needs --follow")
+    if not follow:
+        return None
+    from analyzer.capture.follow import Follow
+    return Follow(idle)
 json_opt = click.option("--json", "json_out", metavar="REPORT",
                         help="Write the JSON report to REPORT ('-' for standard output).")
 quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No per-dump lines, no progress bar.")

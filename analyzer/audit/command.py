@@ -5,11 +5,11 @@ import sys
 
 import click
 
-from analyzer.commandline import emit_report, parse_size, progress_for
+from analyzer.commandline import (captures_arg, emit_report, follow_for, follow_opts, parse_size,
+                                  progress_for)
 from analyzer.exits import EXIT_USAGE, Failure
 
-_captures = click.argument("captures", nargs=-1, required=True,
-                           type=click.Path(dir_okay=False))
+_captures = captures_arg
 _size = click.option("--max-dump-size", default="1T", show_default=True,
                      help="Refuse data at offsets past this size.")
 
@@ -27,8 +27,9 @@ _size = click.option("--max-dump-size", default="1T", show_default=True,
               metavar="SECONDS", help="Report gaps in the client's sending longer than this.")
 @_size
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report, no progress bar.")
+@follow_opts
 def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_dump_size,
-                  quiet):
+                  quiet, follow, idle):
     """Audit the transfer of every dump: bursts, retransmissions, ACKs, RTT, stalls, checks."""
     from analyzer.audit.sink import AuditSink
     if plot_dir:
@@ -46,7 +47,8 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
     sink = AuditSink(stall_threshold, plot=bool(plot_dir), csv_dir=csv_dir)
     from analyzer.pipeline import run_analysis
     analysis, report, code = run_analysis(captures, None, limit, sinks=(sink,),
-                                          progress=progress_for(not quiet))
+                                          progress=progress_for(not quiet),
+                                          follow=follow_for(follow, idle))
     sink.add_to_report(report)
     if not quiet:
         from rich.console import Console
