@@ -254,10 +254,14 @@ def _phys_ranges(base: int, pages: int) -> list[tuple[int, int]]:
     return [(base, base + half), (base + half + 0x200000, base + 0x200000 + pages * PAGE)]
 
 
-def image_from(params: dict) -> Minidump:
-    """The same image again, from the ``regenerate`` parameters of the ground truth."""
+def image_from(params: dict):
+    """The same image again, from the ``regenerate`` parameters of the ground truth (a
+    legacy image has only ``size`` and ``seed``)."""
+    from .image import DumpImage
+
     p = dict(params)
-    return Minidump(p.pop("size"), p.pop("seed"), **p)
+    size, seed = p.pop("size"), p.pop("seed")
+    return Minidump(size, seed, **p) if p else DumpImage(size, seed)
 
 
 CONTENT_FIELDS = ("image", "arch", "minidump_version", "msgbuf_wrapped", "cipher",

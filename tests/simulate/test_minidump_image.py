@@ -1,6 +1,7 @@
 """Simulated minidumps are consistent the way libkvm reads them: header, bitmap, pmap, pages."""
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import pytest
@@ -121,13 +122,15 @@ def test_dumper_writes_cover_the_image_in_order_with_single_page_table_writes():
     assert writes[0] == (0, PAGE)
 
 
-def test_same_seed_same_image_and_the_truth_regenerates_it():
-    spec = DumpSpec(size=256 << 10, image="minidump", arch="arm64", minidump_version=2,
-                    msgbuf_wrapped=True)
+@pytest.mark.parametrize("model", ["minidump", "legacy"])
+def test_same_seed_same_image_and_the_truth_regenerates_it(model):
+    extra = dict(arch="arm64", minidump_version=2, msgbuf_wrapped=True) if model == "minidump" \
+        else {}
+    spec = DumpSpec(size=256 << 10, image=model, compress="zstd", **extra)
     _frames, truth = simulate_frames(spec, seed=4)
     entry = truth.to_json()["dumps"][0]["image"]
+    assert entry["model"] == model
     again = image_from(entry["regenerate"])
-    import hashlib
     assert hashlib.sha256(again.read(0, again.size)).hexdigest() == entry["sha256"]
     assert truth.dumps[0].material.stream.image.read(0, again.size) == again.read(0, again.size)
 
