@@ -5,6 +5,8 @@ import hashlib
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.simulate import DumpSpec, simulate_frames
 from analyzer.simulate.minidump import Minidump, image_from
@@ -151,3 +153,27 @@ def test_too_small_or_unknown_minidumps_are_refused():
         Minidump(64 << 10, 0, arch="riscv")
     with pytest.raises(ValueError, match="legacy"):
         simulate_frames(DumpSpec(size=64 << 10, arch="arm64"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(pages=st.integers(24, 1200), seed=st.integers(0, 2**32),
+       arch=st.sampled_from(["amd64", "arm64"]), version=st.sampled_from([2, 3]),
+       wrapped=st.booleans())
+def test_any_size_and_seed_gives_a_consistent_minidump(pages, seed, arch, version, wrapped):
+    size = pages * PAGE
+    try:
+        img = Minidump(size, seed, arch=arch, version=version, msgbuf_wrapped=wrapped)
+    except ValueError as exc:
+        assert "too small" in str(exc)
+        return
+    data = img.read(0, size)
+    lay, mapped = kvm_walk.page_map(data)
+    h = lay["header"]
+    assert lay["offsets"]["pages"] + len(mapped) * PAGE == size == len(data)
+    assert len(mapped) == len(kvm_walk.set_bits(data, lay))
+    base, n = lay["offsets"]["pmap"], h["pmapsize"] // 8
+    for e in struct.unpack_from(f"<{n}Q", data, base):
+        if arch == "amd64" and e & 1 and not e & 0x80:
+            assert e & 0x000FFFFFFFFFF000 in mapped
+        elif arch == "arm64" and e & 3 == 3:
+            assert e & 0x0000FFFFFFFFF000 in mapped
