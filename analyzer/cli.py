@@ -12,8 +12,8 @@ import sys
 import click
 
 from analyzer import __version__
-from analyzer.commandline import (captures_arg, emit_report, json_opt, progress_for, quiet_opt,
-                                  size_opt, verify_opt)
+from analyzer.commandline import (captures_arg, emit_report, json_opt, merge_opt, progress_for,
+                                  quiet_opt, size_opt, verify_opt)
 from analyzer.exits import EXIT_UNREADABLE, EXIT_USAGE, Failure
 
 
@@ -49,10 +49,11 @@ def cli() -> None:
 @size_opt
 @verify_opt
 @quiet_opt
-def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
+@merge_opt
+def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, merge):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
-    from analyzer.pipeline import run_analysis
-    analysis, report, code = run_analysis(captures, outdir, max_dump_size,
+    from analyzer.merge.run import run_either
+    analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                           progress=progress_for(not quiet),
                                           verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
@@ -65,10 +66,11 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
 @size_opt
 @verify_opt
 @quiet_opt
-def summary(captures, json_out, max_dump_size, no_verify, quiet):
+@merge_opt
+def summary(captures, json_out, max_dump_size, no_verify, quiet, merge):
     """The same analysis as extract, writing no dump files."""
-    from analyzer.pipeline import run_analysis
-    analysis, report, code = run_analysis(captures, None, max_dump_size,
+    from analyzer.merge.run import run_either
+    analysis, report, code = run_either(merge, captures, None, max_dump_size,
                                           progress=progress_for(not quiet),
                                           verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)

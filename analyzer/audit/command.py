@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from analyzer.commandline import emit_report, parse_size, progress_for
+from analyzer.commandline import emit_report, merge_opt, parse_size, progress_for
 from analyzer.exits import EXIT_USAGE, Failure
 
 _captures = click.argument("captures", nargs=-1, required=True,
@@ -27,8 +27,9 @@ _size = click.option("--max-dump-size", default="1T", show_default=True,
               metavar="SECONDS", help="Report gaps in the client's sending longer than this.")
 @_size
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report, no progress bar.")
+@merge_opt
 def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_dump_size,
-                  quiet):
+                  quiet, merge):
     """Audit the transfer of every dump: bursts, retransmissions, ACKs, RTT, stalls, checks."""
     from analyzer.audit.sink import AuditSink
     if plot_dir:
@@ -44,16 +45,28 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
     except click.BadParameter as exc:
         raise click.BadParameter(str(exc.message), param_hint="--max-dump-size") from None
     sink = AuditSink(stall_threshold, plot=bool(plot_dir), csv_dir=csv_dir)
-    from analyzer.pipeline import run_analysis
-    analysis, report, code = run_analysis(captures, None, limit, sinks=(sink,),
-                                          progress=progress_for(not quiet))
+    vantage = None
+    if merge:
+        from analyzer.merge.run import run_merge
+        analysis, report, code, vantage = run_merge(captures, None, limit, sinks=(sink,),
+                                                    progress=progress_for(not quiet),
+                                                    vantage=True)
+    else:
+        from analyzer.pipeline import run_analysis
+        analysis, report, code = run_analysis(captures, None, limit, sinks=(sink,),
+                                              progress=progress_for(not quiet))
     sink.add_to_report(report)
+    if vantage:
+        vantage.add_to_report(report)
     if not quiet:
         from rich.console import Console
 
         from analyzer.audit.render import render_report
         to_stderr = json_out == "-"
         render_report(report, Console(stderr=to_stderr, soft_wrap=False))
+        if vantage:
+            from analyzer.merge.render import render_vantage
+            render_vantage(report, Console(stderr=to_stderr, soft_wrap=False))
     emit_report(report, json_out, analysis.records, quiet=True)
     if plot_dir:
         from analyzer.audit.plots import write_plots
