@@ -6,7 +6,9 @@ key (see :func:`~analyzer.merge.views.match_key`) that its view has not filled y
 began less than MATCH_NS before it; a second copy of a key in one view within DUP_NS is a
 network duplicate of that transmission. A record is handed on once nothing can join it any
 more, as the copy nearest the server (what netdumpd got), complete and with good checksums
-preferred, under a frame number of the union, stamped with its earliest time. Views whose
+preferred, under a frame number of the union, stamped with its earliest time, without its
+link-layer identity (a mirror port's VLAN tags and MACs are not the server host's, so the
+union tells clients apart by address alone). Views whose
 complete copies disagree on bytes cost a ``vantage-conflict`` notice naming both frames.
 
 Each view's own items also go through a coverage-only analysis of their own (the unchanged
@@ -140,6 +142,8 @@ class UnionSource:
                 if vj != vi and _quality(other)[0] and other.payload != item.payload:
                     out.append(Notice("vantage-conflict", frame, self._conflict(
                         item, self.views[vi], self.views[vj], other)))
+        if type(item) is Datagram:
+            item = item._replace(link=None)  # views differ in link layers (VLAN tags, MACs)
         out.append(item._replace(frame=frame, ts=rec.t))
         self.seen[frame] = (rec.mask, rec.dups)
 

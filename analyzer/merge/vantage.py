@@ -5,7 +5,10 @@ which views saw each of them. Facts it uses:
 
 * the client sends seqnos in order and starts a burst only once every earlier seqno is
   ACKed, so a seqno first seen after a higher one (by more than reordering explains) had
-  copies nobody saw: one per poll timeout (~1 s) between them;
+  copies nobody saw, and so had a new highest seqno first seen a whole number of poll
+  timeouts after everything before it (the tail of a burst, resent), with the seqnos sent
+  back to back after it: one per timeout, as the audit tells such resends
+  (:func:`analyzer.audit.bursts.timeouts_in`);
 * netdumpd ACKs every copy it gets, so an ACK with no unacknowledged copy before it stands
   for a copy nobody saw;
 * an ACKed copy reached the server: every view that lacks it missed it (a tap drop); an
@@ -17,12 +20,13 @@ counters, so memory does not grow with the dump.
 """
 from __future__ import annotations
 
+from analyzer.audit.bursts import timeouts_in
 from analyzer.protocol.events import Ack, Message, SessionEnded
 
 REORDER_NS = 50_000_000  # a seqno behind a higher one by more than this was resent
-POLL_TIMEOUT_NS = 1_000_000_000  # the client's resend timeout
 WINDOW = 512  # seqnos kept in detail behind the highest one
 LOOKAHEAD = 64  # a burst is at most this many packets
+IN_ROUND_NS = 400_000  # resends of one round go back to back; a new burst waits a poll
 
 
 class _Session:
@@ -32,6 +36,8 @@ class _Session:
         self.first: dict[int, int] = {}  # seqno -> time of its first seen copy
         self.from_acks: dict[int, int] = {}  # seqno -> unseen copies told by ACKs
         self.top = -1
+        self.last_ts = None  # the session's latest message or ACK seen
+        self.round = (0, 0)  # (timeouts, time) of the latest resend of a burst's unseen tail
         self.total = 0
         self.all = 0
         self.none = 0
@@ -41,13 +47,23 @@ class _Session:
 
     def message(self, seqno: int, ts: int, mask: int) -> None:
         if seqno not in self.first:
+            rounds = 0
             if seqno < self.top:
                 ahead = [self.first[s] for s in range(seqno + 1, seqno + LOOKAHEAD + 1)
                          if s in self.first]
                 if ahead and ts - min(ahead) > REORDER_NS:
-                    rounds = max(1, round((ts - min(ahead)) / POLL_TIMEOUT_NS))
-                    self._unseen(max(0, rounds - self.from_acks.get(seqno, 0)))
+                    rounds = timeouts_in(ts - min(ahead), None) or 1
+            elif self.last_ts is not None:
+                k, when = self.round
+                if k and seqno == self.top + 1 and ts - when <= IN_ROUND_NS:
+                    rounds = k  # more of the same resent tail
+                else:
+                    rounds = timeouts_in(ts - self.last_ts, None)
+                self.round = (rounds, ts)
+            if rounds:
+                self._unseen(max(0, rounds - self.from_acks.get(seqno, 0)))
             self.first[seqno] = ts
+        self.last_ts = ts
         self.copies.setdefault(seqno, []).append([ts, mask, False])
         if seqno > self.top:
             self.top = seqno
@@ -55,6 +71,7 @@ class _Session:
                 self._settle(seqno - WINDOW)
 
     def ack(self, seqno: int, ts: int) -> None:
+        self.last_ts = ts
         for c in reversed(self.copies.get(seqno, ())):
             if c[0] <= ts:
                 if not c[2]:
@@ -63,6 +80,8 @@ class _Session:
                 break  # the copy before it is ACKed already: this ACK is for an unseen one
         self.from_acks[seqno] = self.from_acks.get(seqno, 0) + 1
         self._unseen(1)
+        for r in range(self.n):
+            self.drops[r] += 1  # it reached the server: every point it passed missed it
 
     def _unseen(self, n: int) -> None:
         self.total += n

@@ -174,18 +174,31 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
     sim.finish()
     truth = sim.truth
     truth.vantage = vantage_truth(taps, records, outputs)
-    truth.tap_missing = {t.spec.name: {k: _missing(truth.attempts[k], t, k)
-                                       for k in range(len(truth.attempts))} for t in state}
+    dumps = range(len(truth.attempts))
+    truth.tap_missing = {t.spec.name: {k: _own(truth.attempts[k], t, k) for k in dumps}
+                         for t in state}
+    truth.union_missing = {k: _union(truth.attempts[k], state, k) for k in dumps}
     truth.transmission_records = records
     return {t.name: Path(outputs[t.name]) for t in taps}, truth
 
 
-def _missing(att, tap: _Tap, k: int) -> list[list[int]]:
-    """The tap's own missing VMCORE ranges of one attempt, as an analyzer of that capture
-    alone would report them (KDH dumplength when the tap saw a KDH, else what it has)."""
-    cov = tap.vmcore.get(k, IntervalSet())
-    length = att.material.stream.dumplength if k in tap.kdh else cov.max
+def _missing(att, cov: IntervalSet, kdh_seen: bool) -> list[list[int]]:
+    """Missing VMCORE ranges as an analyzer of those frames alone would report them (KDH
+    dumplength when a KDH was among them, else the end of what they hold)."""
+    length = att.material.stream.dumplength if kdh_seen else cov.max
     return [list(r) for r in cov.gaps(0, length or 0)]
+
+
+def _own(att, tap: _Tap, k: int) -> list[list[int]]:
+    return _missing(att, tap.vmcore.get(k, IntervalSet()), k in tap.kdh)
+
+
+def _union(att, state: list[_Tap], k: int) -> list[list[int]]:
+    cov = IntervalSet()
+    for tap in state:
+        for a, b in tap.vmcore.get(k, ()):
+            cov.add(a, b)
+    return _missing(att, cov, any(k in tap.kdh for tap in state))
 
 
 def vantage_truth(taps: list[TapSpec], records: list[dict], outputs: dict) -> dict:
@@ -213,7 +226,7 @@ def vantage_truth(taps: list[TapSpec], records: list[dict], outputs: dict) -> di
         for t in taps:
             if t.name not in seen and (q is None or t.position < q):
                 v["tap_drops"][path[t.name]] += 1  # the packet went by, the tap missed it
-        if q is not None and r["lost_between"][0] is not None:
+        if q is not None and seen and r["lost_between"][0] is not None:
             a, b = r["lost_between"]
             key = (path[a], path[b] if b else None)
             v["lost_between"][key] = v["lost_between"].get(key, 0) + 1
