@@ -11,14 +11,16 @@ def vantage_table(session: dict) -> Table | None:
         return None
     tx = v["transmissions"]
     views = {x["capture"]: x for x in session.get("views", [])}
-    t = Table(title=f"dump {session['id']}: capture points, client side first "
-                    f"({tx['total']} client transmissions, {tx['seen_by_all']} seen by all, "
-                    f"{tx['seen_by_none']} by none)",
-              title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    t = Table(title=f"Capture points of dump {session['id']}, client side first",
+              caption=f"{tx['total']} client transmissions: {tx['seen_by_all']} seen at every "
+                      f"point, {tx['seen_by_none']} at none",
+              title_justify="left", caption_justify="left", title_style="bold",
+              box=box.SIMPLE_HEAD, pad_edge=False)
     for col, right in (("#", True), ("capture", False), ("clock offset (s)", True),
                        ("saw", True), ("tap drops", True), ("lost after it", True),
                        ("own missing bytes", True)):
-        t.add_column(col, justify="right" if right else "left", overflow="fold")
+        t.add_column(col, justify="right" if right else "left", overflow="fold",
+                     no_wrap=col == "capture")
     lost = {x["from"]: x["count"] for x in v["lost_between"]}
     for i, name in enumerate(v["order"], 1):
         own = views.get(name, {})

@@ -56,9 +56,17 @@ def _size(text: str) -> int:
               help="capture file to write")
 @click.option("--expected", type=click.Path(file_okay=False), default=None,
               help="directory for netdumpd's expected files, truth.json and SHA256SUMS")
+@click.option("--capture-points", metavar="POINTS",
+              help="several capture points on the path (e.g. client,mirror,server): one "
+                   "capture per point, OUTPUT-<point>.pcap, and vantage.json in --expected")
+@click.option("--point-loss", multiple=True, metavar="POINT=P",
+              help="frames that capture point misses (with --capture-points; repeatable)")
+@click.option("--point-clock", multiple=True, metavar="POINT=SECONDS",
+              help="that capture point's clock offset (with --capture-points; repeatable)")
 def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, capture_loss,
                      capture_point, clients, compress, encrypt, path, restart_after, fmt, link,
-                     ns, gz, snaplen, seed, output, expected):
+                     ns, gz, snaplen, seed, output, expected, capture_points, point_loss,
+                     point_clock):
     """Simulate FreeBSD netdump clients and netdumpd and write the capture."""
     nbytes = _size(size)
     dumps = []
@@ -70,6 +78,16 @@ def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, captur
     network = NetworkSpec(loss=loss, ack_loss=ack_loss, dup=dup, ack_dup=dup, reorder=reorder)
     capture = CaptureSpec(point=capture_point, loss=capture_loss, format=fmt, link=link,
                           snaplen=snaplen, tsres="ns" if ns else "us", gzip=gz)
+    if capture_points:
+        from .vantage import parse_points, simulate_points
+        try:
+            taps = parse_points(capture_points, point_loss, point_clock)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--capture-points") from None
+        summary = simulate_points(output, taps, dumps, network, capture, seed, expected)
+        json.dump(summary, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
     out, truth = simulate(output, dumps, network, capture, seed=seed, expected=expected)
     summary = {
         "capture": str(out),

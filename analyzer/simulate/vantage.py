@@ -239,3 +239,68 @@ def vantage_truth(taps: list[TapSpec], records: list[dict], outputs: dict) -> di
 
 def names_index(key: tuple, v: dict) -> int:
     return v["order"].index(key[0])
+
+
+def point_paths(output: str, names: list[str]) -> dict:
+    """``dump.pcap`` -> ``dump-client.pcap``, ``dump-server.pcap``, ... (one per point)."""
+    p = Path(output)
+    suffixes = "".join(p.suffixes)
+    stem = p.name[: len(p.name) - len(suffixes)] if suffixes else p.name
+    return {n: str(p.with_name(f"{stem}-{n}{suffixes}")) for n in names}
+
+
+def parse_points(points: str, losses, clocks) -> list[TapSpec]:
+    """``client,mirror,server`` with ``NAME=P`` drop rates and ``NAME=SECONDS`` clocks;
+    ValueError says what is wrong."""
+    names = [n for n in points.split(",") if n]
+    if not names or len(set(names)) != len(names) or any(n not in POINTS for n in names):
+        raise ValueError(f"{points!r}: a comma list of distinct points among "
+                         f"{', '.join(POINTS)}")
+
+    def pairs(items, what):
+        out = {}
+        for item in items:
+            name, _, value = item.partition("=")
+            if name not in names:
+                raise ValueError(f"{item!r}: {name!r} is not one of the capture points")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise ValueError(f"{item!r}: {what} must be a number") from None
+        return out
+
+    drop, clock = pairs(losses, "the drop probability"), pairs(clocks, "the clock offset")
+    return [TapSpec(n, POINTS[n], drop=drop.get(n, 0.0), clock_offset_s=clock.get(n, 0.0))
+            for n in names]
+
+
+def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: CaptureSpec,
+                    seed: int, expected: str | None) -> dict:
+    """The ``simulate --capture-points`` run: a capture per point, netdumpd's files and
+    ``vantage.json`` (every transmission: seen where, lost where) in ``expected``."""
+    import json
+    import os
+    for t in taps:
+        t.format, t.link, t.tsres = capture.format, capture.link, capture.tsres
+    taps = sorted(taps, key=lambda t: t.position)
+    cuts = [(a.position + b.position) / 2 for a, b in zip(taps, taps[1:])]
+    outputs = point_paths(output, [t.name for t in taps])
+    _paths, truth = simulate_vantage(outputs, taps, dumps, network, seed=seed,
+                                     loss_at=tuple(cuts) or (0.5,))
+    if expected is not None:
+        truth.write_expected(expected)
+        with open(os.path.join(expected, "vantage.json"), "w") as fh:
+            json.dump({"points": [{"name": t.name, "capture": outputs[t.name],
+                                   "position": t.position, "drop": t.drop,
+                                   "clock_offset_s": t.clock_offset_s} for t in taps],
+                       "dumps": [{"vantage": truth.vantage.get(k),
+                                  "union_missing": truth.union_missing[k],
+                                  "point_missing": {n: m[k] for n, m in
+                                                    truth.tap_missing.items()}}
+                                 for k in range(len(truth.attempts))],
+                       "transmissions": truth.transmission_records}, fh, indent=1)
+            fh.write("\n")
+    return {"captures": outputs,
+            "dumps": [{"client": a.client_ip, "outcome": a.outcome,
+                       "missing_bytes_union": sum(e - s for s, e in truth.union_missing[k])}
+                      for k, a in enumerate(truth.attempts)]}
