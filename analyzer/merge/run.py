@@ -6,6 +6,7 @@ from contextlib import nullcontext
 
 from analyzer.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREADABLE, Failure
 from analyzer.merge.clocks import estimate, path_order
+from analyzer.merge.frames import UnionFrames
 from analyzer.merge.union import UnionSource
 from analyzer.merge.views import View, parse_views
 from analyzer.pipeline import Analysis, _readable, _with_unreadable
@@ -20,7 +21,7 @@ def _open(views: list[View], verify: bool) -> tuple[list[View], list]:
         good, bad = _readable(v.paths, CaptureError, open_captures)
         unreadable += bad
         if good:
-            v.reader = open_captures(good, verify_checksums=verify)
+            v.open(open_captures(good, verify_checksums=verify))
             usable.append(v)
     return usable, unreadable
 
@@ -29,10 +30,11 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
               sinks: tuple = (), progress=None, verify_checksums: bool = True,
               vantage: bool = False):
     """Like :func:`analyzer.pipeline.run_analysis`, for simultaneous views; returns
-    (analysis, report, exit code, vantage sink or None)."""
+    (analysis, report, exit code). With ``vantage``, ``analysis.vantage`` is the
+    :class:`~analyzer.merge.vantage.VantageSink` (its ``add_to_report`` adds the table)."""
     from analyzer.capture import CaptureError
     from analyzer.recovery.writer import WriteError
-    from analyzer.report import build_report
+    from analyzer.report import build_report, session_json
 
     views, unreadable = _open(parse_views(captures), verify_checksums)
     if not views:
@@ -46,14 +48,16 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
         raise Failure(str(exc)) from None
     order = path_order(views)
     source = UnionSource(views, order, max_dump_size)
-    extra = ()
+    frames = UnionFrames(source, views)
+    extra = (frames,)
     if vantage:
         from analyzer.merge.vantage import VantageSink
-        extra = (VantageSink(source, order),)
+        extra += (VantageSink(source, order),)
     try:
         analysis = Analysis(outdir, max_dump_size, (*sinks, *extra))
     except WriteError as exc:
         raise Failure(str(exc)) from None
+    analysis.vantage = extra[1] if vantage else None
     try:
         with (progress(source) if progress else nullcontext(source)) as feed:
             analysis.run(feed)
@@ -69,8 +73,11 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
     analysis.finish()
     files = [c for v in views for c in v.reader.captures]
     paths = [p for spec in captures for p in spec.split(",") if p]
-    report = build_report(_with_unreadable(paths, files, unreadable), analysis.records,
-                          analysis.recovery.capture_anomalies + source.notices)
+    report = build_report(_with_unreadable(paths, files, unreadable), [], [])
+    report["sessions"] = [session_json(r, frames) for r in analysis.records]
+    report["anomalies"] = [{**a, "frame": frames.locate(a["frame"])[1],
+                            "file": frames.locate(a["frame"])[0]}
+                           for a in analysis.recovery.capture_anomalies] + source.notices
     report["views"] = [{"capture": v.name, "clock_offset_s": round(v.offset_ns / 1e9, 9),
                         "problem": next((p for p in problems if p.startswith(v.name + ":")),
                                         None)} for v in views]
@@ -83,7 +90,7 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
         code = EXIT_INCOMPLETE
     else:
         code = EXIT_OK
-    return analysis, report, code, (extra[0] if extra else None)
+    return analysis, report, code
 
 
 def _session_views(session: dict, views: list[View], source: UnionSource) -> list[dict]:
@@ -123,8 +130,8 @@ def _nearest(records, session: dict, start_ns: int, end_ns: int):
 def run_either(merge: bool, captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
                **kw):
     """run_analysis, or with ``merge`` run_merge: (analysis, report, exit code)."""
-    if not merge:
-        from analyzer.pipeline import run_analysis
-        return run_analysis(captures, outdir, max_dump_size, **kw)
-    analysis, report, code, _vantage = run_merge(captures, outdir, max_dump_size, **kw)
-    return analysis, report, code
+    if merge:
+        return run_merge(captures, outdir, max_dump_size, **kw)
+    kw.pop("vantage", None)
+    from analyzer.pipeline import run_analysis
+    return run_analysis(captures, outdir, max_dump_size, **kw)

@@ -51,8 +51,9 @@ def _quality(item) -> tuple:
 class UnionSource:
     """The merged stream, read like a capture reader (``batches()``, byte counts).
 
-    ``seen`` maps the union frames of the batch last handed out to (views bitmask, network
-    duplicates folded in), for sinks that say which views saw what.
+    ``seen`` maps the union frames of the batch last handed out (and ``seen_before`` of the
+    one before) to (views bitmask, network duplicates folded in, view of the copy kept, its
+    frame in that view), for sinks that say which views saw what or name a frame.
     """
 
     def __init__(self, views: list[View], order: list[View], max_dump_size: int):
@@ -61,7 +62,8 @@ class UnionSource:
         self.side = [Analysis(None, max_dump_size) for _ in views]
         self.notices: list[dict] = []
         self.notices_dropped = 0
-        self.seen: dict[int, tuple[int, int]] = {}
+        self.seen: dict[int, tuple] = {}
+        self.seen_before: dict[int, tuple] = {}
         self.frame = 0
         self.total_bytes = sum(v.reader.total_bytes for v in views)
 
@@ -122,7 +124,7 @@ class UnionSource:
             if len(out) >= BATCH:
                 yield out
                 out = []
-                self.seen = {}
+                self.seen_before, self.seen = self.seen, {}
         while pending:
             emit(pending.popleft(), open_by_key, out)
         if out:
@@ -145,7 +147,7 @@ class UnionSource:
         if type(item) is Datagram:
             item = item._replace(link=None)  # views differ in link layers (VLAN tags, MACs)
         out.append(item._replace(frame=frame, ts=rec.t))
-        self.seen[frame] = (rec.mask, rec.dups)
+        self.seen[frame] = (rec.mask, rec.dups, vi, item.frame)
 
     @staticmethod
     def _conflict(kept, view: View, other_view: View, other) -> str:
@@ -153,15 +155,16 @@ class UnionSource:
         if len(kept.payload) >= _HDR.size:
             _t, seqno, offset, _l, _a = _HDR.unpack_from(kept.payload)
             where = f"seq {seqno} at offset {offset}: "
-        return (f"{where}{other_view.locate(other.frame)} differs from "
-                f"{view.locate(kept.frame)}; the copy nearer the server is kept")
+        return (f"{where}{other_view.where(other.frame)} differs from "
+                f"{view.where(kept.frame)}; the copy nearer the server is kept")
 
     def _notice(self, view: View, n) -> None:
         if len(self.notices) >= MAX_NOTICES:
             self.notices_dropped += 1
             return
-        self.notices.append({"kind": n.kind, "frame": n.frame, "capture": view.name,
-                             "detail": f"{view.locate(n.frame)}: {n.detail}"})
+        path, frame = view.locate(n.frame)
+        self.notices.append({"kind": n.kind, "frame": frame, "detail": n.detail, "file": path,
+                             "capture": view.name})
 
     def finish(self) -> None:
         for side in self.side:

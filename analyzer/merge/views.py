@@ -3,6 +3,7 @@ says two datagrams of different views are copies of one transmission."""
 from __future__ import annotations
 
 from analyzer.datagram import Datagram, Unreachable
+from analyzer.framemap import FrameMap
 from analyzer.wire import CLIENT_PORT, HERALD_PORT
 
 
@@ -18,18 +19,21 @@ class View:
         self.name = name
         self.paths = paths
         self.reader = None  # a CaptureReader, once opened
+        self.frames = FrameMap([])  # its frame numbers to (file, frame in that file)
         self.offset_ns = 0  # this view's clock minus the reference view's
         self.delay_ns = 0  # one-way delay from the reference view, toward the server
 
-    def locate(self, frame: int) -> str:
-        """'file frame N' for one of this view's frame numbers (numbered across its files)."""
-        caps = self.reader.captures if self.reader is not None else []
-        before = 0
-        for i, cap in enumerate(caps):
-            if frame <= before + cap["frames"] or i == len(caps) - 1:
-                return f"{cap['path']} frame {frame - before}"
-            before += cap["frames"]
-        return f"{self.name} frame {frame}"
+    def open(self, reader) -> None:
+        self.reader = reader
+        self.frames = FrameMap(reader)
+
+    def locate(self, frame: int) -> tuple[str | None, int]:
+        return self.frames.locate(frame)
+
+    def where(self, frame: int) -> str:
+        """'file frame N' for one of this view's frame numbers."""
+        path, n = self.frames.locate(frame)
+        return f"{path or self.name} frame {n}"
 
 
 def parse_views(captures) -> list[View]:

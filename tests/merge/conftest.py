@@ -21,10 +21,9 @@ class Captured:
         return tuple(self.paths[n] for n in (names or [t.name for t in self.taps]))
 
     def merge(self, names=None, outdir=None, vantage=True):
-        analysis, report, code, sink = run_merge(self.views(names), outdir, 1 << 40,
-                                                 vantage=vantage)
-        if sink is not None:
-            sink.add_to_report(report)
+        analysis, report, code = run_merge(self.views(names), outdir, 1 << 40, vantage=vantage)
+        if vantage:
+            analysis.vantage.add_to_report(report)
         return report, code
 
     def offset(self, name: str) -> float:
