@@ -277,7 +277,8 @@ def parse_points(points: str, losses, clocks) -> list[TapSpec]:
 def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: CaptureSpec,
                     seed: int, expected: str | None) -> dict:
     """The ``simulate --capture-points`` run: a capture per point, netdumpd's files and
-    ``vantage.json`` (every transmission: seen where, lost where) in ``expected``."""
+    ``vantage.json`` (every transmission: seen where, lost where) in ``expected``.
+    Returns (the command's summary, the truth)."""
     import json
     import os
     for t in taps:
@@ -303,4 +304,4 @@ def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: C
     return {"captures": outputs,
             "dumps": [{"client": a.client_ip, "outcome": a.outcome,
                        "missing_bytes_union": sum(e - s for s, e in truth.union_missing[k])}
-                      for k, a in enumerate(truth.attempts)]}
+                      for k, a in enumerate(truth.attempts)]}, truth
