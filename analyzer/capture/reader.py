@@ -160,8 +160,8 @@ class CaptureReader:
                         yield batch
             finally:
                 self._count(cap, span, walker, done + o.source.raw_pos)
-                # a cut final record keeps its number (its notice names it), not a frame
-                self.frame = max(walker.frame, walker.cut_frame)
+                # a cut final record is not a frame: the next file's first frame takes its
+                # number (frames run on as the files' counts add up, see analyzer.framemap)
                 span.cut_frame = walker.cut_frame
             done += o.size if not o.stream else o.source.raw_pos
             self.bytes_read = done

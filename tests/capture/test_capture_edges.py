@@ -123,14 +123,17 @@ def test_cut_final_packet_block_is_not_a_frame(tmp_path):
     assert_tshark_count(path, 1)
 
 
-def test_frames_after_a_cut_file_are_numbered_past_the_cut_record(tmp_path):
+def test_frames_after_a_cut_file_run_on_from_its_complete_records(tmp_path):
     cut = write(tmp_path, "1.pcap", pcap([(T0, FRAME), (T0 + 1, FRAME)])[:-5])
     nxt = write(tmp_path, "2.pcap", pcap([(T0 + 2, FRAME), (T0 + 3, FRAME)]))
     r = CaptureReader([cut, nxt])
-    frames = [d.frame for d in dgrams(list(r))]
-    assert frames == [1, 2, 3, 4]  # 2 is the cut record's data; the second file's are 3 and 4
+    items = list(r)
+    # 1; the cut record's data under the number it would have had (2); then the second
+    # file's frames 1 and 2 as the run's 2 and 3: the files' counts add up (framemap.py)
+    assert [(d.frame, d.missing > 0) for d in dgrams(items)] == [
+        (1, False), (2, True), (2, False), (3, False)]
     assert [c["frames"] for c in r.captures] == [1, 2]
-    assert [r.files[1].local(f) for f in (3, 4)] == [1, 2] and r.files[0].local(2) == 2
+    assert [r.files[1].local(f) for f in (2, 3)] == [1, 2] and r.files[0].cut_frame == 2
 
 
 # -- link types (items 25, 27) -------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tests.support.capture_builders import (
     CLIENT_MAC, SERVER_MAC, epb, ether, idb, ipv4, pcap, shb, udp,
 )
 from tests.support.datagrams import CLIENT, SERVER, Conversation, clean_dump, image
+from tests.support.schema_check import check_written_report
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 OTHER_MAC = bytes.fromhex("02000000cc02")
@@ -67,8 +68,10 @@ def second_client(ip_text="192.0.2.8", size=6000, seed=2, t0=None):
 
 def cli(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "NETDUMP_ANALYZER_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    p = subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
+                       capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    check_written_report(args, p.stdout, cwd)
+    return p
 
 
 def assert_clean_stderr(p: subprocess.CompletedProcess) -> None:
@@ -643,8 +646,8 @@ def test_files_that_are_not_captures_are_a_one_line_error(tmp_path, content, com
 def test_a_missing_capture_and_a_directory_are_clear_errors(tmp_path):
     p = cli("extract", tmp_path / "nope.pcap", "-o", tmp_path / "out")
     assert p.returncode == EXIT_UNREADABLE and "no such file" in one_line_error(p)
-    p = cli("summary", tmp_path)  # an unusable capture: exit 1 (a directory only with --follow)
-    assert p.returncode == EXIT_UNREADABLE and "directory" in one_line_error(p)
+    p = cli("summary", tmp_path)  # a directory is an unusable capture, as a missing file
+    assert p.returncode == EXIT_UNREADABLE and "is a directory" in one_line_error(p)
 
 
 def test_a_bad_file_among_several_is_refused_before_anything_is_written(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.schema_check import check_written_report
 from tests.support.truth_check import check
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -14,8 +15,10 @@ CAPTURES = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".pcap", ".pcapng
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
-                          capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
+                       capture_output=True, text=True)
+    check_written_report(args, p.stdout)
+    return p
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
@@ -52,8 +55,9 @@ def test_sha256sums_files_agree_with_a_fresh_extract(tmp_path):
 
 
 def test_several_files_are_one_capture(tmp_path):
-    capture = SAMPLES / "clean-13x.pcap"
-    proc = run_cli("summary", capture, capture, "--json", "-")
+    capture = tmp_path / "again.pcap"  # another file with the same frames (not the same file)
+    capture.write_bytes((SAMPLES / "clean-13x.pcap").read_bytes())
+    proc = run_cli("summary", SAMPLES / "clean-13x.pcap", capture, "--json", "-")
     report = json.loads(proc.stdout)
     assert [c["frames"] for c in report["captures"]] == [report["captures"][0]["frames"]] * 2
     # The second copy replays the same dump: a HERALD after data is a new dump of that client.
