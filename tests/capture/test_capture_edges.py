@@ -124,8 +124,9 @@ def test_cut_final_packet_block_is_not_a_frame(tmp_path):
 
 
 def test_frames_after_a_cut_file_run_on_from_its_complete_records(tmp_path):
-    cut = write(tmp_path, "1.pcap", pcap([(T0, FRAME), (T0 + 1, FRAME)])[:-5])
-    nxt = write(tmp_path, "2.pcap", pcap([(T0 + 2, FRAME), (T0 + 3, FRAME)]))
+    big = ether(udp_ip(20024, 20023, b"y" * 100))
+    cut = write(tmp_path, "1.pcap", pcap([(T0, big), (T0 + 1, big)])[:-5])
+    nxt = write(tmp_path, "2.pcap", pcap([(T0 + 2, big), (T0 + 3, big)]))
     r = CaptureReader([cut, nxt])
     items = list(r)
     # 1; the cut record's data under the number it would have had (2); then the second

@@ -29,17 +29,21 @@ def cli(*args, stdin=None, timeout=120):
                           stdin=stdin, capture_output=True, timeout=timeout)
 
 
+def without_paths(rep):
+    """The report with the capture's name (a path, or "-") taken out wherever it is given."""
+    names = {c["path"] for c in rep["captures"]}
+
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if not (k == "path" and x in names)}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return "<capture>" if isinstance(v, str) and v in names else v
+    return strip(rep)
+
+
 def report_of(p) -> dict:
-    rep = json.loads(p.stdout)
-    for c in rep["captures"]:
-        c.pop("path")
-    return rep
-
-
-def without_paths(rep: dict) -> dict:
-    for c in rep["captures"]:
-        c.pop("path", None)
-    return rep
+    return without_paths(json.loads(p.stdout))
 
 
 def slow_writer(path: Path, data: bytes, step: int, pause: float = 0.02) -> threading.Thread:
