@@ -160,3 +160,11 @@ def test_the_inspect_command_writes_reports_that_follow_the_schema(tmp_path):
     report = json.loads(p.stdout)
     assert len(report["dumps"]) == len(dumps)
     check_report(report, "inspect")
+
+
+def test_a_session_may_carry_its_inspect_entry_in_the_inspect_shape():
+    report = report_of("summary", SAMPLES / "clean-13x.pcap")
+    report["sessions"][0]["inspect"] = copy.deepcopy(INSPECT["dumps"][0])
+    assert errors(report, "report") == []
+    report["sessions"][0]["inspect"]["kgdb"] = "maybe"
+    assert errors(report, "report")
