@@ -100,7 +100,7 @@ def retransmissions(sa: SessionAudit) -> dict:
                               "spurious = an ACK was already captured; a copy sooner than "
                               "half the client's poll timeout after the previous one, with the "
                               "same bytes, is a network duplicate, not a resend; captured = "
-                              "every copy of an already-sent seqno (total + "
+                              "every captured copy of an already-sent seqno (total − hidden + "
                               "network_duplicates), as the report's retransmits counts; "
                               "hidden = resends whose earlier copies never reached the "
                               "capture point (told by timing)"}
