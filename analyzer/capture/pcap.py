@@ -100,13 +100,9 @@ class PcapWalker(FileWalker):
                                                 self.cut_frame, self.ts, True)
                 if items:
                     out.extend(items)
-        elif rest:
+        else:
             self.cut_frame = self.frame + 1
             out.append(Notice("truncated-capture", self.cut_frame,
                               f"the file ends inside the header of record {self.cut_frame} "
                               f"({rest} of {self.hlen} bytes{'; ' + error if error else ''}); "
                               f"the record is lost", self.ts))
-        else:
-            out.append(Notice("truncated-capture", self.frame + 1,
-                              f"the file could not be read to its end after frame {self.frame} "
-                              f"({error}); the rest is lost", self.ts))

@@ -243,11 +243,7 @@ class PcapngWalker(FileWalker):
             out.append(Notice("truncated-capture", self.frame + 1,
                               f"the file ends inside a pcapng block of type 0x{btype:08x} after "
                               f"frame {self.frame} ({rest} of {blen} bytes{err})", self.ts))
-        elif rest:
+        else:
             out.append(Notice("truncated-capture", self.frame + 1,
                               f"the file ends inside a pcapng block header after frame "
                               f"{self.frame} ({rest} of 12 bytes{err})", self.ts))
-        else:
-            out.append(Notice("truncated-capture", self.frame + 1,
-                              f"the file could not be read to its end after frame {self.frame} "
-                              f"({error}); the rest is lost", self.ts))

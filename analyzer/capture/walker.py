@@ -45,7 +45,8 @@ class FileWalker:
         raise NotImplementedError
 
     def at_end(self, buf: bytes, pos: int, error: str | None, out: list) -> None:
-        """The file ended (or failed) with ``buf[pos:]`` not a whole record."""
+        """The file ended (or failed: ``error``) with ``buf[pos:]``, not empty, not a whole
+        record."""
         raise NotImplementedError
 
     def stop(self, out: list, why: str) -> None:
@@ -88,9 +89,14 @@ class FileWalker:
                 pos = 0
                 self.base[0] = src.raw_pos - len(buf)
             out = []
-            if pos < len(buf) or src.error:
+            if pos < len(buf):
                 self.truncated = True
                 self.at_end(buf, pos, src.error, out)
+            elif src.error:
+                self.truncated = True
+                out.append(Notice("truncated-capture", self.frame + 1,
+                                  f"the file could not be read to its end after frame "
+                                  f"{self.frame} ({src.error}); the rest is lost", self.ts))
             yield out
         finally:
             o.close()

@@ -18,6 +18,7 @@ import pytest
 from analyzer.capture import CaptureReader
 from analyzer.capture.follow import Follow
 from tests.support.capture_builders import ether, pcap, udp_ip
+from tests.support.live_tools import CLIENT_IP, FILTER, SERVER_IP, stop, wait_started
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "samples").glob("*.pcap*"))
@@ -185,12 +186,6 @@ def test_ring_file_deleted_before_it_is_read_is_not_an_error(tmp_path):
 TCPDUMP = shutil.which("tcpdump")
 DUMPCAP = shutil.which("dumpcap")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# a client address of our own: other test runs may dump over loopback at the same time
-_NET = f"127.{100 + os.getpid() % 100}.{os.getpid() // 100 % 250 + 1}"
-CLIENT_IP, SERVER_IP = f"{_NET}.2", f"{_NET}.1"
-FILTER = f"host {CLIENT_IP} and (udp port 20023 or udp port 20024)"
-
-
 def need(tool):
     problems = [] if tool else ["the capture tool is not installed"]
     if os.geteuid() != 0:
@@ -201,25 +196,9 @@ def need(tool):
         pytest.skip("; ".join(problems))
 
 
-def wait_started(proc, marker: str):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if marker in line or proc.poll() is not None:
-            break
-    if proc.poll() is not None:
+def started(proc, marker: str):
+    if not wait_started(proc, marker):
         pytest.fail(f"capture tool exited early: {proc.stderr.read()}")
-    time.sleep(0.3)
-
-
-def stop(proc):
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def settled(path: Path, quiet: float = 1.5):
@@ -301,7 +280,7 @@ def test_dumpcap_file_followed_while_it_is_written(tmp_path):
     cap = tmp_path / "live.pcapng"
     dumpcap = subprocess.Popen([DUMPCAP, "-i", "lo", "-f", FILTER, "-w", str(cap)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_started(dumpcap, "Capturing on")
+    started(dumpcap, "Capturing on")
     analyzer = subprocess.Popen([sys.executable, "-m", "analyzer", "extract", "--follow",
                                  "--idle", "4", "--json", "-", str(cap), "-o",
                                  str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
@@ -330,7 +309,7 @@ def test_dumpcap_ring_buffer_followed(tmp_path):
     dumpcap = subprocess.Popen([DUMPCAP, "-i", "lo", "-f", FILTER, "-b", "files:3",
                                 "-b", "filesize:100", "-w", str(ring / "cap.pcapng")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_started(dumpcap, "Capturing on")
+    started(dumpcap, "Capturing on")
     analyzer = subprocess.Popen([sys.executable, "-m", "analyzer", "summary", "--follow",
                                  "--idle", "4", "--json", "-", str(ring)], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
