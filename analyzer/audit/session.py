@@ -13,7 +13,7 @@ from analyzer.audit.bursts import (
     timeouts_in,
 )
 from analyzer.audit.session_acks import AckMixin
-from analyzer.audit.stats import Distribution, TopN
+from analyzer.audit.stats import Distribution, Sample, TopN
 from analyzer.wire import MsgType
 
 KEEP_HOLES = 4096  # seqnos not (yet) captured, remembered one by one
@@ -24,16 +24,16 @@ class SessionAudit(AckMixin):
 
     # a fixed set of fields: attribute access is the audit's hot path
     __slots__ = (
-        "acks", "acks_bad_port", "acks_bad_port_count", "acks_future", "acks_future_count",
-        "acks_unseen", "acks_unseen_count", "after_finished", "after_finished_count", "burst_bytes",
+        "acks", "acks_bad_port", "acks_future",
+        "acks_unseen", "after_finished", "burst_bytes",
         "burst_packets", "burst_time", "bursts", "captured_copies", "capture_cut", "client", "conflicts", "cur", "data_after_kdh",
         "dup_acks", "dup_unexplained", "end_reason", "finished_seq", "first_vm_seq", "herald_seen",
         "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost", "icmp_unreachable", "id",
         "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq", "last_frame", "last_ts",
         "last_tx_frame", "last_tx_ts", "late_acks", "longest_stalls", "max_payload", "max_rounds",
-        "max_rounds_burst", "mergeable", "gap_ack", "spacing_min", "turn_tx", "turnaround", "small_runs", "misaligned", "misaligned_count", "needed", "net_dups",
-        "never_acked", "never_acked_count", "new", "new_bytes", "out_of_burst_retx", "oversized",
-        "oversized_count", "plain", "plot", "prev", "reordered", "retx", "round_count",
+        "max_rounds_burst", "mergeable", "gap_ack", "spacing_min", "turn_tx", "turnaround", "small_runs", "misaligned", "needed", "net_dups",
+        "never_acked", "new", "new_bytes", "out_of_burst_retx", "oversized",
+        "plain", "plot", "prev", "reordered", "retx", "round_count",
         "rounds_hist", "rows", "rtt", "sent", "seq_max", "server", "server_port", "spacing",
         "spurious", "stall_count", "stall_threshold", "stall_time", "stalls", "start_frame",
         "start_ts", "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key",
@@ -110,12 +110,9 @@ class SessionAudit(AckMixin):
         self.holes_lost = 0  # not remembered one by one (too many)
         self.holes_first: list = []
         self.reordered = 0
-        self.misaligned: list = []
-        self.misaligned_count = 0
-        self.oversized: list = []
-        self.oversized_count = 0
-        self.after_finished: list = []
-        self.after_finished_count = 0
+        self.misaligned = Sample(KEEP_LIST)
+        self.oversized = Sample(KEEP_LIST)
+        self.after_finished = Sample(KEEP_LIST)
         self.data_after_kdh = self.finished_seq = self.kdh_new = 0
         self.kdh_raw: bytes | None = None
         self.key_seq = self.kdh_seq = self.first_vm_seq = 0
@@ -168,12 +165,8 @@ class SessionAudit(AckMixin):
         self.udp_bytes += 24 + length
         if length > self.max_payload[mtype]:
             self.max_payload[mtype] = length
-            if length > 4096:
-                self.oversized_count += 1
-                if len(self.oversized) < KEEP_LIST:
-                    self.oversized.append((frame, MsgType(mtype).name, seq, length))
-        elif length > 4096:
-            self.oversized_count += 1
+        if length > 4096:
+            self.oversized.add((frame, MsgType(mtype).name, seq, length))
         if gap > self.stall_threshold:
             before, unacked = cur, (cur.unacked if cur else 0)
         if _c:
@@ -205,9 +198,7 @@ class SessionAudit(AckMixin):
         # the bytes the capture holds: a record the capture cut counts only what it kept
         self.new_bytes[mtype] += min(length, len(ev.payload))
         if self.t_finished is not None and mtype != FINISHED:
-            self.after_finished_count += 1
-            if len(self.after_finished) < KEEP_LIST:
-                self.after_finished.append((ev.frame, MsgType(mtype).name, seq))
+            self.after_finished.add((ev.frame, MsgType(mtype).name, seq))
         if mtype == VMCORE:
             if self.t_data is None:
                 self.t_data = (ev.frame, ev.ts)

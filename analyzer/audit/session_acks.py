@@ -5,7 +5,7 @@ from analyzer.audit.bursts import (
     KEEP_LIST, KEEP_UNACKED, KEY, MAX_BUFFER, MAX_IN_FLIGHT, S_ACK, S_ACKS, S_ACKTS, S_FRAME, S_OFF,
     S_DUPS, S_ROW, S_SENDS, S_TS, S_TYPE, VMCORE, Burst,
 )
-from analyzer.audit.stats import Distribution
+from analyzer.audit.stats import Distribution, Sample
 from analyzer.wire import MsgType
 
 
@@ -16,16 +16,12 @@ class AckMixin:
         self.acks = 0
         self.dup_acks = 0
         self.dup_unexplained = 0
-        self.acks_unseen: list = []
-        self.acks_unseen_count = 0
-        self.acks_bad_port: list = []
-        self.acks_bad_port_count = 0
-        self.acks_future: list = []
-        self.acks_future_count = 0
+        self.acks_unseen = Sample(KEEP_LIST)
+        self.acks_bad_port = Sample(KEEP_LIST)
+        self.acks_future = Sample(KEEP_LIST)
         self.late_acks = 0
         self.unacked_old: dict[int, tuple] = {}
-        self.never_acked: list = []
-        self.never_acked_count = 0
+        self.never_acked = Sample(KEEP_LIST)
         self.rtt = Distribution()
 
     def ack(self, ev) -> None:
@@ -45,17 +41,13 @@ class AckMixin:
                 self.rtt.pending.append(ts - slot[S_TS])  # tidied per burst
                 return
         if self.server_port is not None and ev.sport != self.server_port:
-            self.acks_bad_port_count += 1
-            if len(self.acks_bad_port) < KEEP_LIST:
-                self.acks_bad_port.append((ev.frame, seq, ev.sport))
+            self.acks_bad_port.add((ev.frame, seq, ev.sport))
         cur = self.cur
         slot = None
         burst = None
         if cur is not None:
             if seq >= cur.first_seq + MAX_IN_FLIGHT:
-                self.acks_future_count += 1
-                if len(self.acks_future) < KEEP_LIST:
-                    self.acks_future.append((ev.frame, seq, cur.first_seq))
+                self.acks_future.add((ev.frame, seq, cur.first_seq))
             slot = cur.slots.get(seq)
             burst = cur
             if slot is None and self.prev is not None:
@@ -68,9 +60,7 @@ class AckMixin:
             elif self.unacked_old.pop(seq, None) is not None:
                 self.late_acks += 1
             elif not ev.message_frame:
-                self.acks_unseen_count += 1
-                if len(self.acks_unseen) < KEEP_LIST:
-                    self.acks_unseen.append((ev.frame, seq))
+                self.acks_unseen.add((ev.frame, seq))
             else:
                 self.late_acks += 1
             return
@@ -125,10 +115,7 @@ class AckMixin:
         else:
             took = b.last_tx_ts - b.start_ts
         if b.type in (VMCORE, KEY) and b.off_start % 4096:
-            self.misaligned_count += 1
-            if len(self.misaligned) < KEEP_LIST:
-                self.misaligned.append((b.start_frame, MsgType(b.type).name, b.first_seq,
-                                        b.off_start))
+            self.misaligned.add((b.start_frame, MsgType(b.type).name, b.first_seq, b.off_start))
         if b.type == VMCORE:
             span = b.off_next - b.off_start
             if b.off_start == self.vm_prev_end and self.vm_prev_span + span <= MAX_BUFFER:
@@ -164,9 +151,7 @@ class AckMixin:
         b.slots = {}
 
     def _never(self, frame: int, seq: int, mtype: int) -> None:
-        self.never_acked_count += 1
-        if len(self.never_acked) < KEEP_LIST:
-            self.never_acked.append((frame, MsgType(mtype).name, seq))
+        self.never_acked.add((frame, MsgType(mtype).name, seq))
 
     def end(self, reason: str) -> None:
         self.end_reason = reason

@@ -114,17 +114,17 @@ def acks(sa: SessionAudit) -> dict:
     return {
         "total": sa.acks, "duplicate": sa.dup_acks,
         "duplicate_unexplained": sa.dup_unexplained,
-        "for_unseen_messages": sa.acks_unseen_count,
-        "for_unseen_messages_frames": [f for f, _ in sa.acks_unseen],
-        "never_acknowledged": sa.never_acked_count,
+        "for_unseen_messages": sa.acks_unseen.count,
+        "for_unseen_messages_frames": [f for f, _ in sa.acks_unseen.items],
+        "never_acknowledged": sa.never_acked.count,
         "never_acknowledged_examples": [{"frame": f, "type": t, "seqno": s}
-                                        for f, t, s in sa.never_acked],
-        "unexpected_port": sa.acks_bad_port_count,
+                                        for f, t, s in sa.never_acked.items],
+        "unexpected_port": sa.acks_bad_port.count,
         "unexpected_port_examples": [{"frame": f, "seqno": s, "port": p}
-                                     for f, s, p in sa.acks_bad_port],
-        "too_far_in_future": sa.acks_future_count,
+                                     for f, s, p in sa.acks_bad_port.items],
+        "too_far_in_future": sa.acks_future.count,
         "too_far_in_future_examples": [{"frame": f, "seqno": s, "burst_base": b}
-                                       for f, s, b in sa.acks_future],
+                                       for f, s, b in sa.acks_future.items],
         "late": sa.late_acks,
     }
 
