@@ -46,7 +46,8 @@ local DATASIZE = 4096
 local p = Proto("fbsd_netdump", "FreeBSD netdump")
 local F, OLD, E, TYPE_NAMES = part("fields")(p)
 local audit = part("audit")
-local S = part("state")(audit)
+local files = part("files")
+local S = part("state")(audit, files)
 
 ----------------------------------------------------------------------------------------
 -- Preferences
@@ -122,7 +123,7 @@ local function add_flag(tree, field, range, ex)
 end
 
 local dissect_kdh, dissect_ekcd, kdh_host = part("kdh")(F, E, bxor, add_gen)
-local X = part("export")(part("files"), bxor)
+local X = part("export")(files, bxor)
 
 -- The client's address with its real range: the IP source (destination for an ACK).
 local ip_src_f, ip_dst_f = Field.new("ip.src"), Field.new("ip.dst")
@@ -478,5 +479,6 @@ end
 p:register_heuristic("udp", heuristic)
 register_ports()
 
-part("stats")(p, S)
+local stats = part("stats")(p, S)
 X.register()
+part("gui")(S, X, stats, files)

@@ -8,7 +8,7 @@ local HDR_LEN = 24
 local BYTES_WINDOW = 1024 -- how many recent seqnos keep their bytes (conflicts, capture copies)
 local KEEP_HOLES = 4096   -- a seqno jump longer than this is not tracked seqno by seqno
 
-return function(audit)
+return function(audit, files)
     local S = {}
 
     function S.reset()
@@ -30,6 +30,7 @@ return function(audit)
             bytes = {},     -- seqno -> raw bytes of the latest copy (recent seqnos only)
             acked = {},     -- seqno -> first ACK record
             holes = {},     -- seqno not (yet) captured -> its gap object
+            vmcore = files.ranges(), dumplength = nil, -- for the Dumps window
             audit = audit.new(),
         }
         S.sessions[#S.sessions + 1] = sess
@@ -107,6 +108,11 @@ return function(audit)
             if mtype == 3 then sess.data_bytes = sess.data_bytes + length end
         end
         rec.abs = abs
+        if mtype == 3 then
+            files.add(sess.vmcore, offset, offset + length)
+        elseif mtype == 4 and #raw >= HDR_LEN + 512 then
+            sess.dumplength = files.kdh_dumplength(raw:sub(HDR_LEN + 1))
+        end
         sess.bytes[seqno] = raw
         sess.counts[mtype] = sess.counts[mtype] + 1
         if mtype == 2 then sess.finished = true end

@@ -673,6 +673,7 @@ Dir = {
     end,
 }
 function register_menu() end
+function gui_enabled() return false end
 local listeners = {}
 Listener = { new = function() local l = {}; listeners[#listeners + 1] = l; return l end }
 
