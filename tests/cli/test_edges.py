@@ -92,6 +92,15 @@ def test_an_output_in_a_read_only_folder_is_one_line_naming_it(args, read_only):
     assert os.listdir(read_only) == []
 
 
+def test_a_report_file_that_cannot_be_rewritten_is_refused_before_the_run(tmp_path):
+    report = tmp_path / "r.json"
+    report.write_text("{}")
+    report.chmod(0o444)
+    p = as_user("summary", CLEAN, "--json", report)
+    assert p.returncode == 1 and f"cannot write {report} (not writable)" in one_line_error(p)
+    assert p.stdout == "" and report.read_text() == "{}"
+
+
 @pytest.mark.parametrize("option", ["-o", "--csv", "--plot", "--json"])
 def test_an_output_under_a_regular_file_is_refused(option, tmp_path):
     plain = tmp_path / "plain"
@@ -259,6 +268,7 @@ def test_frames_of_a_second_file_are_numbered_within_it():
     assert [[s[k] for k in keys] for s in later] == \
         [[s[k] for k in keys] for s in alone["sessions"]]
     assert all(s["first_frame_file"] == str(MULTI) for s in later)
+    assert all(s["file"] == str(MULTI) for s in later)
     assert report["sessions"][0]["first_frame_file"] == str(CLEAN)
     assert later[2]["first_frame"] == 27  # the example: frame 27 of the second file
 
