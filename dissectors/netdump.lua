@@ -173,6 +173,7 @@ local function flags_tree(t, r)
     return fl
 end
 
+-- Returns the flags item when the frame has a problem (one umbrella item per frame).
 local function message_analysis(t, r, rec)
     add_gen(t, F.session, r, rec.session.id)
     if rec.first_copy then
@@ -194,12 +195,12 @@ local function message_analysis(t, r, rec)
         add_gen(t, F.capture_duplicate_of, r, rec.capture_dup_of)
         add_old(t, OLD.capture_duplicate_of, r, rec.capture_dup_of)
     end
-    if not message_problem(rec) then return end
+    if not message_problem(rec) then return nil end
     local fl = flags_tree(t, r)
     if rec.capture_dup_of then
         add_flag(fl, F.capture_duplicate, r, E.capture_duplicate)
         add_old(fl, OLD.capture_duplicate, r, true)
-        return
+        return fl
     end
     if rec.new_dump then
         add_flag(fl, F.new_dump, r, E.new_dump)
@@ -231,6 +232,7 @@ local function message_analysis(t, r, rec)
         add_flag(fl, F.unacked, r, E.unacked)
         add_old(fl, OLD.unacked, r, true)
     end
+    return fl
 end
 
 local function ack_analysis(t, r, rec)
@@ -346,9 +348,9 @@ local function message_tree(tree, tvb, pinfo, m, rec)
     elseif mtype == 5 and prange and m.offset == 0 then
         dissect_ekcd(prange, t)
     end
-    if rec ~= nil then message_analysis(t, r, rec) end
+    local fl = rec ~= nil and message_analysis(t, r, rec) or nil
     if #bad > 0 then
-        local fl = add_gen(t, F.flags, r)
+        fl = fl or flags_tree(t, r)
         for _, b in ipairs(bad) do add_flag(fl, b[1], b[1] == F.unsafe_path and r or tvb(16, 4), b[2]) end
     end
     return host

@@ -82,7 +82,9 @@ return function(audit, files)
             last.next_copy = pinfo.number
             rec.prev_rec = last
             copies[2] = rec
-            if last_raw ~= nil and last_raw ~= raw then rec.conflict = true end
+            if last_raw ~= nil and last_raw ~= raw and last_raw:sub(HDR_LEN + 1) ~= raw:sub(HDR_LEN + 1) then
+                rec.conflict = true -- other payload bytes (the core compares payloads)
+            end
         else
             sess.tx[seqno] = { rec, rec }
             local max = sess.max_seq
@@ -116,7 +118,8 @@ return function(audit, files)
         sess.bytes[seqno] = raw
         sess.counts[mtype] = sess.counts[mtype] + 1
         if mtype == 2 then sess.finished = true end
-        local class = audit.message(sess.audit, ns, mtype, seqno, offset, length, copies ~= nil)
+        local class = audit.message(sess.audit, ns, mtype, seqno, offset, length, copies ~= nil,
+            rec.conflict == true)
         if class ~= "new" then
             rec.class = class
             sess.classes[class] = sess.classes[class] + 1
@@ -133,7 +136,7 @@ return function(audit, files)
 
     -- An ACK, first pass.
     function S.ack(pinfo, client, seqno, rec)
-        local t, _, abs = times(pinfo)
+        local t, ns, abs = times(pinfo)
         local sess = S.current[client]
         rec.t = t
         if sess == nil then
@@ -169,7 +172,7 @@ return function(audit, files)
                 c = c.prev_rec
             end
         end
-        audit.ack(sess.audit, seqno, first ~= nil)
+        audit.ack(sess.audit, ns, seqno, first ~= nil)
         if first then
             rec.dup_of = first.frame
             first.dups = (first.dups or 0) + 1
