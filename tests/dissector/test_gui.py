@@ -113,6 +113,33 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+def exported(out: Path) -> bool:
+    return any(b"Dump complete" in p.read_bytes() for p in out.rglob("info.*"))
+
+
+def export_through_the_window(display: Display, win: str, out: Path, attempts: int = 3) -> None:
+    """Press "Export dumps...", type the folder, confirm; again if a slow display lost a key."""
+    for _ in range(attempts):
+        if not display.windows("Export dumps"):
+            display.click(win, 0.5, 0.3)  # focus the text; then Tab, Tab: "Export dumps..."
+            display.run("xdotool", "key", "Tab", "Tab", "space")
+        try:
+            dialog = wait_for("the export dialog", lambda: display.windows("Export dumps"), 30)[-1]
+        except AssertionError:
+            continue
+        time.sleep(2)
+        display.click(dialog, 0.5, 0.25)  # the folder field
+        display.run("xdotool", "key", "ctrl+a", "BackSpace")
+        display.run("xdotool", "type", "--delay", "10", str(out))
+        display.run("xdotool", "key", "Return")
+        try:
+            wait_for("the exported info file", lambda: exported(out), 60)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"no export after {attempts} attempts")
+
+
 def error_windows(display: Display) -> list[str]:
     names = [display.run("xdotool", "getwindowname", w).strip() for w in display.windows(".")]
     return [n for n in names if "error" in n.lower() or n.lower().startswith("lua")]
@@ -135,16 +162,7 @@ def test_dumps_window_exports_like_extract(gui_tools, tmp_path):
         assert wait_for("the statistics window", lambda: display.windows("FreeBSD netdump: statistics"))
         (win,) = wait_for("the Dumps window", lambda: display.windows("FreeBSD netdump: dumps"))
         time.sleep(3)  # a loaded machine draws slowly
-        display.click(win, 0.5, 0.3)  # focus the text; then Tab, Tab: "Export dumps..."
-        display.run("xdotool", "key", "Tab", "Tab", "space")
-        dialog = wait_for("the export dialog", lambda: display.windows("Export dumps"))[-1]
-        time.sleep(3)
-        display.click(dialog, 0.5, 0.25)  # the folder field
-        display.run("xdotool", "type", "--delay", "10", str(out))
-        display.run("xdotool", "key", "Return")
-        wait_for("the exported info file", lambda: any(p.name.startswith("info.") and
-                                                       b"Dump complete" in p.read_bytes()
-                                                       for p in out.rglob("info.*")), 120)
+        export_through_the_window(display, win, out)
         # "Colour problems": the fourth button (temporary colour slots; no dialog)
         display.click(win, 0.5, 0.3)
         display.run("xdotool", "key", "Tab", "Tab", "Tab", "Tab", "space")
