@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import IO, Iterable
 
+from analyzer.anomalies import Kind
 from analyzer import __version__
 from analyzer.recovery.dump import DumpRecord
 
@@ -101,7 +102,7 @@ def summary_line(rec: DumpRecord) -> str:
         state = f"INCOMPLETE, {size - lost} of {size} bytes"
         if missing:
             state += f", missing {_ranges(missing)}"
-        for kind, text in (("kdh-missing", "no KDH"), ("finished-missing", "no FINISHED")):
+        for kind, text in ((Kind.KDH_MISSING, "no KDH"), (Kind.FINISHED_MISSING, "no FINISHED")):
             if rec.has_anomaly(kind):
                 state += f", {text}"
         key_missing = rec.key_missing()

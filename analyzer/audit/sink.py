@@ -1,6 +1,7 @@
 """The audit as a pipeline sink: protocol events in, one :class:`SessionAudit` per dump."""
 from __future__ import annotations
 
+from analyzer.anomalies import Kind
 from analyzer.audit.session import SessionAudit
 from analyzer.protocol.events import (
     Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
@@ -45,7 +46,7 @@ class AuditSink:
                     sa.server_port = ev.port
             elif kind is SessionEnded:
                 sessions[ev.session].end(ev.reason)
-            elif kind is Anomaly and ev.kind == "icmp-unreachable" and ev.session is not None:
+            elif kind is Anomaly and ev.kind == Kind.ICMP_UNREACHABLE and ev.session is not None:
                 frames = sessions[ev.session].icmp_unreachable
                 if len(frames) < 50:
                     frames.append((ev.frame,))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from analyzer.anomalies import Kind
 from analyzer.protocol.events import Message
 from analyzer.recovery import infofile
 from analyzer.recovery.dump import DumpRecord
@@ -179,7 +180,7 @@ class FileWriter:
         except OSError as exc:
             if not parts:
                 raise WriteError(f"cannot write in {self.outdir}: {exc.strerror}") from exc
-            rec.add_anomaly("path-refused", rec.first_frame,
+            rec.add_anomaly(Kind.PATH_REFUSED, rec.first_frame,
                             f"cannot create {rec.herald_path!r} in the output directory "
                             f"({exc.strerror}); writing to the output directory itself")
             parts = ()
@@ -265,7 +266,7 @@ class FileWriter:
             except FileExistsError:
                 os.unlink(f"info.{host}.{index}", dir_fd=dir_fd)
                 continue
-        rec.add_anomaly("no-free-index", rec.first_frame,
+        rec.add_anomaly(Kind.NO_FREE_INDEX, rec.first_frame,
                         f"no free index below {MAX_DUMPS} for {host}; dump not written")
         return None
 
@@ -296,7 +297,7 @@ class FileWriter:
                 os.unlink(part, dir_fd=dir_fd)
                 written.append(relative_name(files.parts, target))
             except FileExistsError:
-                rec.add_anomaly("name-taken", rec.last_frame,
+                rec.add_anomaly(Kind.NAME_TAKEN, rec.last_frame,
                                 f"{target} appeared meanwhile; kept the data as {part}")
                 written.append(relative_name(files.parts, part))
         if rec.sha256 is None:
