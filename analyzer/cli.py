@@ -12,8 +12,9 @@ import sys
 import click
 
 from analyzer import __version__
-from analyzer.commandline import (captures_arg, emit_report, json_opt, output_dir_option,
-                                  progress_for, quiet_opt, size_opt, verify_opt)
+from analyzer.commandline import (captures_arg, emit_report, json_opt, merge_opt,
+                                  output_dir_option, progress_for, quiet_opt, size_opt,
+                                  verify_opt)
 from analyzer.exits import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE, EXIT_USAGE,
                             Failure, Interrupted, OutputClosed, interruptible)
 
@@ -57,14 +58,15 @@ def cli() -> None:
 @size_opt
 @verify_opt
 @quiet_opt
-def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
+@merge_opt
+def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, merge):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
-    from analyzer.pipeline import run_analysis
+    from analyzer.merge.run import run_either
     with interruptible(f"the data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
-        analysis, report, code = run_analysis(captures, outdir, max_dump_size,
-                                              progress=progress_for(not quiet),
-                                              verify_checksums=not no_verify)
+        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
+                                            progress=progress_for(not quiet),
+                                            verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 
@@ -75,13 +77,14 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
 @size_opt
 @verify_opt
 @quiet_opt
-def summary(captures, json_out, max_dump_size, no_verify, quiet):
+@merge_opt
+def summary(captures, json_out, max_dump_size, no_verify, quiet, merge):
     """The same analysis as extract, writing no dump files."""
-    from analyzer.pipeline import run_analysis
+    from analyzer.merge.run import run_either
     with interruptible("no report was written"):
-        analysis, report, code = run_analysis(captures, None, max_dump_size,
-                                              progress=progress_for(not quiet),
-                                              verify_checksums=not no_verify)
+        analysis, report, code = run_either(merge, captures, None, max_dump_size,
+                                            progress=progress_for(not quiet),
+                                            verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 
