@@ -35,6 +35,7 @@ class Kind(enum.StrEnum):
     ICMP_UNREACHABLE = "icmp-unreachable"
     NAME_TAKEN = "name-taken"
     UNSUPPORTED_LINK = "unsupported-link"
+    PART_FILES_FOUND = "part-files-found"
 
 
 MEANINGS: dict[Kind, str] = {
@@ -78,4 +79,6 @@ MEANINGS: dict[Kind, str] = {
                      "`.part` name",
     Kind.UNSUPPORTED_LINK: "a pcapng interface has a link type that is not decoded; its "
                            "frames are counted and skipped",
+    Kind.PART_FILES_FOUND: "the output directory holds `.part` files of an interrupted run; "
+                           "they are named, and left as they are",
 }

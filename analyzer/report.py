@@ -127,6 +127,10 @@ def summary_line(rec: DumpRecord) -> str:
             state += ", no KDH"
         if rec.has_anomaly(Kind.FINISHED_MISSING):
             state += ", no FINISHED"
+        if rec.cut_frame and not rec.finished_frame:
+            state += f", capture cut at frame {rec.cut_frame}"
+        if rec.refused:
+            state += ", data beyond --max-dump-size refused"
         key_missing = rec.key_missing()
         if key_missing:
             state += f", key missing {_ranges(key_missing)}"

@@ -42,7 +42,7 @@ class NetdumpTracker:
     """Turns datagrams into protocol events. One instance per analysis run."""
 
     __slots__ = ("sessions", "twins", "max_sessions", "_next_id", "_last_frame", "_last_sid",
-                 "_pending", "dropped_sessions", "_next_sweep")
+                 "_pending", "dropped_sessions", "_next_sweep", "_cut_frame")
 
     def __init__(self, max_sessions: int = MAX_SESSIONS):
         self.sessions: dict[object, Session] = {}  # current session per client address (+VLAN)
@@ -54,6 +54,7 @@ class NetdumpTracker:
         self._pending: list[Notice] = []  # notices waiting for their frame's datagram
         self.dropped_sessions = 0
         self._next_sweep = 0
+        self._cut_frame = 0  # the record a cut capture file ends inside: its loss is that
 
     # -- entry points -------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class NetdumpTracker:
             self._unreachable(n, events)
             return events
         if n.kind == Kind.TRUNCATED_CAPTURE:
+            self._cut_frame = n.frame
             # The dumps in flight when the file was cut are the ones it hurts.
             hit = [s.id for s in self._all() if s.state in IN_FLIGHT]
             for sid in hit:
@@ -286,7 +288,7 @@ class NetdumpTracker:
         if not 1 <= mtype <= 5:
             events.append(Anomaly(sid, Kind.UNKNOWN_TYPE, frame, f"message type {mtype}"))
             return
-        if missing:
+        if missing and frame != self._cut_frame:
             events.append(Anomaly(sid, Kind.SNAPLEN_TRUNCATED, frame,
                                   f"{missing} of {length} payload bytes not captured"))
         if length > DATASIZE:
@@ -379,7 +381,7 @@ class NetdumpTracker:
         if full < _HDR_SIZE:
             events.append(Anomaly(sid, Kind.RUNT, d.frame, f"{full}-byte datagram from "
                                   f"{socket.inet_ntoa(d.src)}, a header needs {_HDR_SIZE}"))
-        else:
+        elif d.frame != self._cut_frame:
             events.append(Anomaly(sid, Kind.SNAPLEN_TRUNCATED, d.frame,
                                   f"header cut by the capture ({len(d.payload)} of {full} "
                                   "bytes kept)"))

@@ -31,10 +31,10 @@ def _roundup(n: int, to: int) -> int:
 class DumpRecord:
     # fixed fields: more than an instance dictionary shares keys for, on the hot path
     __slots__ = (
-        "_kinds", "_limit", "_limit_for", "acks", "anomalies", "anomalies_dropped", "client",
+        "_kinds", "_limit", "_limit_for", "acks", "claimed_end", "cut_frame", "anomalies", "anomalies_dropped", "client",
         "done", "duplicate_acks", "end_reason", "files", "finished_frame", "first_frame", "first_ts",
         "herald_dir", "herald_path", "herald_payload", "herald_seen", "info_blocks",
-        "kdh_length_ok", "kdh_raw", "key", "last_frame", "last_ts", "messages", "retransmits",
+        "kdh_length_ok", "kdh_raw", "key", "last_frame", "refused_end", "last_ts", "messages", "retransmits",
         "server", "server_port", "session", "sha256", "vmcore", "vmcore_hash",
     )
 
@@ -59,6 +59,9 @@ class DumpRecord:
         self.vmcore_hash = StreamingHash(offload)
         self.kdh_raw: bytes | None = None
         self.kdh_length_ok = True  # dumplength within --max-dump-size
+        self.refused_end = 0  # end of the furthest data refused by --max-dump-size
+        self.claimed_end = 0  # furthest offset + mh_len of a VMCORE message, taken or not
+        self.cut_frame = 0  # the frame where the capture file was cut mid-dump, if it was
         self.info_blocks: list[bytes] = []  # one per KDH message, as netdumpd appends them
         self.finished_frame = 0
         self.end_reason: str | None = None
@@ -87,10 +90,24 @@ class DumpRecord:
 
     @property
     def vmcore_length(self) -> int:
-        """The vmcore's length as netdumpd would leave it: KDH dumplength, else what arrived."""
-        if self.kdh_raw is not None and self.kdh_length_ok:
+        """The vmcore's length: KDH dumplength, else as far as the client's VMCORE messages
+        reached (refused data and the bytes a cut frame lost included: they are missing)."""
+        if self.kdh_raw is not None:
             return parse_kdh(self.kdh_raw)["dumplength"]
+        return max(self.vmcore.max, self.claimed_end)
+
+    @property
+    def file_length(self) -> int:
+        """The vmcore file's length: the KDH dumplength when it is within --max-dump-size,
+        else as far as data was taken (a refused length makes no big file)."""
+        if self.kdh_raw is not None and self.kdh_length_ok:
+            return self.vmcore_length
         return self.vmcore.max
+
+    @property
+    def refused(self) -> bool:
+        """Data was refused because of --max-dump-size."""
+        return bool(self.refused_end) or not self.kdh_length_ok
 
     @property
     def key_length(self) -> int:
@@ -214,15 +231,12 @@ class Recovery:
         records = self.records
         if kind is Anomaly:
             if ev.session is None:
-                entry = {"kind": ev.kind, "frame": ev.frame, "detail": ev.detail}
-                if len(self.capture_anomalies) < MAX_ANOMALIES:
-                    self.capture_anomalies.append(entry)
-                else:
-                    self.capture_anomalies_dropped += 1
-                if self.on_anomaly:
-                    self.on_anomaly(entry)
+                self.capture_anomaly(ev.kind, ev.frame, ev.detail)
             else:
-                records[ev.session].add_anomaly(ev.kind, ev.frame, ev.detail)
+                rec = records[ev.session]
+                rec.add_anomaly(ev.kind, ev.frame, ev.detail)
+                if ev.kind == Kind.TRUNCATED_CAPTURE and not rec.cut_frame:
+                    rec.cut_frame = ev.frame
         elif kind is SessionStarted:
             rec = records[ev.session] = DumpRecord(ev, self.offload)
             if self.on_start:
@@ -236,22 +250,35 @@ class Recovery:
         elif kind is SessionEnded:
             self._end(records[ev.session], ev.reason)
 
+    def capture_anomaly(self, kind: str, frame: int, detail: str) -> None:
+        """An anomaly of the capture (or the run), tied to no dump."""
+        entry = {"kind": kind, "frame": frame, "detail": detail}
+        if len(self.capture_anomalies) < MAX_ANOMALIES:
+            self.capture_anomalies.append(entry)
+        else:
+            self.capture_anomalies_dropped += 1
+        if self.on_anomaly:
+            self.on_anomaly(entry)
+
     @staticmethod
     def _count(rec: DumpRecord, ev: Message, n: int = 1) -> None:
         """``n`` well-formed messages like ``ev``, the last of them ``ev``."""
         rec.last_frame, rec.last_ts = ev.frame, ev.ts
         rec.messages[TYPE_NAMES[ev.type]] += n
         rec.retransmits += ev.retransmit
+        if ev.type == _VMCORE and ev.offset + ev.length > rec.claimed_end:
+            rec.claimed_end = ev.offset + ev.length
 
-    def _refusal(self, rec: DumpRecord, offset: int, n: int) -> str | None:
-        """Why VMCORE data at [offset, offset + n) is not taken, or None when it is."""
+    def _refusal(self, rec: DumpRecord, offset: int, n: int) -> tuple[str, bool] | None:
+        """Why VMCORE data at [offset, offset + n) is not taken, and whether --max-dump-size
+        is the reason; None when it is taken."""
         end = offset + n
         if end > self.max_dump_size:
             return (f"VMCORE at offset {offset} (+{n}) is past the {self.max_dump_size}-byte "
-                    "limit")
+                    "limit; data beyond --max-dump-size refused", True)
         if rec.kdh_raw is not None and end > rec.vmcore_limit():
             return (f"VMCORE at offset {offset} (+{n}) is past the KDH dumplength "
-                    f"{rec.vmcore_length}")
+                    f"{rec.vmcore_length}", False)
         return None
 
     def _take(self, rec: DumpRecord, ev: Message, start: int, data: bytes) -> None:
@@ -273,9 +300,12 @@ class Recovery:
         if mtype == _VMCORE:
             if not data:
                 return
-            why = self._refusal(rec, ev.offset, len(data))
-            if why is not None:
+            refused = self._refusal(rec, ev.offset, len(data))
+            if refused is not None:
+                why, past_limit = refused
                 rec.add_anomaly(Kind.OFFSET_OUT_OF_RANGE, ev.frame, why)
+                if past_limit:
+                    rec.refused_end = max(rec.refused_end, ev.offset + len(data))
                 return
             self._take(rec, ev, ev.offset, data)
         elif mtype == _KEY:
@@ -311,7 +341,7 @@ class Recovery:
         if not rec.kdh_length_ok:
             rec.add_anomaly(Kind.OFFSET_OUT_OF_RANGE, ev.frame,
                             f"KDH dumplength {kdh['dumplength']} is past the "
-                            f"{self.max_dump_size}-byte limit; ignored")
+                            f"{self.max_dump_size}-byte limit; data beyond --max-dump-size refused")
         if not kdh["parity_ok"]:
             rec.add_anomaly(Kind.KDH_PARITY, ev.frame, "the 128 header words do not XOR to 0")
         limit = rec.vmcore_limit()
@@ -338,6 +368,7 @@ class Recovery:
         rec.vmcore_hash = None  # a finished dump leaves only its summary behind
         if self.on_end:
             self.on_end(rec)
+        rec.info_blocks = []  # written into its info file by now
 
     def finish_capture(self, dropped_sessions: int) -> None:
         if dropped_sessions:
