@@ -60,7 +60,7 @@ class DumpRecord:
         self.kdh_raw: bytes | None = None
         self.kdh_length_ok = True  # dumplength within --max-dump-size
         self.refused_end = 0  # end of the furthest data refused by --max-dump-size
-        self.claimed_end = 0  # furthest offset + mh_len of a VMCORE message, taken or not
+        self.claimed_end = 0  # furthest offset + mh_len of a VMCORE message taken
         self.cut_frame = 0  # the frame where the capture file was cut mid-dump, if it was
         self.info_blocks: list[bytes] = []  # one per KDH message, as netdumpd appends them
         self.finished_frame = 0
@@ -94,15 +94,15 @@ class DumpRecord:
         reached (refused data and the bytes a cut frame lost included: they are missing)."""
         if self.kdh_raw is not None:
             return parse_kdh(self.kdh_raw)["dumplength"]
-        return max(self.vmcore.max, self.claimed_end)
+        return max(self.vmcore.max, self.claimed_end, self.refused_end)
 
     @property
     def file_length(self) -> int:
         """The vmcore file's length: the KDH dumplength when it is within --max-dump-size,
-        else as far as data was taken (a refused length makes no big file)."""
+        else as far as the messages taken reach (refused data makes no big file)."""
         if self.kdh_raw is not None and self.kdh_length_ok:
             return self.vmcore_length
-        return self.vmcore.max
+        return max(self.vmcore.max, self.claimed_end)
 
     @property
     def refused(self) -> bool:
@@ -199,6 +199,7 @@ class Recovery:
                             refusal(rec, offset, len(data)) is None:
                         if run_rec is None:
                             run_rec, run_start, run_n, parts = rec, offset, 0, []
+                        rec.last_frame, rec.last_ts = ev[1], ev[2]
                         parts.append(data)
                         run_end = offset + len(data)
                         run_n += 1
@@ -262,12 +263,10 @@ class Recovery:
 
     @staticmethod
     def _count(rec: DumpRecord, ev: Message, n: int = 1) -> None:
-        """``n`` well-formed messages like ``ev``, the last of them ``ev``."""
-        rec.last_frame, rec.last_ts = ev.frame, ev.ts
+        """``n`` well-formed messages like ``ev``, the last of them ``ev`` (when they were
+        seen is set as each is looked at: an ACK may come between them)."""
         rec.messages[TYPE_NAMES[ev.type]] += n
         rec.retransmits += ev.retransmit
-        if ev.type == _VMCORE and ev.offset + ev.length > rec.claimed_end:
-            rec.claimed_end = ev.offset + ev.length
 
     def _refusal(self, rec: DumpRecord, offset: int, n: int) -> tuple[str, bool] | None:
         """Why VMCORE data at [offset, offset + n) is not taken, and whether --max-dump-size
@@ -284,6 +283,8 @@ class Recovery:
     def _take(self, rec: DumpRecord, ev: Message, start: int, data: bytes) -> None:
         """Accepted VMCORE data: coverage, hash, file."""
         added = rec.vmcore.add(start, start + len(data))
+        if ev.offset + ev.length > rec.claimed_end:  # (more than the data when a frame was cut)
+            rec.claimed_end = ev.offset + ev.length
         # A new seqno over bytes already received may carry other bytes: the hash must
         # not trust its first copy (a resend of the same seqno is checked by the core).
         rewrite = ev.conflict or (added < len(data) and not ev.retransmit)
@@ -292,6 +293,7 @@ class Recovery:
             self.on_data(rec, ev, start, data)
 
     def _message(self, rec: DumpRecord, ev: Message) -> None:
+        rec.last_frame, rec.last_ts = ev.frame, ev.ts
         self._count(rec, ev)
         if rec.done:
             return  # a late copy after the dump was saved: counted only
