@@ -69,7 +69,7 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.merge.run import run_either
     live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir)
-    with interruptible(f"the data read so far is in *.part files in {outdir}; "
+    with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
