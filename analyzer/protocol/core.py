@@ -54,7 +54,7 @@ class NetdumpTracker:
         self._pending: list[Notice] = []  # notices waiting for their frame's datagram
         self.dropped_sessions = 0
         self._next_sweep = 0
-        self._cut_frame = 0  # the record a cut capture file ends inside: its loss is that
+        self._cut_frame = 0  # the record a cut file ends inside: its lost bytes are the cut's
 
     # -- entry points -------------------------------------------------------------------
 
@@ -69,29 +69,18 @@ class NetdumpTracker:
     def feed_many(self, items) -> list:
         """The events of a list of items: exactly those of :meth:`feed` on each, in order.
 
-        Only the loop is batched: the event list and the rule methods are looked up once,
-        and the pending-notice and idle-sweep checks of :meth:`_datagram` are made once per
-        change rather than per datagram; every datagram goes through the same rules.
+        Only the loop is batched (one event list, the methods looked up once); every item
+        goes through the same rules as in :meth:`feed`.
         """
         events: list = []
-        general = self._datagram
-        client = self._client_datagram
-        server = self._server_datagram
+        datagram = self._datagram
+        notice = self._notice
         Dgram = Datagram
-        quiet = not self._pending
-        next_sweep = self._next_sweep
         for d in items:
-            if type(d) is not Dgram:
-                events += self._notice(d)
-                quiet = not self._pending
-            elif quiet and d[1] < next_sweep:
-                if d[4] == CLIENT_PORT or d[5] == HERALD_PORT:
-                    client(d, events)
-                elif d[5] == CLIENT_PORT:
-                    server(d, events)
+            if type(d) is Dgram:
+                datagram(d, events)
             else:
-                general(d, events)
-                quiet, next_sweep = not self._pending, self._next_sweep
+                events += notice(d)
         return events
 
     def _datagram(self, d: Datagram, events: list) -> None:
