@@ -31,7 +31,7 @@ class AuditSink:
                 if ev.session != sid:
                     sid = ev.session
                     sa = sessions[sid]
-                    message, ack = sa.message, sa.ack
+                    message, ack = sa.message, sa.ledger.ack
                 if kind is Message:
                     message(ev)
                 else:
