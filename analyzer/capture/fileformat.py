@@ -4,6 +4,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from analyzer.anomalies import Kind
 from analyzer.capture.links import SUPPORTED_LINKTYPES, linktype_name
 from analyzer.capture.source import CaptureError, GzipSource, open_source
 from analyzer.datagram import Notice
@@ -129,7 +130,7 @@ def _pcap_header(path, src, size, buf, endian, magic, compressed) -> Opened:
     if magic == PCAP_MAGIC_MODIFIED:
         o.record_header = _modified_record_header(buf, endian)
     if lt not in SUPPORTED_LINKTYPES:
-        o.notes.append(Notice("unsupported-link", 1,
+        o.notes.append(Notice(Kind.UNSUPPORTED_LINK, 1,
                               f"{path} has {linktype_name(lt)}, which is not read: its frames "
                               f"are counted, not decoded"))
     return o

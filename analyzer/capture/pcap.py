@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+from analyzer.anomalies import Kind
 from analyzer.capture.fileformat import MAX_CAPLEN, Opened
 from analyzer.capture.speedups import LINKTYPES
 from analyzer.capture.walker import FileWalker
@@ -83,7 +84,7 @@ class PcapWalker(FileWalker):
         and tshark read on), so it is read; the first one of the file is reported."""
         self.oversized += 1
         if self.oversized == 1:
-            out.append(Notice("oversized-record", self.frame,
+            out.append(Notice(Kind.OVERSIZED_RECORD, self.frame,
                               f"record {self.frame} holds {caplen} bytes, more than the file "
                               f"header's snap length {self.snaplen}; read all the same", self.ts))
 
@@ -102,7 +103,7 @@ class PcapWalker(FileWalker):
                     out.extend(items)
         else:
             self.cut_frame = self.frame + 1
-            out.append(Notice("truncated-capture", self.cut_frame,
+            out.append(Notice(Kind.TRUNCATED_CAPTURE, self.cut_frame,
                               f"the file ends inside the header of record {self.cut_frame} "
                               f"({rest} of {self.hlen} bytes{'; ' + error if error else ''}); "
                               f"the record is lost", self.ts))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from analyzer.anomalies import Kind
 from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened
 from analyzer.capture.links import SUPPORTED_LINKTYPES, linktype_name
 from analyzer.capture.speedups import LINKTYPES
@@ -194,7 +195,7 @@ class PcapngWalker(FileWalker):
                     self.clocks.append(_compiled_clock(ifc))
                     nif += 1
                     if not ifc.ok:
-                        out.append(Notice("unsupported-link", frame + 1,
+                        out.append(Notice(Kind.UNSUPPORTED_LINK, frame + 1,
                                           f"interface {nif - 1} of section {self.section} has "
                                           f"{linktype_name(ifc.lt)}, which is not read; its "
                                           f"frames are counted, not decoded", self.ts))
@@ -240,10 +241,10 @@ class PcapngWalker(FileWalker):
                     if items:
                         out.extend(items)
                 return
-            out.append(Notice("truncated-capture", self.frame + 1,
+            out.append(Notice(Kind.TRUNCATED_CAPTURE, self.frame + 1,
                               f"the file ends inside a pcapng block of type 0x{btype:08x} after "
                               f"frame {self.frame} ({rest} of {blen} bytes{err})", self.ts))
         else:
-            out.append(Notice("truncated-capture", self.frame + 1,
+            out.append(Notice(Kind.TRUNCATED_CAPTURE, self.frame + 1,
                               f"the file ends inside a pcapng block header after frame "
                               f"{self.frame} ({rest} of 12 bytes{err})", self.ts))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from analyzer.anomalies import Kind
 from analyzer.capture.fileformat import Opened
 from analyzer.capture.speedups import link_cache
 from analyzer.datagram import Notice
@@ -53,7 +54,7 @@ class FileWalker:
         """The file is corrupt from the next record on: say so and read no further."""
         self.truncated = True
         self.stopped = True
-        out.append(Notice("truncated-capture", self.frame + 1,
+        out.append(Notice(Kind.TRUNCATED_CAPTURE, self.frame + 1,
                           f"{why} after frame {self.frame}; the file is corrupt from here and "
                           f"the rest of it is not read", self.ts))
 
@@ -62,7 +63,7 @@ class FileWalker:
         names it; what it holds is still decoded (``at_end`` does that)."""
         self.cut_frame = n = self.frame + 1
         why = f" ({error})" if error else ""
-        out.append(Notice("truncated-capture", n,
+        out.append(Notice(Kind.TRUNCATED_CAPTURE, n,
                           f"the file ends inside {what} {n}{why}: {caplen - have} of its "
                           f"{caplen} captured bytes are lost", self.ts))
 
@@ -94,7 +95,7 @@ class FileWalker:
                 self.at_end(buf, pos, src.error, out)
             elif src.error:
                 self.truncated = True
-                out.append(Notice("truncated-capture", self.frame + 1,
+                out.append(Notice(Kind.TRUNCATED_CAPTURE, self.frame + 1,
                                   f"the file could not be read to its end after frame "
                                   f"{self.frame} ({src.error}); the rest is lost", self.ts))
             yield out
