@@ -140,3 +140,15 @@ def test_each_argument_is_one_view_and_commas_join_its_files(views):
     parsed = parse_views([",".join(files) for files in views])
     assert [v.paths for v in parsed] == views
     assert [v.name for v in parsed] == [",".join(files) for files in views]
+
+
+def test_a_view_sharing_nothing_with_the_others_says_so(tmp_path):
+    from analyzer.merge.run import run_merge
+    from analyzer.simulate import DumpSpec, simulate
+    a, _ = simulate(tmp_path / "a.pcap", DumpSpec(size=64 << 10), seed=1)
+    b, _ = simulate(tmp_path / "b.pcap", DumpSpec(size=64 << 10, client_ip="192.0.2.99"), seed=2)
+    _analysis, report, _code = run_merge((str(a), str(b)), None, 1 << 40)
+    problem = report["views"][1]["problem"]
+    assert problem.startswith(f"{b}: no messages in common")
+    assert report["views"][0]["problem"] is None
+    assert sorted(s["client"] for s in report["sessions"]) == ["192.0.2.10", "192.0.2.99"]
