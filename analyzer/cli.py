@@ -62,7 +62,7 @@ def cli() -> None:
 def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, merge):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.merge.run import run_either
-    with interruptible(f"the data read so far is in *.part files in {outdir}; "
+    with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
