@@ -55,9 +55,10 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
                                             progress=progress_for(not quiet), vantage=merge,
                                             vantage_plot=bool(plot_dir))
     sink.add_to_report(report)
-    _frames_per_file(report)
-    if merge:
+    if merge:  # its audit counts the union's datagrams, not a file's frames
         analysis.vantage.add_to_report(report)
+    else:
+        _frames_per_file(report)
     if not quiet:
         from analyzer.audit.render import render_report
         render_report(report, _console(to_stderr=json_out == "-"))

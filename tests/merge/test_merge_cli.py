@@ -152,3 +152,12 @@ def test_a_view_sharing_nothing_with_the_others_says_so(tmp_path):
     assert problem.startswith(f"{b}: no messages in common")
     assert report["views"][0]["problem"] is None
     assert sorted(s["client"] for s in report["sessions"]) == ["192.0.2.10", "192.0.2.99"]
+
+
+def test_a_merge_audit_does_not_put_union_frames_into_a_file(captured, tmp_path):
+    run = captured(_taps())
+    p = cli("audit", "-q", "--merge", *run.views(), "--json", tmp_path / "r.json")
+    (session,) = json.loads((tmp_path / "r.json").read_text())["sessions"]
+    timeline = session["audit"]["timeline"]
+    assert p.returncode == 0 and "file" not in timeline["herald"]
+    assert session["first_frame_file"] == run.paths["server"]
