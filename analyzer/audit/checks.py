@@ -167,11 +167,11 @@ def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
     if sa.ledger.dup_unexplained:
         add("info", "unexplained duplicate acks",
             f"{sa.ledger.dup_unexplained} duplicate ACKs beyond one per copy sent")
-    if sa.stall_count:
-        long = sa.longest_stalls.items()[0]
+    if sa.stalls.count:
+        long = sa.stalls.longest.items()[0]
         add("warning", "stalls",
-            f"{sa.stall_count} gaps over {sa.stall_threshold / 1e9:g}s in the client's sending, "
-            f"{sa.stall_time / 1e9:.3f}s in total; longest {long['duration']:.3f}s at "
+            f"{sa.stalls.count} gaps over {sa.stall_threshold / 1e9:g}s in the client's sending, "
+            f"{sa.stalls.time / 1e9:.3f}s in total; longest {long['duration']:.3f}s at "
             f"frame {long['frame']}: {long['cause']}")
     if sa.out_of_burst_retx:
         add("info", "retransmissions outside a burst",

@@ -1,7 +1,9 @@
-"""Per-dump transfer audit: bursts, retransmission rounds, ACK accounting, RTT and stalls.
+"""Per-dump transfer audit: the client's messages, its send calls (bursts) and resend rounds.
 
 :class:`SessionAudit` follows the burst-and-wait model (see :mod:`analyzer.audit.bursts`)
-over the protocol core's events. Per-seqno state lives only in the current and the
+over the protocol core's events; ACK accounting and RTT are in
+:mod:`analyzer.audit.session_acks`, what the finished bursts add up to in
+:mod:`analyzer.audit.tally`, stalls in :mod:`analyzer.audit.stalls`. Per-seqno state lives only in the current and the
 previous burst; a burst leaving that window is folded into counters, distributions and
 bounded lists, so memory does not grow with the dump.
 """
@@ -13,7 +15,8 @@ from analyzer.audit.bursts import (
     timeouts_in,
 )
 from analyzer.audit.session_acks import AckLedger
-from analyzer.audit.stats import Distribution, Sample, TopN
+from analyzer.audit.stats import Distribution, Sample
+from analyzer.audit.stalls import StallLog
 from analyzer.audit.tally import BurstTally
 from analyzer.wire import MsgType
 
@@ -31,11 +34,11 @@ class SessionAudit:
         "cur", "data_after_kdh", "end_reason", "finished_seq", "first_vm_seq", "gap_ack",
         "herald_seen", "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost",
         "icmp_unreachable", "id", "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq",
-        "last_frame", "last_ts", "last_tx_frame", "last_tx_ts", "ledger", "longest_stalls",
+        "last_frame", "last_ts", "last_tx_frame", "last_tx_ts", "ledger",
         "max_payload", "needed", "net_dups", "new", "new_bytes", "out_of_burst_retx",
         "oversized", "plain", "plot", "prev", "reordered", "retx", "round_count", "rows",
         "sent", "seq_max", "server", "server_port", "spacing", "spacing_min", "spurious",
-        "stall_count", "stall_threshold", "stall_time", "stalls", "start_frame", "start_ts",
+        "stall_threshold", "stalls", "start_frame", "start_ts",
         "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key", "tally",
         "timeouts", "turn_tx", "turnaround", "udp_bytes", "vm_end", "vm_head",
     )
@@ -88,9 +91,7 @@ class SessionAudit:
         self.ledger = AckLedger(self)
         # stalls
         self.last_tx_ts = self.last_tx_frame = 0
-        self.stalls: list[dict] = []
-        self.stall_count = self.stall_time = 0
-        self.longest_stalls = TopN(KEEP_LIST)
+        self.stalls = StallLog(stall_threshold)
         # protocol checks
         self.seq_max = 0
         self.holes: dict[int, int] = {}  # seqno never captured -> frame after the jump
@@ -163,7 +164,8 @@ class SessionAudit:
         else:
             hint = self._new(ev, gap)
         if gap > self.stall_threshold:
-            self._stall(ev, gap, before, unacked, hint)
+            self.stalls.record(ev, gap, self.last_tx_ts, self.last_tx_frame, before, unacked,
+                               hint)
         self.last_tx_ts, self.last_tx_frame = ts, frame
         if self.rows is not None:
             row = self.rows.message(ev)
@@ -489,41 +491,6 @@ class SessionAudit:
             b.needed += 1
             self.needed[mtype] += 1
         return None
-
-    # -- stalls -------------------------------------------------------------------------
-
-    def _stall(self, ev, gap: int, cur: Burst | None, unacked: int, hint: str | None) -> None:
-        self.stall_count += 1
-        self.stall_time += gap
-        start = self.last_tx_ts
-        if cur is None:
-            cause = "nothing on the wire"
-        elif ev.retransmit:
-            slot = cur.slots.get(ev.seqno)
-            if slot is not None and slot[S_ACK]:
-                cause = (f"resend after the poll timeout although the ACK (frame {slot[S_ACK]})"
-                         " was captured: the ACK was lost or late on the client's side")
-            else:
-                cause = (f"waiting for ACKs: {unacked} of {cur.packets} packets of burst "
-                         f"#{cur.index} unacknowledged, resent after the poll timeout")
-        elif hint:
-            cause = hint
-        elif unacked:
-            cause = (f"waiting for ACKs: {unacked} of {cur.packets} packets of burst "
-                     f"#{cur.index} have no ACK in the capture")
-        elif cur.last_ack_ts - start > self.stall_threshold // 2:
-            cause = (f"waiting for ACKs: the server took {(cur.last_ack_ts - start) / 1e9:.3f}s "
-                     f"to ACK burst #{cur.index}")
-        else:
-            cause = ("nothing on the wire: every packet was ACKed and the client was silent "
-                     "(busy, or ARP/other non-UDP traffic, which the readers do not show)")
-        stall = {"start": start / 1e9, "end": ev.ts / 1e9, "duration": gap / 1e9,
-                 "after_frame": self.last_tx_frame, "frame": ev.frame,
-                 "burst": cur.index if cur else None,
-                 "seqno": [cur.first_seq, cur.last_seq] if cur else None, "cause": cause}
-        if len(self.stalls) < 50:
-            self.stalls.append(stall)
-        self.longest_stalls.add(gap, stall)
 
     # -- folding and the end ------------------------------------------------------------
 

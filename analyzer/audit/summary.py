@@ -139,9 +139,9 @@ def rtt(sa: SessionAudit) -> dict:
 
 
 def stalls(sa: SessionAudit) -> dict:
-    return {"threshold": sa.stall_threshold / 1e9, "count": sa.stall_count,
-            "total_time": sa.stall_time / 1e9, "first": sa.stalls,
-            "longest": sa.longest_stalls.items()}
+    return {"threshold": sa.stall_threshold / 1e9, "count": sa.stalls.count,
+            "total_time": sa.stalls.time / 1e9, "first": sa.stalls.first,
+            "longest": sa.stalls.longest.items()}
 
 
 def audit_json(sa: SessionAudit) -> dict:
