@@ -154,3 +154,19 @@ def test_distribution_equals_a_one_by_one_reference_whenever_it_is_read(values, 
         if v is not None:
             d.add(v)
             seen.append(v)
+
+
+SAMPLES_DIR = __import__("pathlib").Path(__file__).parents[2] / "samples"
+TWO_FILES = [str(SAMPLES_DIR / "clean-13x.pcap"), str(SAMPLES_DIR / "multi-client.pcapng")]
+
+
+def test_audit_csv_rows_of_a_later_file_give_its_own_frame_numbers_and_name_it(tmp_path):
+    r = CliRunner().invoke(cli, ["audit", *TWO_FILES, "--csv", str(tmp_path), "-q"])
+    assert r.exit_code in (0, 3), r.output
+    first = list(csv.DictReader(open(tmp_path / "dump-1-10.0.0.21.csv")))
+    assert {x["file"] for x in first} == {TWO_FILES[0]}
+    later = list(csv.DictReader(open(tmp_path / "dump-4-10.0.1.3.csv")))
+    assert {x["file"] for x in later} == {TWO_FILES[1]}
+    herald, ack = later[0], later[1]  # multi-client's frame 27 is the run's frame 329
+    assert (herald["type"], herald["frame"], herald["acked_in_frame"]) == ("HERALD", "27", "42")
+    assert (ack["type"], ack["frame"], ack["acks_frame"]) == ("ACK", "42", "27")
