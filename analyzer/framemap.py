@@ -9,6 +9,12 @@ from __future__ import annotations
 from bisect import bisect_left
 
 
+def frame_label(frame: int, path: str | None, several: bool) -> str:
+    """How text names a frame: ``"27"``, or ``"27 of b.pcapng"`` when the run read several
+    files (a one-file run's text stays as it always was)."""
+    return f"{frame} of {path}" if several and path is not None else str(frame)
+
+
 class FrameMap:
     """Maps a run-wide frame number to ``(file, frame in that file)``.
 
@@ -57,7 +63,7 @@ class FrameMap:
     def label(self, frame: int) -> str:
         """``"27"`` in a one-file run, ``"27 of b.pcapng"`` when several files were read."""
         path, n = self.locate(frame)
-        return f"{n} of {path}" if path is not None and self.several else str(n)
+        return frame_label(n, path, self.several)
 
     def renumber(self, obj):
         """A copy of a JSON object whose frame references (``frame``, ``*_frame``,

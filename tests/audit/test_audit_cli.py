@@ -170,3 +170,15 @@ def test_audit_csv_rows_of_a_later_file_give_its_own_frame_numbers_and_name_it(t
     herald, ack = later[0], later[1]  # multi-client's frame 27 is the run's frame 329
     assert (herald["type"], herald["frame"], herald["acked_in_frame"]) == ("HERALD", "27", "42")
     assert (ack["type"], ack["frame"], ack["acks_frame"]) == ("ACK", "42", "27")
+
+
+def test_audit_text_names_the_file_of_each_frame_only_when_several_files_are_read():
+    r = CliRunner().invoke(cli, ["audit", *TWO_FILES], terminal_width=200)
+    assert r.exit_code in (0, 3), r.output
+    heralds = [line.split() for line in r.output.splitlines() if line.split()[:1] == ["HERALD"]
+               and "of" in line.split()]
+    assert ["HERALD", "1", "of", TWO_FILES[0]] == heralds[0][:4]
+    assert ["HERALD", "27", "of", TWO_FILES[1]] == heralds[-1][:4]  # run-wide frame 329
+    alone = CliRunner().invoke(cli, ["audit", TWO_FILES[1]], terminal_width=200)
+    assert " of " + TWO_FILES[1] not in alone.output
+    assert any(line.split()[:2] == ["HERALD", "27"] for line in alone.output.splitlines())
