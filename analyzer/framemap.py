@@ -6,7 +6,13 @@ this one mapping, so a frame reference can always be found in Wireshark.
 """
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
+
+# The one way free text names frames: "frame N", "frames N, M, ..." or "record N" (a capture
+# reader's record: a frame, or the cut one after the last), all with run-wide numbers, as the
+# core, the audit and the readers write their details.
+FRAME_REFERENCE = re.compile(r"\b((?:frame|record)s? )(\d+(?:, \d+)*)\b")
 
 
 def frame_label(frame: int, path: str | None, several: bool) -> str:
@@ -65,10 +71,21 @@ class FrameMap:
         path, n = self.locate(frame)
         return frame_label(n, path, self.several)
 
+    def retext(self, text: str) -> str:
+        """Free text with each frame it names (see ``FRAME_REFERENCE``) given as
+        :meth:`label` gives it: unchanged in a one-file run. Apply it once to a text."""
+        if not self.several:
+            return text
+        return FRAME_REFERENCE.sub(
+            lambda m: m[1] + ", ".join(self.label(int(n)) for n in m[2].split(", ")), text)
+
     def renumber(self, obj):
         """A copy of a JSON object whose frame references (``frame``, ``*_frame``,
         ``*_frames``) are numbered within their file, with that file beside each one
-        (``file``, ``*_frame_file``, ``*_frame_files``)."""
+        (``file``, ``*_frame_file``, ``*_frame_files``); frames its texts name are
+        rewritten by :meth:`retext`."""
+        if isinstance(obj, str):
+            return self.retext(obj)
         if isinstance(obj, list):
             return [self.renumber(v) for v in obj]
         if not isinstance(obj, dict):

@@ -182,3 +182,19 @@ def test_audit_text_names_the_file_of_each_frame_only_when_several_files_are_rea
     alone = CliRunner().invoke(cli, ["audit", TWO_FILES[1]], terminal_width=200)
     assert " of " + TWO_FILES[1] not in alone.output
     assert any(line.split()[:2] == ["HERALD", "27"] for line in alone.output.splitlines())
+
+
+def test_audit_texts_name_the_file_of_each_frame_when_several_files_are_read(tmp_path):
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((SAMPLES_DIR / "clean-13x.pcap").read_bytes()[:20000])
+    out = tmp_path / "a.json"
+    r = CliRunner().invoke(cli, ["audit", TWO_FILES[1], str(cut), "--json", str(out), "-q"])
+    assert "Traceback" not in r.output
+    sessions = json.loads(out.read_text())["sessions"]
+    a = sessions[-1]["audit"]  # the cut file's dump; its frame 15 is far on in the run
+    assert a["timeline"]["capture_cut"]["frame"] == 15
+    assert a["outcome"] == f"capture cut at frame 15 of {cut}, mid-dump"
+    for s in sessions[:-1]:  # each check names the frame the timeline gives, with its file
+        kdh = s["audit"]["timeline"]["kdh"]
+        (check,) = [c for c in s["audit"]["checks"] if c["name"] == "kdh present"]
+        assert check["detail"] == f"frame {kdh['frame']} of {kdh['file']}"
