@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -16,21 +15,10 @@ import pytest
 
 from analyzer.simulate.image import DumpImage
 from tests.capture.test_streaming import DUMPCAP, ROOT, live_dump, need, started, wait_following
+from tests.recovery.test_live_outputs import _recorder as recording_hook
 from tests.support.live_tools import CLIENT_IP, FILTER, stop
 
 SIZE = 96 << 10
-
-
-def _recording_hook(tmp_path: Path) -> Path:
-    """A hook that notes how it was called: arguments, environment, folder, standard input."""
-    script = tmp_path / "hook.py"
-    script.write_text(f"#!{sys.executable}\n"
-                      "import json, os, sys\n"
-                      f"with open({str(tmp_path / 'calls.jsonl')!r}, 'a') as f:\n"
-                      "    f.write(json.dumps({'argv': sys.argv[1:], 'env': dict(os.environ),\n"
-                      "        'cwd': os.getcwd(), 'stdin': sys.stdin.read()}) + '\\n')\n")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return script
 
 
 def _lines(path: Path) -> list[dict]:
@@ -64,7 +52,7 @@ def test_dump_saved_hooked_and_logged_while_dumpcap_still_runs(tmp_path, mode):
         started(dumpcap, "Capturing on")
         analyzer = subprocess.Popen(
             [sys.executable, "-m", "analyzer", "extract", "--follow", str(followed), "-o", str(out),
-             "--exec", str(_recording_hook(tmp_path)), "--json-lines", str(events)],
+             "--exec", str(recording_hook(tmp_path)), "--json-lines", str(events)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_following(analyzer, followed)
         result = live_dump(41 if mode == "file" else 42)
