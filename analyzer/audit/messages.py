@@ -117,7 +117,7 @@ class MessageLister:
                     self.sent[ev.session] = {}
             elif kind is Anomaly and ev.session in self.wanted and self._keep(ev.frame):
                 self._write(f"{self._frame_cols(ev.frame)} {'':>12}  "
-                            f"! {ev.kind}: {ev.detail}\n")
+                            f"! {ev.kind}: {self.frames.retext(ev.detail)}\n")
 
     def _remember(self, session: int, seq: int, frame: int, ts: int) -> None:
         sent = self.sent[session]

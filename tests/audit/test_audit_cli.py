@@ -198,3 +198,13 @@ def test_audit_texts_name_the_file_of_each_frame_when_several_files_are_read(tmp
         kdh = s["audit"]["timeline"]["kdh"]
         (check,) = [c for c in s["audit"]["checks"] if c["name"] == "kdh present"]
         assert check["detail"] == f"frame {kdh['frame']} of {kdh['file']}"
+
+
+def test_messages_anomaly_notes_name_the_file_of_each_frame_when_several_files_are_read(
+        tmp_path):
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((SAMPLES_DIR / "clean-13x.pcap").read_bytes()[:20000])
+    r = CliRunner().invoke(cli, ["messages", TWO_FILES[1], str(cut)])
+    (note,) = [line for line in r.output.splitlines() if "! truncated-capture:" in line]
+    assert note.endswith(f"! truncated-capture: the file ends inside record 15 of {cut}: "
+                         "83 of its 1514 captured bytes are lost")
