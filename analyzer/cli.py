@@ -12,9 +12,10 @@ import sys
 import click
 
 from analyzer import __version__
-from analyzer.commandline import (captures_arg, emit_report, json_opt, progress_for, quiet_opt,
-                                  size_opt, verify_opt)
-from analyzer.exits import EXIT_UNREADABLE, EXIT_USAGE, Failure
+from analyzer.commandline import (captures_arg, emit_report, json_opt, output_dir_option,
+                                  progress_for, quiet_opt, size_opt, verify_opt)
+from analyzer.exits import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE, EXIT_USAGE,
+                            Failure, Interrupted, OutputClosed, interruptible)
 
 
 class _LazyGroup(click.Group):
@@ -37,6 +38,13 @@ class _LazyGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module), attr), name)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx):
+        # click would end a closed pipe with status 1; Unix tools end it as SIGPIPE does
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise OutputClosed() from None
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="netdump-analyzer")
@@ -46,8 +54,8 @@ def cli() -> None:
 
 @cli.command()
 @captures_arg
-@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
-              help="Directory to write the dumps into (created if missing).")
+@output_dir_option("-o", "--output", "outdir", required=True,
+                   help_text="Directory to write the dumps into (created if missing).")
 @json_opt
 @size_opt
 @verify_opt
@@ -55,9 +63,11 @@ def cli() -> None:
 def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.pipeline import run_analysis
-    analysis, report, code = run_analysis(captures, outdir, max_dump_size,
-                                          progress=progress_for(not quiet),
-                                          verify_checksums=not no_verify)
+    with interruptible(f"the data read so far is in *.part files in {outdir}; "
+                       "their info files say Dump incomplete"):
+        analysis, report, code = run_analysis(captures, outdir, max_dump_size,
+                                              progress=progress_for(not quiet),
+                                              verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 
@@ -71,9 +81,10 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
 def summary(captures, json_out, max_dump_size, no_verify, quiet):
     """The same analysis as extract, writing no dump files."""
     from analyzer.pipeline import run_analysis
-    analysis, report, code = run_analysis(captures, None, max_dump_size,
-                                          progress=progress_for(not quiet),
-                                          verify_checksums=not no_verify)
+    with interruptible("no report was written"):
+        analysis, report, code = run_analysis(captures, None, max_dump_size,
+                                              progress=progress_for(not quiet),
+                                              verify_checksums=not no_verify)
     emit_report(report, json_out, analysis.records, quiet)
     sys.exit(code)
 
@@ -90,8 +101,29 @@ def _raise_file_limit() -> None:
         pass
 
 
+def _stop_quietly() -> None:
+    """The reader of our output left (``| head``): end as Unix tools do, without a word, and
+    without Python's "Exception ignored" when it flushes standard output at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
 def main() -> None:
     _raise_file_limit()
+    try:
+        try:
+            _dispatch()
+        finally:  # what is still buffered goes now, where a closed pipe can be handled
+            sys.stdout.flush()
+    except (BrokenPipeError, OutputClosed):
+        _stop_quietly()
+
+
+def _dispatch() -> None:
     try:
         cli.main(standalone_mode=False, prog_name="netdump-analyzer")
     except click.exceptions.Exit as exc:
@@ -104,15 +136,17 @@ def main() -> None:
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(EXIT_USAGE)
+    except Interrupted as exc:  # each command says what its interrupted output is
+        click.echo(f"interrupted: {exc}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted: the data read so far is in *.part files; "
-                   "their info files say Dump incomplete", err=True)
-        sys.exit(130)
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except Failure as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.code)
-    except BrokenPipeError:
-        sys.exit(EXIT_UNREADABLE)
+    except (BrokenPipeError, OutputClosed):
+        _stop_quietly()
     except Exception as exc:  # one line, never a traceback; NETDUMP_ANALYZER_DEBUG shows it
         if os.environ.get("NETDUMP_ANALYZER_DEBUG"):
             raise

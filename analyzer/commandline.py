@@ -1,9 +1,13 @@
-"""What the commands share: options, sizes, the report's emission, the progress bar."""
+"""What the commands share: options, sizes, output checks, the report's emission, progress."""
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import click
+
+from analyzer.exits import Failure
 
 
 def parse_size(text: str) -> int:
@@ -16,34 +20,123 @@ def parse_size(text: str) -> int:
     return int(number) * units[unit]
 
 
-class _Progress:
-    """The reader's batches, moving a progress bar (standard error, a terminal only) by the
-    bytes read."""
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # not reached
 
-    def __init__(self, reader):
+
+class _Progress:
+    """The reader's batches, shown on standard error (a terminal only) as bytes done of the
+    total, the read rate and the time left, redrawn at most a few times a second."""
+
+    EVERY = 0.2  # seconds between two redraws
+
+    def __init__(self, reader, stream=None):
         self.reader = reader
-        self.bar = click.progressbar(length=max(1, reader.total_bytes), label="reading",
-                                     file=sys.stderr, show_eta=True)
+        self.stream = stream or sys.stderr
+        self.total = max(1, reader.total_bytes)
+        self.start = self.last = 0.0
+        self.drawn = False
 
     def __enter__(self):
-        self.bar.__enter__()
+        self.start = time.monotonic()
         return self
 
     def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
+        if self.drawn:  # leave the terminal as it was: the result lines follow
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        return False
+
+    def line(self, done: int, now: float) -> str:
+        elapsed = max(now - self.start, 1e-6)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate > 0 else 0.0
+        mins, secs = divmod(int(left + 0.5), 60)
+        return (f"reading {100 * done // self.total:3d}% {human_bytes(done)} of "
+                f"{human_bytes(self.total)}, {human_bytes(rate)}/s, "
+                f"{mins // 60}:{mins % 60:02d}:{secs:02d} left")
 
     def batches(self):
-        done = 0
         for batch in self.reader.batches():
-            now = self.reader.bytes_read
-            self.bar.update(now - done)
-            done = now
+            now = time.monotonic()
+            if not self.drawn or now - self.last >= self.EVERY:
+                self.stream.write("\r" + self.line(self.reader.bytes_read, now) + "\x1b[K")
+                self.stream.flush()
+                self.drawn, self.last = True, now
             yield batch
 
 
 def progress_for(enabled: bool):
     """The ``progress`` argument of :func:`analyzer.pipeline.run_analysis`."""
     return _Progress if enabled and sys.stderr.isatty() else None
+
+
+# -- outputs, checked before any capture is read ----------------------------------------------
+
+def check_output(path: str | None, option: str, directory: bool) -> None:
+    """Refuse an output that cannot be written (exit 1), naming the path and the reason, so
+    a run never ends in a write error after reading the whole capture. A directory is made
+    when missing (its nearest existing parent must be writable); a report file's folder
+    must exist."""
+    if path is None or (path == "-" and not directory):
+        return
+    if not directory and os.path.isdir(path):
+        raise Failure(f"{option} {path}: {path} is a directory")
+    target = path if directory else (os.path.dirname(path) or ".")
+    folder = _nearest(target)
+    if not os.path.isdir(folder):
+        raise Failure(f"{option} {path}: {folder} is a file, not a directory")
+    if folder != target and not directory:
+        raise Failure(f"{option} {path}: folder {target} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Failure(f"{option} {path}: cannot write in {folder} (not writable)")
+
+
+def _nearest(path: str) -> str:
+    """``path`` if it exists, else its nearest existing parent (as the user wrote it)."""
+    probe = os.path.normpath(path)
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe) or "."
+        if parent == probe:
+            break
+        probe = parent
+    return probe
+
+
+def _check_dir(option: str):
+    def check(ctx, param, value):
+        check_output(value, option, directory=True)
+        return value
+    return check
+
+
+def _check_file(ctx, param, value):
+    check_output(value, "--json", directory=False)
+    return value
+
+
+def _one_each(ctx, param, value):
+    """The same file named twice (a path, a symlink or a hard link to it) is read once."""
+    seen: dict[tuple[int, int], str] = {}
+    kept = []
+    for path in value:
+        try:
+            st = os.stat(path)
+        except OSError:  # the reader says why it cannot be used
+            kept.append(path)
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen and not os.path.isdir(path):
+            click.echo(f"warning: {path} is the same file as {seen[key]}; reading it once",
+                       err=True)
+            continue
+        seen.setdefault(key, path)
+        kept.append(path)
+    return tuple(kept)
 
 
 def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> None:
@@ -55,9 +148,11 @@ def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> Non
             click.echo(summary_line(rec), file=lines_to)
         if not records:
             click.echo("no netdump sessions found", file=sys.stderr)
+        several = len(report.get("captures", [])) > 1
         for a in report.get("anomalies", [])[:20]:
-            click.echo(f"capture: {a['kind']} at frame {a['frame']}: {a['detail']}",
-                       file=sys.stderr)
+            where = f"frame {a['frame']}" + (f" of {a['file']}" if several and a.get("file")
+                                             else "")
+            click.echo(f"capture: {a['kind']} at {where}: {a['detail']}", file=sys.stderr)
     if "error" in report:
         click.echo(f"error: {report['error']}", file=sys.stderr)
     if json_out:
@@ -68,10 +163,22 @@ def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> Non
                 write_json(report, f)
 
 
-captures_arg = click.argument("captures", nargs=-1, required=True,
-                              type=click.Path(dir_okay=False))
-json_opt = click.option("--json", "json_out", metavar="REPORT",
-                        help="Write the JSON report to REPORT ('-' for standard output).")
+captures_arg = click.argument("captures", nargs=-1, required=True, type=click.Path(),
+                              callback=_one_each)
+
+
+def json_option(help_text: str = "Write the JSON report to REPORT ('-' for standard output)."):
+    return click.option("--json", "json_out", metavar="REPORT", callback=_check_file,
+                        help=help_text)
+
+
+def output_dir_option(*decls: str, help_text: str, **kw):
+    """A directory option checked before the run (created when missing)."""
+    return click.option(*decls, type=click.Path(), callback=_check_dir(decls[0]),
+                        help=help_text, **kw)
+
+
+json_opt = json_option()
 quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No per-dump lines, no progress bar.")
 verify_opt = click.option("--no-verify-checksums", "no_verify", is_flag=True,
                           help="Do not verify IPv4/UDP checksums (faster; a corrupted "

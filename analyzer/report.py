@@ -9,6 +9,7 @@ import json
 from typing import IO, Iterable
 
 from analyzer import __version__
+from analyzer.framemap import FrameMap
 from analyzer.recovery.dump import DumpRecord
 
 
@@ -16,7 +17,18 @@ def _seconds(ns: int) -> float:
     return round(ns / 1e9, 9)
 
 
-def session_json(rec: DumpRecord) -> dict:
+def _anomalies(items: Iterable[dict], frames: FrameMap) -> list[dict]:
+    """Anomalies with their frame numbered within its file, and that file beside it."""
+    out = []
+    for a in items:
+        path, n = frames.locate(a["frame"])
+        out.append({**a, "frame": n, "file": path})
+    return out
+
+
+def session_json(rec: DumpRecord, frames: FrameMap | None = None) -> dict:
+    """One session of the report; ``frames`` renumbers its frame references per file."""
+    frames = frames or FrameMap([])
     kdh = rec.kdh
     key = None
     if rec.key.total or (kdh and kdh.get("dumpkeysize")):
@@ -31,8 +43,10 @@ def session_json(rec: DumpRecord) -> dict:
         "herald_seen": rec.herald_seen,
         "status": "complete" if rec.complete else "incomplete",
         "end_reason": rec.end_reason,
-        "first_frame": rec.first_frame,
-        "last_frame": rec.last_frame,
+        "first_frame": frames.locate(rec.first_frame)[1],
+        "first_frame_file": frames.locate(rec.first_frame)[0],
+        "last_frame": frames.locate(rec.last_frame)[1],
+        "last_frame_file": frames.locate(rec.last_frame)[0],
         "start_time": _seconds(rec.first_ts),
         "end_time": _seconds(rec.last_ts),
         "messages": dict(rec.messages),
@@ -48,8 +62,9 @@ def session_json(rec: DumpRecord) -> dict:
         },
         "key": key,
         "kdh": kdh,
-        "finished_frame": rec.finished_frame or None,
-        "anomalies": list(rec.anomalies),
+        "finished_frame": frames.locate(rec.finished_frame)[1] or None,
+        "finished_frame_file": frames.locate(rec.finished_frame)[0],
+        "anomalies": _anomalies(rec.anomalies, frames),
     }
     if rec.anomalies_dropped:
         out["anomalies_dropped"] = rec.anomalies_dropped
@@ -58,11 +73,13 @@ def session_json(rec: DumpRecord) -> dict:
 
 def build_report(captures: list[dict], records: Iterable[DumpRecord],
                  capture_anomalies: list[dict]) -> dict:
+    """Frame numbers in the report are Wireshark's, within the file named beside them."""
+    frames = FrameMap(captures)
     return {
         "tool": {"name": "netdump-analyzer", "version": __version__},
         "captures": [dict(c) for c in captures],
-        "sessions": [session_json(r) for r in records],
-        "anomalies": list(capture_anomalies),
+        "sessions": [session_json(r, frames) for r in records],
+        "anomalies": _anomalies(capture_anomalies, frames),
     }
 
 
@@ -98,14 +115,22 @@ def summary_line(rec: DumpRecord) -> str:
     else:
         missing = rec.vmcore_missing()
         lost = sum(b - a for a, b in missing)
-        state = f"INCOMPLETE, {size - lost} of {size} bytes"
+        no_kdh = rec.kdh_raw is None
+        if no_kdh:  # without the header nobody knows how long the dump was
+            state = f"INCOMPLETE, {size - lost} bytes received, dump length unknown (no KDH)"
+        else:
+            state = f"INCOMPLETE, {size - lost} of {size} bytes"
         if missing:
             state += f", missing {_ranges(missing)}"
-        for kind, text in (("kdh-missing", "no KDH"), ("finished-missing", "no FINISHED")):
-            if rec.has_anomaly(kind):
-                state += f", {text}"
+        if rec.has_anomaly("kdh-missing") and not no_kdh:
+            state += ", no KDH"
+        if rec.has_anomaly("finished-missing"):
+            state += ", no FINISHED"
         key_missing = rec.key_missing()
         if key_missing:
             state += f", key missing {_ranges(key_missing)}"
+    if rec.has_anomaly("path-refused"):
+        saved = "saved" if rec.files else "would be saved"
+        state += f", path '{printable(where)}' refused, {saved} in the output directory"
     files = f" -> {', '.join(printable(f) for f in rec.files)}" if rec.files else ""
     return f"{head} {state}{files}"

@@ -1,31 +1,37 @@
 """The ``audit`` and ``messages`` commands (registered lazily by :mod:`analyzer.cli`)."""
 from __future__ import annotations
 
+import ipaddress
 import sys
 
 import click
 
-from analyzer.commandline import emit_report, parse_size, progress_for
-from analyzer.exits import EXIT_USAGE, Failure
+from analyzer.commandline import (captures_arg, emit_report, json_option, output_dir_option,
+                                  progress_for, quiet_opt, size_opt)
+from analyzer.exits import EXIT_USAGE, Failure, OutputClosed, interruptible
 
-_captures = click.argument("captures", nargs=-1, required=True,
-                           type=click.Path(dir_okay=False))
-_size = click.option("--max-dump-size", default="1T", show_default=True,
-                     help="Refuse data at offsets past this size.")
+
+def _console(to_stderr: bool):
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1; stop as the others do
+            raise OutputClosed()
+
+    return _Console(stderr=to_stderr, soft_wrap=False)
 
 
 @click.command("audit")
-@_captures
-@click.option("--json", "json_out", metavar="REPORT",
-              help="Write the JSON report, with an \"audit\" object per dump, to REPORT "
-                   "('-' for standard output).")
-@click.option("--plot", "plot_dir", metavar="DIR", type=click.Path(file_okay=False),
-              help="Write PNG plots per dump into DIR (needs matplotlib).")
-@click.option("--csv", "csv_dir", metavar="DIR", type=click.Path(file_okay=False),
-              help="Write one CSV per dump into DIR: a row per message and per ACK.")
+@captures_arg
+@json_option("Write the JSON report, with an \"audit\" object per dump, to REPORT "
+             "('-' for standard output).")
+@output_dir_option("--plot", "plot_dir", metavar="DIR",
+                   help_text="Write PNG plots per dump into DIR (needs matplotlib).")
+@output_dir_option("--csv", "csv_dir", metavar="DIR",
+                   help_text="Write one CSV per dump into DIR: a row per message and per ACK.")
 @click.option("--stall-threshold", default=0.5, show_default=True, type=float,
               metavar="SECONDS", help="Report gaps in the client's sending longer than this.")
-@_size
+@size_opt
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report, no progress bar.")
 def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_dump_size,
                   quiet):
@@ -39,21 +45,17 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
             raise Failure(str(exc), EXIT_USAGE) from None
     if stall_threshold <= 0:
         raise click.BadParameter("must be above 0", param_hint="--stall-threshold")
-    try:
-        limit = parse_size(max_dump_size)
-    except click.BadParameter as exc:
-        raise click.BadParameter(str(exc.message), param_hint="--max-dump-size") from None
     sink = AuditSink(stall_threshold, plot=bool(plot_dir), csv_dir=csv_dir)
     from analyzer.pipeline import run_analysis
-    analysis, report, code = run_analysis(captures, None, limit, sinks=(sink,),
-                                          progress=progress_for(not quiet))
+    left = "no report was written" + (f"; the CSV files in {csv_dir} are partial"
+                                      if csv_dir else "")
+    with interruptible(left):
+        analysis, report, code = run_analysis(captures, None, max_dump_size, sinks=(sink,),
+                                              progress=progress_for(not quiet))
     sink.add_to_report(report)
     if not quiet:
-        from rich.console import Console
-
         from analyzer.audit.render import render_report
-        to_stderr = json_out == "-"
-        render_report(report, Console(stderr=to_stderr, soft_wrap=False))
+        render_report(report, _console(to_stderr=json_out == "-"))
     emit_report(report, json_out, analysis.records, quiet=True)
     if plot_dir:
         from analyzer.audit.plots import write_plots
@@ -63,23 +65,65 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
     sys.exit(code)
 
 
-@click.command("messages")
-@_captures
-@click.option("--client", metavar="IP", help="Only dumps from this client address.")
-@click.option("--dump", type=int, metavar="N", help="Only dump N (the report's session id).")
-@click.option("--frames", metavar="A-B", help="Only frames A to B (A-, -B and A work too).")
-@_size
-def messages_command(captures, client, dump, frames, max_dump_size):
-    """List every netdump message and ACK, one line each, with retransmission and ACK notes."""
-    from analyzer.audit.messages import MessageLister, parse_frames
+def _client(ctx, param, value):
+    if value is None:
+        return None
     try:
-        span = parse_frames(frames)
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IPv4 address") from None
+
+
+def _frames(ctx, param, value):
+    from analyzer.audit.messages import parse_frames
+    try:
+        return parse_frames(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--frames") from None
-    lister = MessageLister(sys.stdout, client=client, dump=dump, frames=span)
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("messages")
+@captures_arg
+@click.option("--client", metavar="IP", callback=_client,
+              help="Only dumps from this client address.")
+@click.option("--dump", type=click.IntRange(min=1), metavar="N",
+              help="Only dump N (the report's session id).")
+@click.option("--frames", "span", metavar="A-B", callback=_frames,
+              help="Only frames A to B (A-, -B and A work too).")
+@size_opt
+def messages_command(captures, client, dump, span, max_dump_size):
+    """List every netdump message and ACK, one line each, with retransmission and ACK notes.
+
+    The exit status is that of the dumps shown: 3 if one of them is incomplete.
+    """
+    from analyzer.audit.messages import MessageLister
     from analyzer.pipeline import run_analysis
-    _analysis, report, code = run_analysis(captures, None, parse_size(max_dump_size),
-                                           sinks=(lister,))
+    lister = MessageLister(sys.stdout, client=client, dump=dump, frames=span)
+    with interruptible("the listing above ends where the run stopped; no file was written"):
+        _analysis, report, code = run_analysis(captures, None, max_dump_size, sinks=(lister,),
+                                               progress=lister.watch)
     if "error" in report:
         click.echo(f"error: {report['error']}", err=True)
-    sys.exit(code)
+        sys.exit(code)
+    _check_matched(lister, report, client, dump, span)
+    lister.header()
+    shown = [s for s in report["sessions"] if s["id"] in lister.wanted]
+    sys.exit(3 if any(s["status"] != "complete" for s in shown) else 0)
+
+
+def _check_matched(lister, report: dict, client, dump, span) -> None:
+    """A filter that matches nothing in the capture is a usage error naming its value."""
+    ids = [s["id"] for s in report["sessions"]]
+    if dump is not None and dump not in ids:
+        known = ", ".join(map(str, ids[:10])) + (", ..." if len(ids) > 10 else "")
+        raise click.BadParameter(f"no dump {dump} in the capture (dumps: {known or 'none'})",
+                                 param_hint="--dump")
+    if client is not None and client not in {s["client"] for s in report["sessions"]}:
+        raise click.BadParameter(f"no dump from {client} in the capture",
+                                 param_hint="--client")
+    if (client is not None or dump is not None) and not lister.wanted:
+        raise click.UsageError(f"no dump is both dump {dump} and from {client}")
+    total = sum(c["frames"] for c in report["captures"])
+    if span[0] > total:
+        raise click.BadParameter(f"the capture has {total} frames, none from {span[0]} on",
+                                 param_hint="--frames")

@@ -5,8 +5,11 @@ A sink that writes as events arrive; it remembers only a window of recent seqnos
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import IO
 
+from analyzer.exits import OutputClosed
+from analyzer.framemap import FrameMap
 from analyzer.protocol.events import Ack, Anomaly, Message, SessionStarted
 from analyzer.wire import TYPE_NAMES
 
@@ -14,7 +17,8 @@ WINDOW = 8192  # seqnos remembered per dump for "ACK of frame N rtt=..."
 
 
 def parse_frames(text: str | None) -> tuple[int, int | None]:
-    """"A-B", "A-", "-B" or "A" to an inclusive (first, last) frame range."""
+    """"A-B", "A-", "-B" or "A" to an inclusive (first, last) frame range; frames count from
+    1, and a range that ends before it starts holds nothing (a ValueError)."""
     if not text:
         return 1, None
     a, sep, b = text.partition("-")
@@ -23,6 +27,10 @@ def parse_frames(text: str | None) -> tuple[int, int | None]:
         hi = (int(b) if b.strip() else None) if sep else lo
     except ValueError:
         raise ValueError(f"{text!r} is not a frame range such as 100-200") from None
+    if lo < 1 or (hi is not None and hi < 1):
+        raise ValueError(f"{text!r}: frames are numbered from 1")
+    if hi is not None and hi < lo:
+        raise ValueError(f"{text!r} ends before it starts")
     return lo, hi
 
 
@@ -49,7 +57,45 @@ class MessageLister:
         self.wanted: set[int] = set()
         self.sent: dict[int, dict[int, tuple[int, int]]] = {}  # session -> seqno -> (frame, ts)
         self.lines = 0
-        out.write(self.HEADER + "\n")
+        self.headed = False  # the header goes out with the first line
+        self.frames = FrameMap([])
+        self.files_width = 0  # width of the file column, when several files are read
+        self.closed = False
+
+    def watch(self, reader):
+        """The pipeline's ``progress`` hook: learn the reader's files, so that frames are
+        named as Wireshark numbers them (file, and frame within it)."""
+        self.frames = FrameMap(reader)
+        if len(getattr(reader, "paths", ())) > 1:
+            self.files_width = max(len(p) for p in reader.paths)
+        return nullcontext(reader)
+
+    def _write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            if not self.headed:
+                self.headed = True
+                file_col = f"{'file':<{self.files_width}} " if self.files_width else ""
+                self.out.write(file_col + self.HEADER + "\n")
+            self.out.write(text)
+        except BrokenPipeError:
+            self.closed = True  # nobody reads on; the run stops without a word
+            raise OutputClosed() from None
+
+    def header(self) -> None:
+        """Write the header if no line has (a listing with nothing in it)."""
+        if not self.headed:
+            self._write("")
+
+    def _frame_cols(self, frame: int) -> str:
+        path, n = self.frames.locate(frame)
+        if not self.files_width:
+            return f"{n:>8}"
+        return f"{path or '':<{self.files_width}} {n:>8}"
+
+    def _ref(self, frame: int) -> str:
+        return self.frames.label(frame)
 
     def _keep(self, frame: int) -> bool:
         return frame >= self.lo and (self.hi is None or frame <= self.hi)
@@ -70,7 +116,8 @@ class MessageLister:
                     self.wanted.add(ev.session)
                     self.sent[ev.session] = {}
             elif kind is Anomaly and ev.session in self.wanted and self._keep(ev.frame):
-                self.out.write(f"{ev.frame:>8} {'':>12}  ! {ev.kind}: {ev.detail}\n")
+                self._write(f"{self._frame_cols(ev.frame)} {'':>12}  "
+                            f"! {ev.kind}: {ev.detail}\n")
 
     def _remember(self, session: int, seq: int, frame: int, ts: int) -> None:
         sent = self.sent[session]
@@ -88,7 +135,7 @@ class MessageLister:
         if not self._keep(ev.frame):
             return
         client, server = self.peers[sid]
-        note = f"retransmission of frame {ev.first_frame}" if ev.retransmit else ""
+        note = f"retransmission of frame {self._ref(ev.first_frame)}" if ev.retransmit else ""
         if ev.conflict:
             note += ", bytes differ from the earlier copy"
         self._line(ev.frame, ev.ts, client, server, TYPE_NAMES.get(ev.type, str(ev.type)),
@@ -100,11 +147,11 @@ class MessageLister:
             return
         client, server = self.peers[sid]
         if ev.duplicate:
-            note = f"dup ACK of frame {ev.message_frame or '?'}"
+            note = f"dup ACK of frame {self._ref(ev.message_frame) if ev.message_frame else '?'}"
             if ev.first_ack_frame:
-                note += f" (first ACK frame {ev.first_ack_frame})"
+                note += f" (first ACK frame {self._ref(ev.first_ack_frame)})"
         elif ev.message_frame:
-            note = f"ACK of frame {ev.message_frame}"
+            note = f"ACK of frame {self._ref(ev.message_frame)}"
             sent = self.sent[sid].get(ev.seqno)
             if sent is not None:
                 note += f" rtt={fmt_rtt(ev.ts - sent[1])}"
@@ -114,6 +161,6 @@ class MessageLister:
 
     def _line(self, frame, ts, src, dst, mtype, seq, off, length, note) -> None:
         rel = (ts - (self.t0 or ts)) / 1e9
-        self.out.write(f"{frame:>8} {rel:>12.6f}  {src:>15} -> {dst:<15} {mtype:<8} "
+        self._write(f"{self._frame_cols(frame)} {rel:>12.6f}  {src:>15} -> {dst:<15} {mtype:<8} "
                        f"{seq:>7} {off:>12} {length:>6}  {note}\n")
         self.lines += 1

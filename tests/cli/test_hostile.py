@@ -644,8 +644,8 @@ def test_files_that_are_not_captures_are_a_one_line_error(tmp_path, content, com
 def test_a_missing_capture_and_a_directory_are_clear_errors(tmp_path):
     p = cli("extract", tmp_path / "nope.pcap", "-o", tmp_path / "out")
     assert p.returncode == EXIT_UNREADABLE and "no such file" in one_line_error(p)
-    p = cli("summary", tmp_path)
-    assert p.returncode == EXIT_USAGE and "Traceback" not in p.stderr
+    p = cli("summary", tmp_path)  # a directory is an unusable capture, as a missing file
+    assert p.returncode == EXIT_UNREADABLE and "is a directory" in one_line_error(p)
 
 
 def test_a_bad_file_among_several_is_refused_before_anything_is_written(tmp_path):
