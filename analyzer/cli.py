@@ -12,6 +12,7 @@ import sys
 import click
 
 from analyzer import __version__
+from analyzer.debug.ready import decompress_opt, private_key_opt
 from analyzer.commandline import (captures_arg, emit_report, json_opt, output_dir_option,
                                   progress_for, quiet_opt, size_opt, verify_opt)
 from analyzer.exits import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE, EXIT_USAGE,
@@ -60,15 +61,21 @@ def cli() -> None:
 @size_opt
 @verify_opt
 @quiet_opt
-def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
+@private_key_opt
+@decompress_opt
+def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, private_key,
+            decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
+    from analyzer.debug.ready import check_private_key, make_ready
     from analyzer.pipeline import run_analysis
+    check_private_key(private_key)
     with interruptible(f"the data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
         analysis, report, code = run_analysis(captures, outdir, max_dump_size,
                                               progress=progress_for(not quiet),
                                               verify_checksums=not no_verify)
-    emit_report(report, json_out, analysis.records, quiet)
+    notes = make_ready(report, outdir, private_key, decompress)
+    emit_report(report, json_out, analysis.records, quiet, notes)
     sys.exit(code)
 
 
@@ -78,14 +85,20 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet):
 @size_opt
 @verify_opt
 @quiet_opt
-def summary(captures, json_out, max_dump_size, no_verify, quiet):
+@private_key_opt
+@decompress_opt
+def summary(captures, json_out, max_dump_size, no_verify, quiet, private_key, decompress):
     """The same analysis as extract, writing no dump files."""
+    from analyzer.debug.ready import check_private_key, summary_ready
     from analyzer.pipeline import run_analysis
-    with interruptible("no report was written"):
-        analysis, report, code = run_analysis(captures, None, max_dump_size,
+    check_private_key(private_key)
+    with interruptible("no report was written"), \
+            summary_ready(private_key, decompress) as (outdir, finish):
+        analysis, report, code = run_analysis(captures, outdir, max_dump_size,
                                               progress=progress_for(not quiet),
                                               verify_checksums=not no_verify)
-    emit_report(report, json_out, analysis.records, quiet)
+        notes = finish(report)
+    emit_report(report, json_out, analysis.records, quiet, notes)
     sys.exit(code)
 
 

@@ -139,13 +139,16 @@ def _one_each(ctx, param, value):
     return tuple(kept)
 
 
-def emit_report(report: dict, json_out: str | None, records, quiet: bool) -> None:
+def emit_report(report: dict, json_out: str | None, records, quiet: bool,
+                line_notes: dict | None = None) -> None:
+    """``line_notes``: text appended to a session's summary line, by session id."""
     from analyzer.report import summary_line, write_json
 
     lines_to = sys.stderr if json_out == "-" else sys.stdout
+    notes = line_notes or {}
     if not quiet:
         for rec in records:
-            click.echo(summary_line(rec), file=lines_to)
+            click.echo(summary_line(rec) + notes.get(rec.session, ""), file=lines_to)
         if not records:
             click.echo("no netdump sessions found", file=sys.stderr)
         several = len(report.get("captures", [])) > 1

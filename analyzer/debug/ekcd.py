@@ -88,7 +88,7 @@ def unwrap(private_key, wrapped: bytes) -> tuple[bytes, str]:
 def dump_key(key_path: str, pem_path: str, key_missing=()) -> DumpKey:
     encryption, iv, wrapped = read_key_file(key_path, key_missing)
     private_key = load_private_key(pem_path)
-    if private_key.key_size // 8 != len(wrapped):
+    if (private_key.key_size + 7) // 8 != len(wrapped):
         raise Failure(f"{key_path}: the wrapped key is {len(wrapped)} bytes, the private key "
                       f"is {private_key.key_size} bits: wrong private key", EXIT_USAGE)
     key, pad = unwrap(private_key, wrapped)

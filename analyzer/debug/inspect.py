@@ -14,6 +14,7 @@ from analyzer.debug.files import (Ranges, coalesce, info_file_of, info_kdh, miss
                                   overlap, parse_name, read_info, vmcore_of_info)
 from analyzer.debug.msgbuf import read_msgbuf
 from analyzer.exits import Failure
+from analyzer.wire import MINIDUMP_HEADERS
 
 KEEP = 64 << 20  # bytes of a decoded stream kept for its metadata sections
 _UNUSABLE = ("header", "dump_avail", "bitmap", "pmap")
@@ -36,8 +37,9 @@ def _is_info(path: str) -> bool:
         return False
 
 
-def inspect_path(path: str) -> dict:
-    """The report entry of one DUMP argument (a dump file, or the info file of one)."""
+def inspect_path(path: str, encrypted: bool = False) -> dict:
+    """The report entry of one DUMP argument (a dump file, or the info file of one);
+    ``encrypted`` for a dump known to be encrypted whatever its name."""
     kdh = None
     info = path if _is_info(path) else info_file_of(path)
     if info:
@@ -50,13 +52,13 @@ def inspect_path(path: str) -> dict:
             entry["problems"].append("no dump file beside this info file")
             return entry
         path = found
-    entry = inspect_file(path, kdh)
+    entry = inspect_file(path, kdh, encrypted)
     if kdh and entry["arch"] is None:
         entry["arch"] = kdh.get("architecture")
     return entry
 
 
-def inspect_file(path: str, kdh: dict | None = None) -> dict:
+def inspect_file(path: str, kdh: dict | None = None, encrypted: bool = False) -> dict:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
@@ -74,7 +76,7 @@ def inspect_file(path: str, kdh: dict | None = None) -> dict:
         start = read(0, 64)
         name = parse_name(path)
         kind = None if overlap(missing, 0, 4) else stream_kind(start)
-        if name and name.kind == "vmcore_encrypted":
+        if encrypted or name and name.kind == "vmcore_encrypted":
             entry["format"] = "encrypted"
             entry["problems"].append("encrypted: decrypt it first (netdump-analyzer decrypt "
                                      "--private-key PEM)")
@@ -135,6 +137,9 @@ def _inspect_minidump(entry: dict, read, length: int, missing: Ranges,
     if not stream:
         entry["format"] = "minidump"
     if md is None:
+        if arch in MINIDUMP_HEADERS:  # an interpreted architecture whose header is damaged
+            entry["kgdb"] = "unusable"
+            return
         entry["problems"].append(f"minidump for {arch}: header decoded only, sections not "
                                  "interpreted")
         entry["kgdb"] = "unusable" if overlap(missing, 0, minidump.PAGE) else \

@@ -94,3 +94,10 @@ def test_a_short_file_loses_its_tail_pages_and_its_length():
 def test_other_architectures_get_their_magic_only():
     page = b"minidump FreeBSD/i386".ljust(24, b"\0") + bytes(PAGE - 24)
     assert minidump.minidump_arch(page) == "i386" and minidump.parse_header(page) is None
+
+
+def test_a_header_with_implausible_sizes_is_reported_not_read():
+    md = build_minidump("amd64", 3, b"m" * 4096, AVAIL, list(range(10)))
+    image = md.image[:32] + (1 << 31).to_bytes(4, "little") + md.image[36:]  # bitmapsize
+    out, problems, _ = minidump.interpret(lambda p, n: image[p:p + n], len(image), [])
+    assert out is None and "bitmapsize 2147483648 is over" in problems[0]

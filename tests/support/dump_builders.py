@@ -217,3 +217,37 @@ def write_dump_dir(directory, host: str, index: int, vmcore: bytes, kind: str = 
     with open(paths["info"], "wb") as f:
         f.write(text)
     return paths
+
+
+def send_dump(body: bytes, key_file: bytes | None = None, kdh: bool = True,
+              lose: set[int] = frozenset(), compression: int = 0, dumplength=None,
+              path: bytes = b"crash") -> bytes:
+    """A pcap of one netdump session carrying ``body`` (packets whose index is in ``lose``
+    never arrive), optionally with an EKCD key and a KDH."""
+    from analyzer.wire import MsgType, build_kdh
+    from tests.support.capture_builders import ether, pcap, udp_ip
+    from tests.support.datagrams import Conversation
+    c = Conversation()
+    c.herald(path)
+    if key_file is not None:
+        for o in range(0, len(key_file), 1448):
+            d = c.send(MsgType.EKCD_KEY, offset=o, payload=key_file[o:o + 1448])
+            c.ack(int.from_bytes(d.payload[4:8], "big"))
+    for i, off in enumerate(range(0, len(body), 1448)):
+        d = c.send(MsgType.VMCORE, offset=off, payload=body[off:off + 1448])
+        if i in lose:
+            c.items.pop()
+        else:
+            c.ack(int.from_bytes(d.payload[4:8], "big"))
+    if kdh:
+        raw = build_kdh(dumplength=len(body) if dumplength is None else dumplength,
+                        architecture="amd64", architectureversion=2, blocksize=4096,
+                        hostname="web1", versionstring="FreeBSD 14.1-RELEASE amd64\n",
+                        panicstring="page fault", dumptime=1_700_000_000,
+                        dumpkeysize=4096 if key_file is not None else 0,
+                        compression=compression, dumpextent=len(body))
+        d = c.send(MsgType.KDH, payload=raw)
+        c.ack(int.from_bytes(d.payload[4:8], "big"))
+    c.finished()
+    return pcap((d.ts, ether(udp_ip(d.sport, d.dport, d.payload, d.src, d.dst)))
+                for d in c.items)
