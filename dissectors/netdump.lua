@@ -10,129 +10,43 @@
 -- to port 20023, the rest to the server's ephemeral data port, and every ACK goes to
 -- client port 20024.
 --
--- Sequence analysis keeps its state in module tables keyed by the client's IPv4
--- address and by frame number.  State is written only on the first pass
--- (not pinfo.visited) and cleared in init().  Forward links ("Acked in frame N") and
--- the "unacknowledged" check need a second pass: use tshark -2.
+-- This file is the entry point; the parts live in the fbsd_netdump/ folder beside it
+-- (fields, the audit's classification, first-pass state, KDH subtree, statistics, export
+-- and menus).  Sequence analysis is done on the first pass (not pinfo.visited) and kept
+-- per frame; forward links and the "unacknowledged" check need a second pass (tshark -2).
 --
 -- Written for Lua 5.2 (Wireshark 4.0) and Lua 5.4 (Wireshark 4.4+): no native bit
 -- operators, no integer division operator.
+
+-- Loaded twice (installed as a plugin and given with -X lua_script:), the second copy
+-- steps aside: Wireshark refuses a second protocol with the same name.
+local source = debug and debug.getinfo and debug.getinfo(1, "S").source or "?"
+if _G.FBSD_NETDUMP_LOADED ~= nil then
+    io.stderr:write(string.format(
+        "fbsd_netdump: already loaded from %s; %s steps aside (the loaded copy is used)\n",
+        _G.FBSD_NETDUMP_LOADED, (source:gsub("^@", ""))))
+    return
+end
+_G.FBSD_NETDUMP_LOADED = (source:gsub("^@", ""))
+
+local HERE = source:match("^@(.*[/\\])") or ""
+local function part(name)
+    local path = HERE .. "fbsd_netdump/" .. name .. ".lua"
+    local chunk, err = loadfile(path)
+    if chunk == nil then error("fbsd_netdump: cannot load " .. path .. ": " .. tostring(err)) end
+    return chunk()
+end
 
 local DEFAULT_HERALD_PORT = 20023
 local DEFAULT_CLIENT_PORT = 20024
 local HDR_LEN = 24
 local KDH_LEN = 512
 local DATASIZE = 4096
-local BYTES_WINDOW = 1024 -- how many recent seqnos keep their bytes for the conflict check
 
 local p = Proto("fbsd_netdump", "FreeBSD netdump")
-
-----------------------------------------------------------------------------------------
--- Value strings
-----------------------------------------------------------------------------------------
-local TYPE_NAMES = { [1] = "HERALD", [2] = "FINISHED", [3] = "VMCORE", [4] = "KDH", [5] = "EKCD_KEY" }
-local COMPRESSION_NAMES = { [0] = "none", [1] = "gzip", [2] = "zstd" }
-local ENCRYPTION_NAMES = { [1] = "AES-256-CBC", [2] = "ChaCha20" }
-
-----------------------------------------------------------------------------------------
--- Fields
-----------------------------------------------------------------------------------------
-local F = {
-    -- header
-    type = ProtoField.uint32("fbsd_netdump.type", "Type", base.DEC, TYPE_NAMES),
-    seqno = ProtoField.uint32("fbsd_netdump.seqno", "Sequence number", base.DEC),
-    offset = ProtoField.uint64("fbsd_netdump.offset", "Offset", base.DEC),
-    length = ProtoField.uint32("fbsd_netdump.length", "Payload length", base.DEC),
-    aux2 = ProtoField.uint32("fbsd_netdump.aux2", "Aux2", base.HEX),
-    payload = ProtoField.bytes("fbsd_netdump.payload", "Payload"),
-    -- ACK
-    ack_seqno = ProtoField.uint32("fbsd_netdump.ack.seqno", "Acknowledged sequence number", base.DEC),
-    -- HERALD
-    path = ProtoField.string("fbsd_netdump.herald.path", "Dump path"),
-    -- KDH
-    kdh = ProtoField.none("fbsd_netdump.kdh", "Kernel dump header"),
-    kdh_magic = ProtoField.string("fbsd_netdump.kdh.magic", "Magic"),
-    kdh_arch = ProtoField.string("fbsd_netdump.kdh.architecture", "Architecture"),
-    kdh_version = ProtoField.uint32("fbsd_netdump.kdh.version", "Version", base.DEC),
-    kdh_archver = ProtoField.uint32("fbsd_netdump.kdh.architectureversion", "Architecture version", base.DEC),
-    kdh_dumplength = ProtoField.uint64("fbsd_netdump.kdh.dumplength", "Dump length", base.DEC),
-    kdh_dumptime = ProtoField.absolute_time("fbsd_netdump.kdh.dumptime", "Dump time", base.UTC),
-    kdh_dumpkeysize = ProtoField.uint32("fbsd_netdump.kdh.dumpkeysize", "Dump key size", base.DEC),
-    kdh_blocksize = ProtoField.uint32("fbsd_netdump.kdh.blocksize", "Block size", base.DEC),
-    kdh_hostname = ProtoField.string("fbsd_netdump.kdh.hostname", "Host name"),
-    kdh_versionstring = ProtoField.string("fbsd_netdump.kdh.versionstring", "Version string"),
-    kdh_panicstring = ProtoField.string("fbsd_netdump.kdh.panicstring", "Panic string"),
-    kdh_compression = ProtoField.uint8("fbsd_netdump.kdh.compression", "Compression", base.DEC, COMPRESSION_NAMES),
-    kdh_dumpextent = ProtoField.uint64("fbsd_netdump.kdh.dumpextent", "Dump extent", base.DEC),
-    kdh_parity = ProtoField.uint32("fbsd_netdump.kdh.parity", "Parity", base.HEX),
-    kdh_parity_xor = ProtoField.uint32("fbsd_netdump.kdh.parity_xor", "XOR of all 128 words", base.HEX),
-    kdh_parity_ok = ProtoField.bool("fbsd_netdump.kdh.parity_ok", "Parity OK"),
-    -- EKCD key
-    ekcd_encryption = ProtoField.uint8("fbsd_netdump.ekcd.encryption", "Encryption", base.DEC, ENCRYPTION_NAMES),
-    ekcd_iv = ProtoField.bytes("fbsd_netdump.ekcd.iv", "IV"),
-    ekcd_keysize = ProtoField.uint32("fbsd_netdump.ekcd.encryptedkeysize", "Encrypted key size", base.DEC),
-    ekcd_key = ProtoField.bytes("fbsd_netdump.ekcd.encryptedkey", "Encrypted key"),
-    -- session
-    session = ProtoField.uint32("fbsd_netdump.session", "Dump (session) number", base.DEC),
-    client = ProtoField.ipv4("fbsd_netdump.client", "Client"),
-    -- links and timing
-    ack_frame = ProtoField.framenum("fbsd_netdump.ack_frame", "Acked in frame", base.NONE, frametype.ACK),
-    ack_rtt = ProtoField.relative_time("fbsd_netdump.ack_rtt", "Time to ACK"),
-    acked_frame = ProtoField.framenum("fbsd_netdump.acked_frame", "ACK of the message in frame", base.NONE, frametype.REQUEST),
-    retransmission_of = ProtoField.framenum("fbsd_netdump.retransmission_of", "Retransmission of the original in frame", base.NONE, frametype.RETRANS_PREV),
-    prev_transmission = ProtoField.framenum("fbsd_netdump.prev_transmission", "Previous transmission in frame", base.NONE, frametype.RETRANS_PREV),
-    next_transmission = ProtoField.framenum("fbsd_netdump.next_transmission", "Retransmitted in frame", base.NONE, frametype.RETRANS_NEXT),
-    dup_ack_of = ProtoField.framenum("fbsd_netdump.dup_ack_of", "Duplicate of the ACK in frame", base.NONE, frametype.DUP_ACK),
-    dup_ack_num = ProtoField.uint32("fbsd_netdump.dup_ack_num", "Duplicate ACK number", base.DEC),
-    capture_duplicate_of = ProtoField.framenum("fbsd_netdump.capture_duplicate_of", "Capture duplicate of frame", base.NONE, frametype.NONE),
-    -- analysis flags (each also has an expert item)
-    retransmission = ProtoField.bool("fbsd_netdump.retransmission", "Retransmission"),
-    spurious = ProtoField.bool("fbsd_netdump.spurious_retransmission", "Spurious retransmission"),
-    duplicate_ack = ProtoField.bool("fbsd_netdump.duplicate_ack", "Duplicate ACK"),
-    ack_unseen = ProtoField.bool("fbsd_netdump.ack_unseen", "ACK for an unseen message"),
-    unacked = ProtoField.bool("fbsd_netdump.unacked", "Never acknowledged"),
-    conflict = ProtoField.bool("fbsd_netdump.conflict", "Conflicting retransmission"),
-    seq_gap = ProtoField.bool("fbsd_netdump.seq_gap", "Sequence gap before this message"),
-    seq_gap_missing = ProtoField.uint32("fbsd_netdump.seq_gap_missing", "Seqnos missing before this message", base.DEC),
-    new_dump = ProtoField.bool("fbsd_netdump.new_dump", "HERALD after data: new dump"),
-    capture_duplicate = ProtoField.bool("fbsd_netdump.capture_duplicate", "Capture duplicate"),
-    runt = ProtoField.bool("fbsd_netdump.runt", "Runt"),
-    bad_length = ProtoField.bool("fbsd_netdump.bad_length", "Length mismatch"),
-    jumbo = ProtoField.bool("fbsd_netdump.jumbo", "Payload above 4096 bytes"),
-    bad_parity = ProtoField.bool("fbsd_netdump.kdh.bad_parity", "Bad KDH parity"),
-    unsafe_path = ProtoField.bool("fbsd_netdump.herald.unsafe_path", "Unsafe HERALD path"),
-}
-
-local field_list = {}
-for _, f in pairs(F) do field_list[#field_list + 1] = f end
-p.fields = field_list
-
-----------------------------------------------------------------------------------------
--- Expert items
-----------------------------------------------------------------------------------------
-local SEQ, MALF = expert.group.SEQUENCE, expert.group.MALFORMED
-local S = expert.severity
-local E = {
-    retransmission = ProtoExpert.new("fbsd_netdump.expert.retransmission", "Retransmission", SEQ, S.NOTE),
-    spurious = ProtoExpert.new("fbsd_netdump.expert.spurious_retransmission", "Spurious retransmission (already acknowledged)", SEQ, S.NOTE),
-    duplicate_ack = ProtoExpert.new("fbsd_netdump.expert.duplicate_ack", "Duplicate ACK", SEQ, S.NOTE),
-    ack_unseen = ProtoExpert.new("fbsd_netdump.expert.ack_unseen", "ACK for a message not captured", SEQ, S.WARN),
-    unacked = ProtoExpert.new("fbsd_netdump.expert.unacked", "Message never acknowledged in this capture", SEQ, S.WARN),
-    conflict = ProtoExpert.new("fbsd_netdump.expert.conflict", "Retransmission differs from the previous copy", SEQ, S.WARN),
-    seq_gap = ProtoExpert.new("fbsd_netdump.expert.seq_gap", "Sequence gap: earlier messages not captured", SEQ, S.WARN),
-    new_dump = ProtoExpert.new("fbsd_netdump.expert.new_dump", "HERALD after data: a new dump starts", SEQ, S.NOTE),
-    capture_duplicate = ProtoExpert.new("fbsd_netdump.expert.capture_duplicate", "Capture duplicate (same bytes, same timestamp), not a retransmission", SEQ, S.CHAT),
-    runt = ProtoExpert.new("fbsd_netdump.expert.runt", "Runt: shorter than the 24-byte header", MALF, S.ERROR),
-    bad_length = ProtoExpert.new("fbsd_netdump.expert.bad_length", "Length mismatch: 24 + mh_len differs from the UDP payload length", MALF, S.ERROR),
-    bad_ack = ProtoExpert.new("fbsd_netdump.expert.bad_ack", "Datagram to the client port is not a 4-byte ACK", MALF, S.WARN),
-    unknown_type = ProtoExpert.new("fbsd_netdump.expert.unknown_type", "Unknown message type", expert.group.PROTOCOL, S.WARN),
-    jumbo = ProtoExpert.new("fbsd_netdump.expert.jumbo", "Payload above 4096 bytes: netdumpd will not accept it", expert.group.PROTOCOL, S.WARN),
-    bad_parity = ProtoExpert.new("fbsd_netdump.expert.bad_parity", "Kernel dump header parity check failed", expert.group.CHECKSUM, S.WARN),
-    unsafe_path = ProtoExpert.new("fbsd_netdump.expert.unsafe_path", "HERALD path is absolute or contains ..", expert.group.SECURITY, S.WARN),
-}
-local expert_list = {}
-for _, e in pairs(E) do expert_list[#expert_list + 1] = e end
-p.experts = expert_list
+local F, OLD, E, TYPE_NAMES = part("fields")(p)
+local audit = part("audit")
+local S = part("state")(audit)
 
 ----------------------------------------------------------------------------------------
 -- Preferences
@@ -163,6 +77,10 @@ function p.prefs_changed()
     register_ports()
 end
 
+function p.init()
+    S.reset()
+end
+
 ----------------------------------------------------------------------------------------
 -- Helpers
 ----------------------------------------------------------------------------------------
@@ -174,21 +92,6 @@ if bxor == nil then
     bxor = chunk and chunk()
 end
 
--- Frame times.  Field values such as frame.time_epoch are not filled in on a first pass
--- without a tree, and pinfo.abs_ts is a double too coarse for nanoseconds.  So time
--- differences use pinfo.rel_ts (small numbers, exact enough), and capture duplicates
--- compare pinfo.abs_ts exactly (the same timestamp gives the same double).
-local function frame_time(pinfo)
-    return pinfo.rel_ts, pinfo.abs_ts
-end
-
-local function time_diff(t1, t2)
-    -- t2 - t1 (seconds as doubles) as an NSTime rounded to the nanosecond
-    local ns = math.floor((t2 - t1) * 1e9 + 0.5)
-    local secs = math.floor(ns / 1e9)
-    return NSTime.new(secs, ns - secs * 1000000000)
-end
-
 local function unsafe_path(path)
     if path:sub(1, 1) == "/" then return true end
     for comp in path:gmatch("[^/]+") do
@@ -197,289 +100,185 @@ local function unsafe_path(path)
     return false
 end
 
-----------------------------------------------------------------------------------------
--- State (first pass), reset in init()
-----------------------------------------------------------------------------------------
-local sessions      -- list of sessions in order of first appearance
-local current       -- client address string -> current session
-local frames        -- frame number -> per-frame analysis record
-
-local function reset_state()
-    sessions = {}
-    current = {}
-    frames = {}
-end
-reset_state()
-
-function p.init()
-    reset_state()
-end
-
-local function new_session(client, t)
-    local sess = {
-        id = #sessions + 1,
-        client = client,
-        herald_path = nil,
-        herald_seen = false,
-        data_seen = false,
-        first_t = t, last_t = t,
-        counts = { [1] = 0, [2] = 0, [3] = 0, [4] = 0, [5] = 0 },
-        acks = 0, retrans = 0, dup_acks = 0, data_bytes = 0, capture_dups = 0,
-        max_seq = nil,
-        tx = {},       -- seqno -> list of transmission records
-        bytes = {},    -- seqno -> raw bytes of the last copy (recent seqnos only)
-        acked = {},    -- seqno -> first ACK record
-        last_ack = {}, -- seqno -> last ACK record (for capture duplicates)
-    }
-    sessions[#sessions + 1] = sess
-    current[client] = sess
-    return sess
-end
-
-local function touch(sess, t)
-    if t > sess.last_t then sess.last_t = t end
-end
-
--- First-pass analysis of a well-formed client message.
-local function analyse_message(pinfo, client, mtype, seqno, raw, rec)
-    local t, abs = frame_time(pinfo)
-    local sess = current[client]
-    if mtype == 1 then
-        if sess == nil then
-            sess = new_session(client, t)
-        elseif sess.data_seen then
-            local prev = sess
-            sess = new_session(client, t)
-            rec.new_dump = true
-            rec.prev_session = prev.id
-        end
-        if not sess.herald_seen then
-            sess.herald_seen = true
-            sess.herald_path = rec.path
-        end
-    else
-        if sess == nil then
-            sess = new_session(client, t)
-        end
-        sess.data_seen = true
-    end
-    rec.session = sess
-    rec.t, rec.abs = t, abs
-    touch(sess, t)
-
-    local copies = sess.tx[seqno]
-    if copies then
-        local last = copies[#copies]
-        local last_raw = sess.bytes[seqno]
-        if last_raw ~= nil and last_raw == raw and last.abs == abs then
-            rec.capture_dup_of = last.frame
-            sess.capture_dups = sess.capture_dups + 1
-            return
-        end
-        rec.retrans_of = copies[1].frame
-        rec.prev_tx = last.frame
-        if last.next_tx == nil then last.next_tx = pinfo.number end
-        if last_raw ~= nil and last_raw ~= raw then rec.conflict = true end
-        if sess.acked[seqno] then rec.spurious = true end
-        copies[#copies + 1] = rec
-        sess.retrans = sess.retrans + 1
-    else
-        sess.tx[seqno] = { rec }
-        if sess.max_seq ~= nil and seqno > sess.max_seq + 1 then
-            rec.gap = seqno - sess.max_seq - 1
-        end
-        if sess.max_seq == nil or seqno > sess.max_seq then
-            sess.max_seq = seqno
-            local old = seqno - BYTES_WINDOW
-            if old >= 0 then sess.bytes[old] = nil end
-        end
-        if mtype == 3 then sess.data_bytes = sess.data_bytes + #raw - HDR_LEN end
-    end
-    sess.bytes[seqno] = raw
-    sess.counts[mtype] = sess.counts[mtype] + 1
-    rec.counted = true
-end
-
--- First-pass analysis of an ACK.
-local function analyse_ack(pinfo, client, seqno, rec)
-    local t, abs = frame_time(pinfo)
-    local sess = current[client]
-    rec.t, rec.abs = t, abs
-    if sess == nil then
-        rec.unseen = true
-        return
-    end
-    rec.session = sess
-    touch(sess, t)
-    local last_ack = sess.last_ack[seqno]
-    if last_ack and last_ack.abs == abs then
-        rec.capture_dup_of = last_ack.frame
-        sess.capture_dups = sess.capture_dups + 1
-        return
-    end
-    sess.last_ack[seqno] = rec
-    sess.acks = sess.acks + 1
-    local copies = sess.tx[seqno]
-    if copies == nil then
-        rec.unseen = true
-    else
-        local m = copies[#copies]
-        rec.acked_frame = m.frame
-        rec.rtt = time_diff(m.t, t)
-        for i = #copies, 1, -1 do
-            local c = copies[i]
-            if c.ack_frame ~= nil then break end
-            c.ack_frame = pinfo.number
-            c.rtt = time_diff(c.t, t)
-        end
-    end
-    local first = sess.acked[seqno]
-    if first then
-        rec.dup_of = first.frame
-        first.dups = (first.dups or 0) + 1
-        rec.dup_num = first.dups
-        sess.dup_acks = sess.dup_acks + 1
-    else
-        sess.acked[seqno] = rec
-    end
-end
-
-----------------------------------------------------------------------------------------
--- Tree helpers
-----------------------------------------------------------------------------------------
-local function add_gen(tree, field, value)
-    local item = tree:add(field, value)
+-- Every item carries a byte range: generated ones the datagram they describe.
+local function add_gen(tree, field, range, value)
+    local item
+    if value == nil then item = tree:add(field, range) else item = tree:add(field, range, value) end
     item:set_generated()
     return item
 end
 
-local function add_flag(tree, field, ex, text)
-    local item = add_gen(tree, field, true)
-    if text then item:add_proto_expert_info(ex, text) else item:add_proto_expert_info(ex) end
+local function add_old(tree, field, range, value)
+    local item = tree:add(field, range, value)
+    item:set_generated()
+    item:set_hidden()
     return item
 end
 
--- kerneldumpheader layouts, version -> list of {field, offset, size, kind}
-local KDH_COMMON = {
-    { F.kdh_magic, 0, 20, "str" }, { F.kdh_arch, 20, 12, "str" }, { F.kdh_version, 32, 4, "u32" },
-    { F.kdh_archver, 36, 4, "u32" }, { F.kdh_dumplength, 40, 8, "u64" },
-}
-local KDH_LAYOUTS = {
-    [1] = { { F.kdh_dumptime, 48, 8, "time" }, { F.kdh_blocksize, 56, 4, "u32" }, { F.kdh_hostname, 60, 64, "str" },
-            { F.kdh_versionstring, 124, 192, "str" }, { F.kdh_panicstring, 316, 192, "str" } },
-    [2] = { { F.kdh_dumptime, 48, 8, "time" }, { F.kdh_dumpkeysize, 56, 4, "u32" }, { F.kdh_blocksize, 60, 4, "u32" },
-            { F.kdh_hostname, 64, 64, "str" }, { F.kdh_versionstring, 128, 192, "str" }, { F.kdh_panicstring, 320, 188, "str" } },
-    [3] = { { F.kdh_dumpextent, 48, 8, "u64" }, { F.kdh_dumptime, 56, 8, "time" }, { F.kdh_dumpkeysize, 64, 4, "u32" },
-            { F.kdh_blocksize, 68, 4, "u32" }, { F.kdh_compression, 72, 1, "u8" }, { F.kdh_hostname, 73, 64, "str" },
-            { F.kdh_versionstring, 137, 192, "str" }, { F.kdh_panicstring, 329, 179, "str" } },
-    [4] = { { F.kdh_dumptime, 48, 8, "time" }, { F.kdh_dumpkeysize, 56, 4, "u32" }, { F.kdh_blocksize, 60, 4, "u32" },
-            { F.kdh_hostname, 64, 64, "str" }, { F.kdh_versionstring, 128, 192, "str" }, { F.kdh_panicstring, 320, 175, "str" },
-            { F.kdh_compression, 495, 1, "u8" }, { F.kdh_dumpextent, 496, 8, "u64" } },
-}
-
--- Returns the host name for the Info column.
-local function dissect_kdh(tvbr, tree)
-    local sub = tree:add(F.kdh, tvbr)
-    local version = tvbr(32, 4):uint()
-    local layout = KDH_LAYOUTS[version] or KDH_LAYOUTS[4]
-    local host
-    local function add_one(d)
-        local f, off, size, kind = d[1], d[2], d[3], d[4]
-        local r = tvbr(off, size)
-        if kind == "str" then
-            local text = r:stringz()
-            sub:add(f, r, text)
-            if f == F.kdh_hostname then host = text end
-        elseif kind == "time" then
-            sub:add(f, r, NSTime.new(r:uint64():tonumber(), 0))
-        else
-            sub:add(f, r)
-        end
-    end
-    for _, d in ipairs(KDH_COMMON) do add_one(d) end
-    for _, d in ipairs(layout) do add_one(d) end
-    local acc = 0
-    for i = 0, 127 do acc = bxor(acc, tvbr(i * 4, 4):uint()) end
-    acc = acc % 4294967296
-    local pitem = sub:add(F.kdh_parity, tvbr(508, 4))
-    add_gen(sub, F.kdh_parity_xor, acc)
-    add_gen(sub, F.kdh_parity_ok, acc == 0)
-    if acc ~= 0 then
-        add_gen(sub, F.bad_parity, true)
-        pitem:add_proto_expert_info(E.bad_parity, string.format("Kernel dump header parity check failed (XOR of the 128 words is 0x%08x)", acc))
-    end
-    sub:append_text(string.format(": version %d, host %s", version, host or "?"))
-    return host
+local function add_flag(tree, field, range, ex)
+    local item = add_gen(tree, field, range, true)
+    if ex then item:add_proto_expert_info(ex) end
+    return item
 end
 
-local function dissect_ekcd(tvbr, tree)
-    local avail = tvbr:len()
-    if avail < 37 then return end
-    tree:add(F.ekcd_encryption, tvbr(0, 1))
-    tree:add(F.ekcd_iv, tvbr(1, 32))
-    tree:add(F.ekcd_keysize, tvbr(33, 4))
-    local ks = tvbr(33, 4):uint()
-    local n = math.min(ks, avail - 37)
-    if n > 0 then tree:add(F.ekcd_key, tvbr(37, n)) end
-end
+local dissect_kdh, dissect_ekcd, kdh_host = part("kdh")(F, E, bxor, add_gen)
 
-local function add_session(tree, rec)
-    local sess = rec.session
-    if sess then
-        add_gen(tree, F.session, sess.id)
+-- The client's address with its real range: the IP source (destination for an ACK).
+local ip_src_f, ip_dst_f = Field.new("ip.src"), Field.new("ip.dst")
+local function add_client(tree, tvb, pinfo, to_client)
+    local all = { (to_client and ip_dst_f or ip_src_f)() }
+    local fi = all[#all]
+    if fi ~= nil and fi.range ~= nil then
+        tree:add(F.client, fi.range)
+    else
+        add_gen(tree, F.client, tvb(), to_client and pinfo.dst or pinfo.src)
     end
-end
-
-----------------------------------------------------------------------------------------
--- Dissection
---
--- The first pass of "tshark -2" (and of Wireshark when nothing needs a tree) passes a
--- NULL tree: then only the analysis and the columns are done, which roughly halves the
--- cost of that pass.
-----------------------------------------------------------------------------------------
-local function has_tree(tree)
-    return tree.text ~= nil or tree.visible
 end
 
 local function u64_number(tvbr)
     return tvbr(0, 4):uint() * 4294967296 + tvbr(4, 4):uint()
 end
 
-local function ack_tree(tree, tvb, pinfo, seqno, rec)
-    local t = tree:add(p, tvb(), string.format("FreeBSD netdump ACK, seq %d", seqno))
-    t:add(F.ack_seqno, tvb(0, 4))
-    add_gen(t, F.client, pinfo.dst)
-    if rec == nil then return end
-    add_session(t, rec)
+-- The first pass of "tshark -2" (and of Wireshark when nothing needs a tree) passes a
+-- NULL tree: then only the analysis and the columns are done.
+local function has_tree(tree)
+    return tree.text ~= nil or tree.visible
+end
+
+----------------------------------------------------------------------------------------
+-- Analysis subtree
+----------------------------------------------------------------------------------------
+-- class -> { flag field, expert, Info text }
+local CLASS = {
+    needed = { F.needed, E.needed, " [retransmission]" },
+    hidden = { F.hidden, E.hidden, " [retransmission, earlier copies not captured]" },
+    spurious = { F.spurious, E.spurious, " [spurious retransmission]" },
+    network_duplicate = { F.network_duplicate, E.network_duplicate, " [network duplicate]" },
+    out_of_order = { F.out_of_order, E.out_of_order, " [out of order]" },
+}
+
+local function gap_missing(rec)
+    return rec.gap ~= nil and rec.gap.n > 0 and rec.gap.n or nil
+end
+
+local function message_problem(rec)
+    return rec.class or rec.capture_dup_of or rec.conflict or rec.unacked or rec.new_dump
+        or gap_missing(rec)
+end
+
+local function flags_tree(t, r)
+    local fl = add_gen(t, F.flags, r)
+    return fl
+end
+
+local function message_analysis(t, r, rec)
+    add_gen(t, F.session, r, rec.session.id)
+    if rec.first_copy then
+        add_gen(t, F.first_copy, r, rec.first_copy)
+        add_old(t, OLD.retransmission_of, r, rec.first_copy)
+        add_old(t, OLD.prev_transmission, r, rec.prev_copy or rec.first_copy)
+        if rec.prev_copy then add_gen(t, F.previous_copy, r, rec.prev_copy) end
+    end
+    if rec.next_copy then
+        add_gen(t, F.next_copy, r, rec.next_copy)
+        add_old(t, OLD.next_transmission, r, rec.next_copy)
+    end
+    if rec.acked_in then
+        add_gen(t, F.acked_in, r, rec.acked_in)
+        add_old(t, OLD.ack_frame, r, rec.acked_in)
+        add_old(t, OLD.ack_rtt, r, rec.rtt)
+    end
     if rec.capture_dup_of then
-        add_gen(t, F.capture_duplicate_of, rec.capture_dup_of)
-        add_flag(t, F.capture_duplicate, E.capture_duplicate)
+        add_gen(t, F.capture_duplicate_of, r, rec.capture_dup_of)
+        add_old(t, OLD.capture_duplicate_of, r, rec.capture_dup_of)
+    end
+    if not message_problem(rec) then return end
+    local fl = flags_tree(t, r)
+    if rec.capture_dup_of then
+        add_flag(fl, F.capture_duplicate, r, E.capture_duplicate)
+        add_old(fl, OLD.capture_duplicate, r, true)
         return
     end
-    if rec.acked_frame then
-        add_gen(t, F.acked_frame, rec.acked_frame)
-        add_gen(t, F.ack_rtt, rec.rtt)
+    if rec.new_dump then
+        add_flag(fl, F.new_dump, r, E.new_dump)
+        add_gen(fl, F.prev_session, r, rec.prev_session)
+        add_old(fl, OLD.new_dump, r, true)
     end
-    if rec.unseen then add_flag(t, F.ack_unseen, E.ack_unseen) end
-    if rec.dup_of then
-        add_gen(t, F.dup_ack_of, rec.dup_of)
-        add_gen(t, F.dup_ack_num, rec.dup_num)
-        add_flag(t, F.duplicate_ack, E.duplicate_ack,
-            string.format("Duplicate ACK #%d of frame %d", rec.dup_num, rec.dup_of))
+    local missing = gap_missing(rec)
+    if missing then
+        add_flag(fl, F.seq_gap, r, E.seq_gap)
+        add_gen(fl, F.seq_gap_missing, r, missing)
+        add_old(fl, OLD.seq_gap, r, true)
+        add_old(fl, OLD.seq_gap_missing, r, missing)
+    end
+    local c = rec.class and CLASS[rec.class]
+    if c then
+        if rec.class == "needed" or rec.class == "hidden" or rec.class == "spurious" then
+            add_gen(fl, F.retransmission, r, true)
+            add_old(fl, OLD.retransmission, r, true)
+            if rec.class == "hidden" then add_gen(fl, F.needed, r, true) end
+            if rec.class == "spurious" then add_old(fl, OLD.spurious, r, true) end
+        end
+        add_flag(fl, c[1], r, c[2])
+    end
+    if rec.conflict then
+        add_flag(fl, F.conflict, r, E.conflict)
+        add_old(fl, OLD.conflict, r, true)
+    end
+    if rec.unacked then
+        add_flag(fl, F.unacked, r, E.unacked)
+        add_old(fl, OLD.unacked, r, true)
     end
 end
 
+local function ack_analysis(t, r, rec)
+    if rec.session then add_gen(t, F.session, r, rec.session.id) end
+    if rec.capture_dup_of then
+        add_gen(t, F.capture_duplicate_of, r, rec.capture_dup_of)
+        add_old(t, OLD.capture_duplicate_of, r, rec.capture_dup_of)
+        local fl = flags_tree(t, r)
+        add_flag(fl, F.capture_duplicate, r, E.capture_duplicate)
+        add_old(fl, OLD.capture_duplicate, r, true)
+        return
+    end
+    if rec.acks_frame then
+        add_gen(t, F.acks_frame, r, rec.acks_frame)
+        add_gen(t, F.ack_rtt, r, rec.rtt)
+        add_old(t, OLD.acked_frame, r, rec.acks_frame)
+        add_old(t, OLD.ack_rtt, r, rec.rtt)
+    end
+    if rec.dup_of then
+        add_gen(t, F.dup_ack_of, r, rec.dup_of)
+        add_old(t, OLD.dup_ack_of, r, rec.dup_of)
+    end
+    if not (rec.unseen or rec.dup_of) then return end
+    local fl = flags_tree(t, r)
+    if rec.unseen then
+        add_flag(fl, F.ack_unseen, r, E.ack_unseen)
+        add_old(fl, OLD.ack_unseen, r, true)
+    end
+    if rec.dup_of then
+        add_flag(fl, F.duplicate_ack, r, E.duplicate_ack)
+        add_gen(fl, F.dup_ack_num, r, rec.dup_num)
+        add_old(fl, OLD.duplicate_ack, r, true)
+        add_old(fl, OLD.dup_ack_num, r, rec.dup_num)
+    end
+end
+
+----------------------------------------------------------------------------------------
+-- Dissection
+----------------------------------------------------------------------------------------
 local function dissect_ack(tvb, pinfo, tree, embedded)
     pinfo.cols.protocol = "FBSD-NETDUMP"
     local seqno = tvb(0, 4):uint()
     local info = string.format("ACK seq=%d", seqno)
     local rec
     if not embedded then
-        rec = frames[pinfo.number]
+        rec = S.frames[pinfo.number]
         if rec == nil and not pinfo.visited then
-            rec = { frame = pinfo.number, ack = true }
-            frames[pinfo.number] = rec
-            analyse_ack(pinfo, tostring(pinfo.dst), seqno, rec)
+            rec = { frame = pinfo.number }
+            S.frames[pinfo.number] = rec
+            S.ack(pinfo, tostring(pinfo.dst), seqno, rec)
         end
     end
     if rec then
@@ -487,104 +286,87 @@ local function dissect_ack(tvb, pinfo, tree, embedded)
             info = info .. " [capture duplicate]"
         else
             if rec.unseen then info = info .. " [ACK for unseen message]" end
-            if rec.dup_of then info = info .. string.format(" [dup ACK #%d]", rec.dup_num) end
+            if rec.dup_num then info = info .. string.format(" [dup ACK #%d]", rec.dup_num) end
         end
     end
     pinfo.cols.info = info
     -- With no tree, expert items still reach the expert tap (tshark -z expert): build the
     -- (cheap, NULL) tree only for packets that carry one.
     if has_tree(tree) or (rec and (rec.capture_dup_of or rec.unseen or rec.dup_of)) then
-        ack_tree(tree, tvb, pinfo, seqno, rec)
+        local r = tvb()
+        local t = tree:add(p, r, string.format("FreeBSD netdump ACK, seq %d", seqno))
+        t:add(F.ack_seqno, tvb(0, 4))
+        add_client(t, tvb, pinfo, true)
+        if rec then ack_analysis(t, r, rec) end
     end
 end
+
 
 local function runt(tvb, pinfo, tree, replen)
     pinfo.cols.protocol = "FBSD-NETDUMP"
     pinfo.cols.info = string.format("Runt message (%d bytes)", replen)
-    local t = tree:add(p, tvb())
-    add_gen(t, F.client, pinfo.src)
+    local r = tvb()
+    local t = tree:add(p, r)
+    add_client(t, tvb, pinfo, false)
     t:append_text(string.format(", runt (%d bytes)", replen))
-    add_flag(t, F.runt, E.runt, string.format("Runt: %d bytes, shorter than the 24-byte header", replen))
-    if tvb:len() > 0 then t:add(F.payload, tvb()) end
+    add_flag(add_gen(t, F.flags, r), F.runt, r, E.runt)
+    if tvb:len() > 0 then t:add(F.payload, r) end
 end
 
 -- The tree of a message; returns the KDH host name when there is one.
 local function message_tree(tree, tvb, pinfo, m, rec)
-    local t = tree:add(p, tvb())
+    local r = tvb()
+    local t = tree:add(p, r)
     local mtype, seqno, mlen = m.mtype, m.seqno, m.mlen
-    add_gen(t, F.client, pinfo.src)
+    add_client(t, tvb, pinfo, false)
     t:append_text(string.format(", %s, seq %d", TYPE_NAMES[mtype] or ("type " .. mtype), seqno))
     local titem = t:add(F.type, tvb(0, 4))
     t:add(F.seqno, tvb(4, 4))
     t:add(F.offset, tvb(8, 8))
     local litem = t:add(F.length, tvb(16, 4))
     t:add(F.aux2, tvb(20, 4))
-    if HDR_LEN + mlen ~= m.replen then
-        add_flag(litem, F.bad_length, E.bad_length,
-            string.format("Length mismatch: 24 + mh_len = %d, UDP payload is %d bytes", HDR_LEN + mlen, m.replen))
-    end
-    if TYPE_NAMES[mtype] == nil then
-        titem:add_proto_expert_info(E.unknown_type, string.format("Unknown message type %d", mtype))
-    end
     local avail = m.caplen - HDR_LEN
     local prange
     if avail > 0 then
         prange = tvb(HDR_LEN, avail)
         t:add(F.payload, prange)
     end
-    if mlen > max_payload then
-        add_flag(litem, F.jumbo, E.jumbo,
-            string.format("Payload of %d bytes is above %d: netdumpd will not accept it", mlen, max_payload))
-    end
+    local bad = {}
+    if HDR_LEN + mlen ~= m.replen then bad[#bad + 1] = { F.bad_length, E.bad_length } end
+    if mlen > max_payload then bad[#bad + 1] = { F.jumbo, E.jumbo } end
+    if TYPE_NAMES[mtype] == nil then titem:add_proto_expert_info(E.unknown_type) end
     local host
     if mtype == 1 then
         t:add(F.path, prange or tvb(HDR_LEN, 0), m.path)
-        if m.path ~= "" and unsafe_path(m.path) then add_flag(t, F.unsafe_path, E.unsafe_path) end
+        if m.path ~= "" and unsafe_path(m.path) then bad[#bad + 1] = { F.unsafe_path, E.unsafe_path } end
     elseif mtype == 4 and avail >= KDH_LEN and m.offset == 0 then
         host = dissect_kdh(tvb(HDR_LEN, KDH_LEN), t)
     elseif mtype == 5 and prange and m.offset == 0 then
         dissect_ekcd(prange, t)
     end
-    if rec == nil then return host end
-
-    add_session(t, rec)
-    if rec.new_dump then
-        add_flag(t, F.new_dump, E.new_dump,
-            string.format("HERALD after data: dump %d starts, dump %d ends", rec.session.id, rec.prev_session))
-    end
-    if rec.capture_dup_of then
-        add_gen(t, F.capture_duplicate_of, rec.capture_dup_of)
-        add_flag(t, F.capture_duplicate, E.capture_duplicate)
-        return host
-    end
-    if rec.gap then
-        add_gen(t, F.seq_gap_missing, rec.gap)
-        add_flag(t, F.seq_gap, E.seq_gap,
-            string.format("Sequence gap: %d seqno(s) before %d not captured", rec.gap, seqno))
-    end
-    if rec.retrans_of then
-        add_gen(t, F.retransmission_of, rec.retrans_of)
-        add_gen(t, F.prev_transmission, rec.prev_tx)
-        add_flag(t, F.retransmission, E.retransmission)
-        if rec.spurious then add_flag(t, F.spurious, E.spurious) end
-        if rec.conflict then add_flag(t, F.conflict, E.conflict) end
-    end
-    if rec.next_tx then add_gen(t, F.next_transmission, rec.next_tx) end
-    if rec.ack_frame then
-        add_gen(t, F.ack_frame, rec.ack_frame)
-        add_gen(t, F.ack_rtt, rec.rtt)
-    elseif rec.unacked then
-        add_flag(t, F.unacked, E.unacked)
+    if rec ~= nil then message_analysis(t, r, rec) end
+    if #bad > 0 then
+        local fl = add_gen(t, F.flags, r)
+        for _, b in ipairs(bad) do add_flag(fl, b[1], b[1] == F.unsafe_path and r or tvb(16, 4), b[2]) end
     end
     return host
 end
 
-local function kdh_host(tvb)
-    -- host name for the Info column without building a tree (v4 and v2 layout: offset 64)
-    local version = tvb(HDR_LEN + 32, 4):uint()
-    local off = 64
-    if version == 1 then off = 60 elseif version == 3 then off = 73 end
-    return tvb(HDR_LEN + off, 64):stringz()
+local function info_text(m, host)
+    local mtype, seqno = m.mtype, m.seqno
+    if mtype == 1 then
+        if m.path ~= "" then return "HERALD path=" .. m.path end
+        return string.format("HERALD seq=%d (no path)", seqno)
+    elseif mtype == 2 then
+        return string.format("FINISHED seq=%d", seqno)
+    elseif mtype == 3 then
+        return string.format("VMCORE seq=%d off=%.0f len=%d", seqno, m.offset, m.mlen)
+    elseif mtype == 4 then
+        return string.format("KDH seq=%d host=%s", seqno, host or "?")
+    elseif mtype == 5 then
+        return string.format("EKCD_KEY seq=%d off=%.0f len=%d", seqno, m.offset, m.mlen)
+    end
+    return string.format("Type %d seq=%d off=%.0f len=%d", mtype, seqno, m.offset, m.mlen)
 end
 
 local function dissect_message(tvb, pinfo, tree, embedded)
@@ -607,56 +389,38 @@ local function dissect_message(tvb, pinfo, tree, embedded)
 
     local rec
     if wellformed and not embedded then
-        rec = frames[pinfo.number]
+        rec = S.frames[pinfo.number]
         if rec == nil and not pinfo.visited then
             rec = { frame = pinfo.number, path = m.path }
-            frames[pinfo.number] = rec
-            analyse_message(pinfo, tostring(pinfo.src), mtype, seqno, tvb:raw(0, caplen), rec)
+            S.frames[pinfo.number] = rec
+            S.message(pinfo, tostring(pinfo.src), mtype, seqno, m.offset, mlen, tvb:raw(0, caplen), rec)
         end
-        if rec then
+        if rec and pinfo.visited then
             -- recomputed on every later pass: during a live capture the ACK may still come
-            rec.unacked = pinfo.visited and rec.ack_frame == nil and rec.session ~= nil
-                and rec.session.acked[seqno] == nil
+            rec.unacked = rec.acked_in == nil and rec.capture_dup_of == nil
+                and rec.session.acked[seqno] == nil or nil
         end
     end
 
     local host
     if has_tree(tree) or not wellformed or mlen > max_payload or mtype == 1 or mtype == 4
-        or (rec and (rec.new_dump or rec.capture_dup_of or rec.gap or rec.retrans_of or rec.unacked)) then
+        or (rec and message_problem(rec)) then
         host = message_tree(tree, tvb, pinfo, m, rec)
     elseif mtype == 4 and caplen >= HDR_LEN + KDH_LEN then
         host = kdh_host(tvb)
     end
+    if rec and host and rec.session.host == nil then rec.session.host = host end
 
-    local info
-    if mtype == 1 then
-        if m.path ~= "" then info = "HERALD path=" .. m.path else info = string.format("HERALD seq=%d (no path)", seqno) end
-    elseif mtype == 2 then
-        info = string.format("FINISHED seq=%d", seqno)
-    elseif mtype == 3 then
-        info = string.format("VMCORE seq=%d off=%.0f len=%d", seqno, m.offset, mlen)
-    elseif mtype == 4 then
-        info = string.format("KDH seq=%d host=%s", seqno, host or "?")
-    elseif mtype == 5 then
-        info = string.format("EKCD_KEY seq=%d off=%.0f len=%d", seqno, m.offset, mlen)
-    else
-        info = string.format("Type %d seq=%d off=%.0f len=%d", mtype, seqno, m.offset, mlen)
-    end
+    local info = info_text(m, host)
     if not wellformed then info = info .. " [malformed]" end
     if rec then
         if rec.new_dump then info = info .. " [new dump]" end
         if rec.capture_dup_of then
             info = info .. " [capture duplicate]"
         else
-            if rec.gap then info = info .. " [seq gap]" end
-            if rec.retrans_of then
-                if rec.spurious then
-                    info = info .. " [spurious retransmission]"
-                else
-                    info = info .. " [retransmission]"
-                end
-                if rec.conflict then info = info .. " [conflict]" end
-            end
+            if gap_missing(rec) then info = info .. " [seq gap]" end
+            if rec.class then info = info .. CLASS[rec.class][3] end
+            if rec.conflict then info = info .. " [conflict]" end
             if rec.unacked then info = info .. " [unacked]" end
         end
     end
@@ -683,9 +447,9 @@ function p.dissector(tvb, pinfo, tree)
         pinfo.cols.protocol = "FBSD-NETDUMP"
         pinfo.cols.info = string.format("Not an ACK (%d bytes)", len)
         local t = tree:add(p, tvb(), "FreeBSD netdump, server datagram")
-        add_gen(t, F.client, pinfo.dst)
+        add_client(t, tvb, pinfo, true)
         if tvb:len() > 0 then t:add(F.payload, tvb()) end
-        t:add_proto_expert_info(E.bad_ack, string.format("Datagram to the client port has %d bytes, an ACK has 4", len))
+        t:add_proto_expert_info(E.bad_ack)
         return len
     end
     return 0
@@ -709,40 +473,4 @@ end
 p:register_heuristic("udp", heuristic)
 register_ports()
 
-----------------------------------------------------------------------------------------
--- tshark -z fbsd_netdump,stats
-----------------------------------------------------------------------------------------
-local function session_duration(sess)
-    return sess.last_t - sess.first_t
-end
-
-local function stats_table()
-    local lines = {}
-    local sep = string.rep("=", 132)
-    lines[#lines + 1] = sep
-    lines[#lines + 1] = "FreeBSD netdump (fbsd_netdump) dump summary"
-    lines[#lines + 1] = sep
-    lines[#lines + 1] = string.format("%-4s %-15s %-20s %6s %8s %8s %5s %8s %8s %7s %6s %12s %10s",
-        "Dump", "Client", "HERALD path", "HERALD", "FINISHED", "VMCORE", "KDH", "EKCD_KEY", "ACK",
-        "Retrans", "DupACK", "Data bytes", "Duration")
-    for _, sess in ipairs(sessions) do
-        local path = sess.herald_path
-        if not sess.herald_seen then path = "(no HERALD)" elseif path == "" then path = "(default)" end
-        lines[#lines + 1] = string.format("%-4d %-15s %-20s %6d %8d %8d %5d %8d %8d %7d %6d %12.0f %10.3f",
-            sess.id, sess.client, path, sess.counts[1], sess.counts[2], sess.counts[3], sess.counts[4],
-            sess.counts[5], sess.acks, sess.retrans, sess.dup_acks, sess.data_bytes, session_duration(sess))
-    end
-    lines[#lines + 1] = sep
-    return table.concat(lines, "\n")
-end
-
-local function stats_init(arg)
-    local tap = Listener.new("frame", "fbsd_netdump")
-    function tap.draw()
-        print(stats_table())
-    end
-    function tap.reset() end
-    function tap.packet() end
-end
-
-register_stat_cmd_arg("fbsd_netdump,stats", stats_init)
+part("stats")(p, S)

@@ -5,7 +5,8 @@
 
 Each ``<name>`` capture gets ``<name>.expected/`` holding the files netdumpd would have
 saved (at their relative paths), ``truth.json`` (the simulator's ground truth) and
-``SHA256SUMS``.
+``SHA256SUMS``. An encrypted sample also gets ``<name>.private-key.pem``: the simulated
+operator's RSA private key (a test fixture, never a real key) that unwraps its dump key.
 """
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ def main() -> None:
         if exp.exists():
             shutil.rmtree(exp)
         _path, truth = simulate(out, expected=exp, **kw)
+        keys = {a.material.stream.key.private_key_pem() for a in truth.dumps
+                if a.material.stream.key is not None} - {None}
+        for pem in keys:
+            (HERE / f"{name.rsplit('.', 1)[0]}.private-key.pem").write_bytes(pem)
         print(f"{name}: {truth.capture['file_frames']} frames, "
               + ", ".join(f"{a.client_ip} {a.outcome}" for a in truth.dumps))
 

@@ -13,13 +13,14 @@ kernel does. Sequence numbers are assigned by the engine (+1 per packet, HERALD 
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from analyzer.wire import DATASIZE, MsgType, build_kdh, build_kdk
+from analyzer.wire import DATASIZE, MsgType, build_kdh
 
-from .image import MAXIO, DumpImage, DumpStream, _mix
+from .ekcd import DumpKey
+from .image import MAXIO, DumpStream, _mix
+from .minidump import build_image, kdh_architecture
 
 GENERATIONS = ("12", "13", "main")
 UDPIP_HDR = 28
@@ -66,20 +67,26 @@ class DumpMaterial:
 
 def make_material(*, generation: str, size: int, seed: int, compress: str, encrypt: bool,
                   path: str | None, hostname: str, panic: str, dumptime: int,
-                  versionstring: str | None) -> DumpMaterial:
-    image = DumpImage(size, seed)
-    stream = DumpStream(image, compress, encrypt, stale_pad=(generation == "12"),
-                        key_seed=_mix(seed, -7))
-    key = None
+                  versionstring: str | None, content: dict | None = None) -> DumpMaterial:
+    """``content``: image and key options (``minidump.CONTENT_FIELDS``); default: the legacy
+    image, the dump key wrapped with the simulated operator's key."""
+    content = content or {}
+    if versionstring is None:
+        versionstring = VERSION_STRINGS[generation]
+    image = build_image(size, seed, content, panic=panic, versionstring=versionstring)
+    dkey = None
     if encrypt:
-        rng = random.Random(_mix(seed, -9))
-        # 12.x: AES-256-CBC only; later: ChaCha20 by default. RSA-2048 wrapped key: 256 bytes.
-        key = build_kdk(1 if generation == "12" else 2, rng.randbytes(32), rng.randbytes(256))
+        # 12.x: AES-256-CBC, PKCS#1 v1.5; later: ChaCha20 by default, OAEP.
+        dkey = DumpKey(_mix(seed, -9), generation, content.get("cipher"),
+                       content.get("public_key"), compressed=compress != "none")
+    stream = DumpStream(image, compress, dkey, stale_pad=(generation == "12"))
+    key = dkey.blob if dkey is not None else None
     herald = (path.encode() + b"\0") if path else b""
+    arch, archver = kdh_architecture(image)
     fields = dict(
-        architecture="amd64", architectureversion=2, dumptime=dumptime,
+        architecture=arch, architectureversion=archver, dumptime=dumptime,
         dumpkeysize=4096 if encrypt else 0, blocksize=4096, hostname=hostname,
-        versionstring=versionstring if versionstring is not None else VERSION_STRINGS[generation],
+        versionstring=versionstring,
         panicstring=panic, compression={"none": 0, "gzip": 1, "zstd": 2}[compress],
         dumpextent=size,
     )

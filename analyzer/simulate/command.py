@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -56,21 +57,46 @@ def _size(text: str) -> int:
               help="capture file to write")
 @click.option("--expected", type=click.Path(file_okay=False), default=None,
               help="directory for netdumpd's expected files, truth.json and SHA256SUMS")
+@click.option("--image", "image_model", type=click.Choice(["legacy", "minidump"]),
+              default="legacy", show_default=True,
+              help="dump content: the legacy stand-in, or a consistent minidump")
+@click.option("--arch", type=click.Choice(["amd64", "arm64"]), default="amd64",
+              show_default=True, help="minidump architecture (with --image minidump)")
+@click.option("--minidump-version", type=click.Choice(["2", "3"]), default="3",
+              show_default=True, help="minidump version (2 has no dump_avail)")
+@click.option("--msgbuf-wrapped", is_flag=True, help="the message buffer ring has wrapped")
+@click.option("--cipher", type=click.Choice(["aes256-cbc", "chacha20"]), default=None,
+              help="EKCD cipher (default: AES-256-CBC for 12, ChaCha20 later)")
+@click.option("--public-key", type=click.Path(dir_okay=False), default=None,
+              help="RSA public key (PEM) that wraps the dump key; default: a generated pair")
+@click.option("--write-private-key", type=click.Path(dir_okay=False), default=None,
+              help="write the generated private key here (PEM, mode 0600, never overwritten)")
 def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, capture_loss,
                      capture_point, clients, compress, encrypt, path, restart_after, fmt, link,
-                     ns, gz, snaplen, seed, output, expected):
+                     ns, gz, snaplen, seed, output, expected, image_model, arch,
+                     minidump_version, msgbuf_wrapped, cipher, public_key, write_private_key):
     """Simulate FreeBSD netdump clients and netdumpd and write the capture."""
     nbytes = _size(size)
+    pem = _read_public_key(public_key)
+    if write_private_key and (pem is not None or not encrypt):
+        raise click.UsageError("--write-private-key needs --encrypt without --public-key")
     dumps = []
     for i in range(clients):
         dumps.append(DumpSpec(
             generation=generation, size=nbytes, mtu=mtu, compress=compress, encrypt=encrypt,
             path=path, client_ip=f"192.0.2.{10 + i}", hostname=f"crashbox{i}" if clients > 1 else "crashbox",
-            start_ms=i * 3.7, restart_after=restart_after if i == 0 else None))
+            start_ms=i * 3.7, restart_after=restart_after if i == 0 else None,
+            image=image_model, arch=arch, minidump_version=int(minidump_version),
+            msgbuf_wrapped=msgbuf_wrapped, cipher=cipher, public_key=pem))
     network = NetworkSpec(loss=loss, ack_loss=ack_loss, dup=dup, ack_dup=dup, reorder=reorder)
     capture = CaptureSpec(point=capture_point, loss=capture_loss, format=fmt, link=link,
                           snaplen=snaplen, tsres="ns" if ns else "us", gzip=gz)
-    out, truth = simulate(output, dumps, network, capture, seed=seed, expected=expected)
+    try:
+        out, truth = simulate(output, dumps, network, capture, seed=seed, expected=expected)
+    except ValueError as exc:  # a dump the kernel would not make (cipher, size, key)
+        raise click.UsageError(str(exc)) from None
+    if write_private_key:
+        _write_private_key(write_private_key, truth.dumps[0].material.stream.key.private_key_pem())
     summary = {
         "capture": str(out),
         "frames": truth.capture.get("frames_written"),
@@ -81,3 +107,24 @@ def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, captur
     }
     json.dump(summary, sys.stdout, indent=1)
     sys.stdout.write("\n")
+
+
+def _read_public_key(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"cannot read the public key {path}: {exc}") from None
+
+
+def _write_private_key(path: str, pem: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.UsageError(f"{path} exists; the private key is never overwritten") from None
+    except OSError as exc:
+        raise click.UsageError(f"cannot write the private key {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)

@@ -24,6 +24,7 @@ from analyzer.wire import MSG_HDR, MsgType
 
 from .client import client_calls, make_material, max_payload, packetize
 from .image import _mix
+from .minidump import content_of
 from .server import Server
 from .specs import DumpSpec, NetworkSpec, spec_dict
 from .truth import Attempt
@@ -125,7 +126,8 @@ class ClientRun:
         material = make_material(
             generation=spec.generation, size=spec.size, seed=seed, compress=spec.compress,
             encrypt=spec.encrypt, path=spec.path, hostname=spec.hostname, panic=spec.panic,
-            dumptime=spec.dumptime + n * 60, versionstring=spec.versionstring)
+            dumptime=spec.dumptime + n * 60, versionstring=spec.versionstring,
+            content=content_of(spec))
         att = Attempt(spec.client_ip, spec.server_ip, spec.generation, n,
                       spec_dict(spec), material, self.maxp)
         att.t_start = t

@@ -1,14 +1,24 @@
-"""The bytes a simulated client dumps: a small amd64 minidump-like image and its wire stream.
+"""The bytes a simulated client dumps, and the dumper writes that carry them.
 
-``DumpImage`` is the uncompressed minidump (a header page starting with
-"minidump FreeBSD/amd64", message buffer, dump_avail page, page bitmap, page-table pages,
-then data pages). Every page is a pure function of (seed, page number), so any range can be
-produced again without keeping the image in memory.
+Two image models share one interface (``size``, ``seed``, ``sections``, ``read``,
+``dumper_writes``):
 
-``DumpStream`` turns the image into the sequence of dumper writes the kernel makes
-(offset, bytes), after optional compression (a real gzip or zstd stream) and encryption (a
-deterministic keystream XOR: we never decrypt). It also knows, once exhausted, the stream
-length on the wire, the KDH ``dumplength`` and the SHA-256 of the bytes netdumpd keeps.
+* ``DumpImage`` (the "legacy" model, the default): a minidump-like amd64 image whose
+  section sizes follow from its length; its bitmap and pmap are random, not consistent with
+  its pages. The bundled samples use it, so their bytes stay as they were.
+* ``minidump.Minidump``: a consistent amd64 or arm64 minidump (dump_avail, bitmap, pmap and
+  pages agree; a real-looking message buffer), see that module.
+
+Every data page is a pure function of (seed, page number), so any range can be produced
+again without keeping the image in memory.
+
+``dumper_writes()`` is the small interface the client model follows: the (offset, length)
+of each write minidumpsys hands the dumper, in order (header and dump_avail pages and
+page-table pages one 4 KiB page at a time, msgbuf, bitmap and data pages in writes of up
+to 64 KiB). ``DumpStream`` turns those writes into the VMCORE byte stream after optional
+compression (a real gzip or zstd stream) and encryption (real EKCD, see ``ekcd.py``). It
+also knows, once exhausted, the stream length on the wire, the KDH ``dumplength``, the
+SHA-256 of the bytes netdumpd keeps and that of the plaintext image.
 """
 from __future__ import annotations
 
@@ -39,6 +49,64 @@ _WORDS_LOG = (
 def _mix(seed: int, n: int) -> int:
     """A well-spread 64-bit seed for (seed, n)."""
     return int.from_bytes(hashlib.blake2b(b"%d/%d" % (seed, n), digest_size=8).digest(), "little")
+
+
+def data_block(seed: int, k: int) -> bytes:
+    """Data pages of 64 KiB block k (pages 16k .. 16k+15): about a quarter zero pages, a
+    quarter repetitive (compressible), half random."""
+    rng = random.Random(_mix(seed, k))
+    kinds = [rng.random() for _ in range(16)]
+    nrand = sum(1 for x in kinds if x >= 0.5)
+    rand = rng.randbytes(nrand * PAGE) if nrand else b""
+    out = []
+    ri = 0
+    for x in kinds:
+        if x < 0.25:
+            out.append(_ZERO_PAGE)
+        elif x < 0.5:
+            page = bytearray(rng.getrandbits(64).to_bytes(8, "little") * (PAGE // 8))
+            for _ in range(8):
+                p = int(rng.random() * (PAGE // 8)) * 8
+                page[p:p + 8] = rng.getrandbits(64).to_bytes(8, "little")
+            out.append(page)
+        else:
+            out.append(rand[ri:ri + PAGE])
+            ri += PAGE
+    return b"".join(out)
+
+
+def section_writes(sections) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each dumper write for (name, first page, page count) sections.
+
+    The header page, the dump_avail page and page-table pages are single 4 KiB writes; the
+    message buffer, the bitmap and the data pages go out in writes of up to 64 KiB.
+    """
+    for name, first, count in sections:
+        start, end = first * PAGE, (first + count) * PAGE
+        step = PAGE if name in ("header", "dump_avail", "pmap") else MAXIO
+        for pos in range(start, end, step):
+            yield pos, min(step, end - pos)
+
+
+def read_chunked(chunk, size: int, offset: int, length: int) -> bytes:
+    """Image bytes [offset, offset + length) from ``chunk(k)``, the k-th 64 KiB block."""
+    end = min(size, offset + length)
+    k0, k1 = offset // MAXIO, (end - 1) // MAXIO
+    if k0 == k1:
+        base = k0 * MAXIO
+        c = chunk(k0)
+        if offset == base and end - base == len(c):
+            return c
+        return c[offset - base:end - base]
+    parts = []
+    pos = offset
+    while pos < end:
+        k = pos // MAXIO
+        base = k * MAXIO
+        stop = min(end, base + MAXIO)
+        parts.append(chunk(k)[pos - base:stop - base])
+        pos = stop
+    return b"".join(parts)
 
 
 class DumpImage:
@@ -115,35 +183,11 @@ class DumpImage:
                             for j in range(PAGE // 8)]
                     self._special[first + i] = struct.pack("<512Q", *ptes)
 
-    def _data_chunk(self, k: int) -> bytes:
-        """Data pages of 64 KiB block k (pages 16k .. 16k+15), whatever section they are in:
-        about a quarter zero pages, a quarter repetitive (compressible), half random."""
-        rng = random.Random(_mix(self.seed, k))
-        kinds = [rng.random() for _ in range(16)]
-        nrand = sum(1 for x in kinds if x >= 0.5)
-        rand = rng.randbytes(nrand * PAGE) if nrand else b""
-        out = []
-        ri = 0
-        zero = _ZERO_PAGE
-        for x in kinds:
-            if x < 0.25:
-                out.append(zero)
-            elif x < 0.5:
-                page = bytearray(rng.getrandbits(64).to_bytes(8, "little") * (PAGE // 8))
-                for _ in range(8):
-                    p = int(rng.random() * (PAGE // 8)) * 8
-                    page[p:p + 8] = rng.getrandbits(64).to_bytes(8, "little")
-                out.append(page)
-            else:
-                out.append(rand[ri:ri + PAGE])
-                ri += PAGE
-        return b"".join(out)
-
     def chunk(self, k: int) -> bytes:
         """The 64 KiB block k of the image (the last one may be shorter)."""
         if self._last_k == k:
             return self._last
-        data = self._data_chunk(k)
+        data = data_block(self.seed, k)
         first_page = k * 16
         if any((first_page + i) in self._special for i in range(16)):
             buf = bytearray(data)
@@ -158,56 +202,11 @@ class DumpImage:
 
     def read(self, offset: int, length: int) -> bytes:
         """Image bytes [offset, offset + length)."""
-        end = min(self.size, offset + length)
-        k0, k1 = offset // MAXIO, (end - 1) // MAXIO
-        if k0 == k1:
-            base = k0 * MAXIO
-            c = self.chunk(k0)
-            if offset == base and end - base == len(c):
-                return c
-            return c[offset - base:end - base]
-        parts = []
-        pos = offset
-        while pos < end:
-            k = pos // MAXIO
-            base = k * MAXIO
-            stop = min(end, base + MAXIO)
-            parts.append(self.chunk(k)[pos - base:stop - base])
-            pos = stop
-        return b"".join(parts)
+        return read_chunked(self.chunk, self.size, offset, length)
 
     def dumper_writes(self) -> Iterator[tuple[int, int]]:
-        """(offset, length) of each write the minidump code hands the dumper, in order.
-
-        The header page and the dump_avail page are single 4 KiB writes; the message buffer and
-        the bitmap go out in writes of up to 64 KiB; page-table pages one page at a time; data
-        pages are gathered into 64 KiB writes, the last one shorter.
-        """
-        for name, first, count in self.sections:
-            start, end = first * PAGE, (first + count) * PAGE
-            step = PAGE if name in ("header", "dump_avail", "pmap") else MAXIO
-            pos = start
-            while pos < end:
-                n = min(step, end - pos)
-                yield pos, n
-                pos += n
-
-
-class _Keystream:
-    """Deterministic stand-in for the dump cipher: XOR with a seeded keystream per 4 KiB block."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-
-    def apply(self, offset: int, data: bytes) -> bytes:
-        assert offset % PAGE == 0
-        out = []
-        for i in range(0, len(data), PAGE):
-            block = data[i:i + PAGE]
-            ks = random.Random(_mix(self.seed, (offset + i) // PAGE)).randbytes(len(block))
-            out.append((int.from_bytes(block, "little") ^ int.from_bytes(ks, "little"))
-                       .to_bytes(len(block), "little"))
-        return b"".join(out)
+        """(offset, length) of each write the minidump code hands the dumper, in order."""
+        return section_writes(self.sections)
 
 
 COMPRESSIONS = {"none": 0, "gzip": 1, "zstd": 2}
@@ -219,29 +218,35 @@ class DumpStream:
     ``writes()`` may be iterated several times and always yields the same (offset, bytes).
     After a full iteration: ``wire_length`` (bytes sent as VMCORE), ``dumplength`` (the KDH
     value: image size, or the true compressed length), ``sha256`` (of the first dumplength
-    wire bytes, i.e. the file netdumpd keeps when nothing is lost).
+    wire bytes, i.e. the file netdumpd keeps when nothing is lost), ``plain_sha256`` (of the
+    image before compression and encryption).
+
+    ``key``: an ``ekcd.DumpKey`` for an encrypted dump (compress, then encrypt).
     """
 
-    def __init__(self, image: DumpImage, compression: str = "none", encrypted: bool = False,
-                 stale_pad: bool = False, key_seed: int = 0):
+    def __init__(self, image, compression: str = "none", key=None, stale_pad: bool = False):
         if compression not in COMPRESSIONS:
             raise ValueError(f"unknown compression {compression!r}")
         self.image = image
         self.compression = compression
-        self.encrypted = encrypted
+        self.key = key
+        self.encrypted = key is not None
         self.stale_pad = stale_pad
-        self._cipher = _Keystream(key_seed) if encrypted else None
         self.wire_length: int | None = None
         self.dumplength: int | None = None
         self.sha256: str | None = None
         self.wire_sha256: str | None = None
+        self.plain_sha256: str | None = None
 
-    def _plain_writes(self) -> Iterator[tuple[int, bytes, int]]:
-        """(offset, bytes, meaningful_length) before encryption."""
+    def _plain_writes(self, h_plain=None) -> Iterator[tuple[int, bytes, int]]:
+        """(offset, bytes, meaningful_length) before encryption; ``h_plain`` sees the image."""
         img = self.image
         if self.compression == "none":
             for off, n in img.dumper_writes():
-                yield off, img.read(off, n), n
+                data = img.read(off, n)
+                if h_plain is not None:
+                    h_plain.update(data)
+                yield off, data, n
             return
         if self.compression == "gzip":
             comp = zlib.compressobj(6, zlib.DEFLATED, 31)
@@ -255,7 +260,10 @@ class DumpStream:
         out_off = 0
         last_buf = bytes(MAXIO)
         for off, n in img.dumper_writes():
-            pending += comp.compress(img.read(off, n))
+            data = img.read(off, n)
+            if h_plain is not None:
+                h_plain.update(data)
+            pending += comp.compress(data)
             while len(pending) >= MAXIO:
                 last_buf = bytes(pending[:MAXIO])
                 del pending[:MAXIO]
@@ -280,9 +288,12 @@ class DumpStream:
         h_wire = h_file  # the same until a padded write makes them differ
         total = 0
         meaningful = 0
-        for off, data, useful in self._plain_writes():
-            if self._cipher is not None:
-                data = self._cipher.apply(off, data)
+        # The plaintext hash is the file hash unless compression or encryption intervene.
+        h_plain = hashlib.sha256() if self.encrypted or self.compression != "none" else None
+        encrypt = self.key.encryptor() if self.encrypted else None
+        for off, data, useful in self._plain_writes(h_plain):
+            if encrypt is not None:
+                data = encrypt(off, data)
             if useful == len(data):
                 h_file.update(data)
                 if h_wire is not h_file:
@@ -303,6 +314,11 @@ class DumpStream:
         self.dumplength = meaningful
         self.sha256 = h_file.hexdigest()
         self.wire_sha256 = h_wire.hexdigest()
+        self.plain_sha256 = h_plain.hexdigest() if h_plain is not None else self.sha256
+
+    def compressed_writes(self) -> Iterator[tuple[int, bytes, int]]:
+        """(offset, bytes, meaningful length) of the stream before encryption."""
+        return self._plain_writes()
 
     def ensure_done(self) -> None:
         if self.dumplength is None:

@@ -17,8 +17,9 @@ import posixpath
 import struct
 
 from analyzer.intervals import IntervalSet
-from analyzer.recovery import infofile
 from analyzer.wire import DATASIZE, KDH_V4, MAX_PATH, MSG_HDR, MsgType
+
+from . import infotext
 
 VMCORE_BUFSZ = 128 * 1024
 _HDR = MSG_HDR.struct
@@ -65,7 +66,7 @@ class Session:
         self.closed_at: int | None = None
         self.status: bytes | None = None  # terminal info line once closed
         self.any_data = False
-        self.info = [infofile.first_line(ip, ip)]
+        self.info = [infotext.header_line(ip, ip)]
         self.kdh_raw: list[bytes] = []
         self.core_name = self._rel(f"vmcore.{ip}.{index}")
         self.vmcore = FileState()
@@ -107,10 +108,10 @@ class Session:
     def _kdh(self, payload: bytes) -> None:
         self.any_data = True
         self.kdh_raw.append(payload)
-        self.info.append(infofile.kdh_block(payload))
-        if len(payload) < KDH_V4.size:
+        view = infotext.KdhView(payload)
+        self.info.append(view.lines)
+        if not view.ok:
             return
-        view = infofile.server_view(payload[:KDH_V4.size])
         if view.encrypted:
             base = posixpath.basename(self.core_name)
             if base.startswith("vmcore."):  # netdumpd renames only a plain vmcore.* name
@@ -134,7 +135,7 @@ class Session:
         self.info.append(status)
         self.status = status
         self.closed_at = t
-        self.finished = status == infofile.STATUS_COMPLETE
+        self.finished = status == infotext.COMPLETE
 
     def info_bytes(self) -> bytes:
         return b"".join(self.info)
@@ -175,7 +176,7 @@ class Server:
                 if not sess.any_data:
                     sess.acks += 1
                     return "ack", sess.port, seqno
-                sess.close(t, infofile.STATUS_TIMED_OUT, flush=False)
+                sess.close(t, infotext.TIMED_OUT, flush=False)
                 del self.active[client_ip]
             path = self._herald_path(udp_payload[_HDR.size:], mh_len)
             d = path if path is not None else self.default_path
@@ -209,7 +210,7 @@ class Server:
         elif mtype == MsgType.EKCD_KEY:
             sess._key(offset, data_len)
         elif mtype == MsgType.FINISHED:
-            sess.close(t, infofile.STATUS_COMPLETE, flush=True)
+            sess.close(t, infotext.COMPLETE, flush=True)
             del self.active[client_ip]
         else:
             return None, None, None
@@ -219,7 +220,7 @@ class Server:
     def finish(self, t: int) -> None:
         """End of the simulation: every open session eventually times out (600 s)."""
         for ip, sess in list(self.active.items()):
-            sess.close(t + 600 * 10**9, infofile.STATUS_TIMED_OUT, flush=False)
+            sess.close(t + 600 * 10**9, infotext.TIMED_OUT, flush=False)
             del self.active[ip]
 
 

@@ -49,6 +49,14 @@ class DumpSpec:
     blackout_ms: tuple = ()  # ((start, end), ...) relative to start: drop everything both ways
     work_us: float = 10.0  # client time between calls (copy / compress the next buffer)
     capture_loss: float = 0.0  # capture-only loss for this client's frames (both directions)
+    # What the dump contains (minidump.py, ekcd.py). image: "legacy" (the default stand-in)
+    # or "minidump" (consistent; arch "amd64"/"arm64", minidump_version 2/3).
+    image: str = "legacy"
+    arch: str = "amd64"
+    minidump_version: int = 3
+    msgbuf_wrapped: bool = False
+    cipher: str | None = None  # "aes256-cbc" or "chacha20"; default by generation
+    public_key: str | None = None  # PEM; default: the simulated operator's key
 
 
 def spec_dict(spec: DumpSpec) -> dict:

@@ -20,6 +20,19 @@ Definitions used throughout (and in ``truth.json``):
   when a session times out or restarts, and keeps what the capture missed.
 * **rounds**: retransmit rounds of a send call (0 = all ACKed on the first burst; 11 and
   still unACKed = abort).
+* **image** (per dump, imagetruth.py): what the capture's missing ranges (and, without a KDH,
+  everything past the capture length) destroy in the plaintext image. ``missing`` /
+  ``missing_bytes``: lost image bytes (an AES-CBC hole also loses the next 16-byte block; a
+  compressed stream is lost from the first hole on, ``compression`` = {``decoded_bytes``,
+  ``stopped_at``}); ``length``, ``sha256`` of the whole plaintext image; ``ekcd``: cipher,
+  ``padding`` (oaep or pkcs1v15), iv, encryptedkeysize (never the key); ``model``: legacy or
+  minidump. A minidump adds ``arch``, ``minidump_version``, ``header``, ``dump_avail``,
+  ``sections`` [{name, offset, length, missing_bytes}], ``pages_total``, ``pages_lost``,
+  ``lost_pages_pa`` (coalesced [start, end) physical ranges), ``kgdb`` (unusable when header,
+  dump_avail, bitmap or pmap bytes are lost, degraded for pages or msgbuf, else ok), and
+  ``msgbuf``: {size, wrapped, write_pos, text (oldest first), lines, missing (text offsets),
+  ring_missing, lost_lines [{index, text}], panic, version_line}. ``regenerate``: the
+  parameters that rebuild the image (``minidump.image_from``).
 """
 from __future__ import annotations
 
@@ -32,6 +45,7 @@ from typing import Any, Iterator
 from analyzer.intervals import IntervalSet
 from analyzer.wire import TYPE_NAMES
 
+from .imagetruth import image_truth
 from .server import FileState, Session, intervals_of
 
 
@@ -198,6 +212,7 @@ class Attempt:
         }
         out["capture"]["length"] = self.capture_length()
         out["capture"]["recovered_vmcore_sha256"] = self._vmcore_sha(recovered=True)
+        out["image"] = image_truth(stream, missing, out["capture"]["length"])
         if sess is not None:
             if sess.key is not None:
                 out["capture"]["key_missing"] = [list(r) for r in _gaps(self.cap_key, sess.key.length)]

@@ -493,7 +493,9 @@ def test_retransmissions(results):
     assert frames_with(results, "retrans", "fbsd_netdump.conflict") == [16]
     # FINISHED was never acknowledged
     assert frames_with(results, "retrans", "fbsd_netdump.unacked") == [20]
-    assert frames_with(results, "retrans", "fbsd_netdump.retransmission") == [8, 9, 13, 16]
+    # frame 15 continues the burst of 13's resend round: the audit's rule calls it a resend
+    # whose earlier copy the capture never saw (the old name is an alias of the new class)
+    assert frames_with(results, "retrans", "fbsd_netdump.retransmission") == [8, 9, 13, 15, 16]
     assert "[retransmission]" in r8["_ws.col.Info"]
 
 
@@ -503,7 +505,7 @@ def test_acks(results):
     assert row(results, "acks", 4)["fbsd_netdump.dup_ack_of"] == "2"
     assert frames_with(results, "acks", "fbsd_netdump.ack_unseen") == [5]
     assert row(results, "acks", 5)["fbsd_netdump.ack.seqno"] == "99"
-    assert "Duplicate ACK #2 of frame 2" in results["acks"]["verbose"]
+    assert "Duplicate ACK number: 2" in results["acks"]["verbose"]
 
 
 def test_malformed(results):
@@ -511,13 +513,15 @@ def test_malformed(results):
     assert frames_with(results, "malformed", "fbsd_netdump.bad_length") == [4]
     assert frames_with(results, "malformed", "fbsd_netdump.jumbo") == [5]
     text = results["malformed"]["verbose"]
-    assert "Expert Info (Error/Malformed): Runt: 20 bytes" in text
-    assert "Expert Info (Error/Malformed): Length mismatch: 24 + mh_len = 224, UDP payload is 124 bytes" in text
-    assert "Expert Info (Warning/Protocol): Payload of 8948 bytes is above 4096" in text
-    assert "Expert Info (Warning/Malformed): Datagram to the client port has 6 bytes" in text
+    # expert summaries are fixed strings; the numbers are in fields
+    assert "Expert Info (Error/Malformed): Runt: shorter than the 24-byte header" in text
+    assert "Expert Info (Error/Malformed): Length mismatch: 24 + mh_len differs from the UDP payload length" in text
+    assert "Payload length: 200" in text
+    assert "Expert Info (Warning/Protocol): Payload above the largest accepted size" in text
+    assert "Expert Info (Warning/Malformed): Datagram to the client port is not a 4-byte ACK" in text
     assert "Expert Info (Warning/Checksum): Kernel dump header parity check failed" in text
     assert "Parity OK: False" in text
-    assert "Unknown message type 9" in text
+    assert "Expert Info (Warning/Protocol): Unknown message type" in text
     # malformed copies are not retransmissions of seq 2: the jumbo one is its first transmission
     assert row(results, "malformed", 5)["fbsd_netdump.retransmission"] == ""
 
@@ -574,8 +578,8 @@ def test_filters_work(tshark, results, tmp_path):
     """Display filters from the README select the expected frames."""
     cap = results["retrans"]["pcap"]
     cases = {
-        "fbsd_netdump.retransmission": [8, 9, 13, 16],
-        "fbsd_netdump.type == 3 && !fbsd_netdump.retransmission": [3, 4, 5, 11, 15],
+        "fbsd_netdump.retransmission": [8, 9, 13, 15, 16],
+        "fbsd_netdump.type == 3 && !fbsd_netdump.retransmission": [3, 4, 5, 11],
         "fbsd_netdump.duplicate_ack": [14],
         "fbsd_netdump.ack_rtt > 0.5": [4, 8, 15],
         "fbsd_netdump.expert.unacked": [20],
@@ -626,88 +630,6 @@ def test_port_preferences(tshark, tmp_path):
 
 
 # --------------------------------------------------------------------------------------
-# netdump-analyzer wireshark install
-# --------------------------------------------------------------------------------------
-
-def _fake_tshark(tmp_path: Path, folder: Path) -> Path:
-    exe = tmp_path / "fake-tshark"
-    exe.write_text("#!/bin/sh\n"
-                   "printf 'Personal configuration:\\t/nowhere\\n'\n"
-                   f"printf 'Personal Lua Plugins:\\t{folder}\\n'\n")
-    exe.chmod(0o755)
-    return exe
-
-
-def test_install_uses_tshark_folder(tmp_path):
-    from click.testing import CliRunner
-
-    from analyzer.wireshark import wireshark_group
-
-    folder = tmp_path / "plugins"
-    exe = _fake_tshark(tmp_path, folder)
-    runner = CliRunner()
-    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe)])
-    assert res.exit_code == 0, res.output
-    target = folder / "netdump.lua"
-    assert target.read_bytes() == LUA.read_bytes()
-    assert str(target) in res.output
-    # same file again: fine, nothing to do
-    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe)])
-    assert res.exit_code == 0 and "already installed" in res.output
-    # a different file is not overwritten without --force
-    target.write_text("-- someone else's dissector\n")
-    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe)])
-    assert res.exit_code != 0 and "--force" in res.output
-    assert target.read_text() == "-- someone else's dissector\n"
-    res = runner.invoke(wireshark_group, ["install", "--tshark", str(exe), "--force"])
-    assert res.exit_code == 0, res.output
-    assert target.read_bytes() == LUA.read_bytes()
-
-
-def test_install_without_tshark_falls_back(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from analyzer import wireshark
-
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setattr(wireshark.shutil, "which", lambda name: None)
-    res = CliRunner().invoke(wireshark.wireshark_group, ["install"])
-    assert res.exit_code == 0, res.output
-    target = tmp_path / ".local" / "lib" / "wireshark" / "plugins" / "netdump.lua"
-    assert target.read_bytes() == LUA.read_bytes()
-    assert str(target) in res.output
-
-
-def test_install_dest_option(tmp_path):
-    from click.testing import CliRunner
-
-    from analyzer.wireshark import wireshark_group
-
-    res = CliRunner().invoke(wireshark_group, ["install", "--dest", str(tmp_path / "x")])
-    assert res.exit_code == 0, res.output
-    assert (tmp_path / "x" / "netdump.lua").is_file()
-
-
-def test_installed_plugin_loads_from_personal_folder(tshark, results, tmp_path):
-    """Installed with the command, tshark picks the dissector up with no -X option."""
-    from click.testing import CliRunner
-
-    from analyzer.wireshark import wireshark_group
-
-    env = tshark_env(tmp_path)
-    folders = subprocess.run([tshark, "-G", "folders"], capture_output=True, text=True, env=env).stdout
-    folder = next(ln.split(":", 1)[1].strip() for ln in folders.splitlines()
-                  if ln.startswith("Personal Lua Plugins:"))
-    assert folder.startswith(str(tmp_path)), folder  # isolated HOME, not the real one
-    res = CliRunner().invoke(wireshark_group, ["install", "--dest", folder])
-    assert res.exit_code == 0, res.output
-    proc = subprocess.run([tshark, "-n", "-2", "-r", str(results["clean"]["pcap"]), "-T", "fields",
-                           "-e", "fbsd_netdump.type"], capture_output=True, text=True, env=env)
-    assert_no_lua_errors(proc.stdout, proc.stderr)
-    assert proc.stdout.split() == ["1", "3", "3", "3", "4", "2"]
-
-
-# --------------------------------------------------------------------------------------
 # Lua 5.4 (Wireshark 4.4+): run the script against minimal API stand-ins
 # --------------------------------------------------------------------------------------
 
@@ -733,8 +655,15 @@ NSTime = { new = function(s, ns)
     assert(math.type(s) == "integer" and math.type(ns) == "integer", "NSTime needs integers")
     return { s = s, ns = ns } end }
 UInt64 = { new = function(v) return { v = v } end }
+local current_pinfo
+Field = { new = function(name) return function()
+    -- the IP source (destination) of the packet being dissected, as a field with a range
+    local ip = name == "ip.src" and current_pinfo.src or current_pinfo.dst
+    return { value = ip, range = { len = function() return 4 end } }
+end end }
 local stat_fn
 function register_stat_cmd_arg(name, fn) stat_fn = fn end
+function register_menu() end
 local listeners = {}
 Listener = { new = function() local l = {}; listeners[#listeners + 1] = l; return l end }
 
@@ -766,6 +695,7 @@ local function Tree()
     end
     function t.append_text(self, s) assert(type(s) == "string") end
     function t.set_generated() end
+    function t.set_hidden() end
     function t.add_proto_expert_info(self, e, text) if text then assert(type(text) == "string") end end
     return t
 end
@@ -809,6 +739,7 @@ for pass = 1, 2 do
     for n, pk in ipairs(packets) do
         local pinfo = { number = n, visited = pass == 2, src = pk[1], dst = pk[2], src_port = pk[3],
             dst_port = pk[4], rel_ts = n * 0.001, abs_ts = 1700000000 + n * 0.001, in_error_pkt = false, cols = {} }
+        current_pinfo = pinfo
         local tvb = Tvb(pk[5])
         local r = p.dissector(tvb, pinfo, Tree())
         if r == 0 and p.heur then assert(p.heur(tvb, pinfo, Tree())) end
@@ -832,7 +763,8 @@ def test_runs_under_lua54(tmp_path):
     proc = subprocess.run([lua, str(harness), str(LUA)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = dict(ln.split("\t", 1) for ln in proc.stdout.splitlines() if "\t" in ln)
-    assert lines["6"] == "VMCORE seq=3 off=1448 len=100 [retransmission] [conflict]"
+    # 1 ms after the first copy: a network duplicate under the audit's rule, with other bytes
+    assert lines["6"] == "VMCORE seq=3 off=1448 len=100 [network duplicate] [conflict]"
     assert lines["8"] == "ACK seq=3 [dup ACK #1]"
     assert lines["11"] == "KDH seq=5 host=web1 [unacked]"
     assert lines["16"] == "HERALD path=../etc [new dump] [unacked]"

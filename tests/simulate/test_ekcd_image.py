@@ -1,0 +1,146 @@
+"""Simulated EKCD: the key file unwraps with the operator's private key and the dump body
+decrypts, with the kernel's ciphers applied independently here, back to the plaintext."""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from analyzer.simulate import DumpSpec, simulate_frames
+from analyzer.simulate.ekcd import DumpKey
+
+OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+
+
+@pytest.fixture(scope="module")
+def operator():
+    """The test's own RSA key pair; the simulator only sees the public half."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, pem.decode()
+
+
+def _key_file(blob: bytes):
+    """struct kerneldumpkey: u8 cipher, iv[32], big-endian u32 size, wrapped key."""
+    cipher, iv, n = blob[0], blob[1:33], struct.unpack(">I", blob[33:37])[0]
+    return cipher, iv, blob[37:37 + n]
+
+
+def _decrypt(cipher: int, key: bytes, iv: bytes, body: bytes) -> bytes:
+    if cipher == 1:
+        dec = Cipher(algorithms.AES(key[:32]), modes.CBC(iv[:16])).decryptor()
+    else:
+        dec = Cipher(algorithms.ChaCha20(key[:32], bytes(8) + iv[:8]), None).decryptor()
+    return dec.update(body) + dec.finalize()
+
+
+CASES = [  # generation, cipher, compression, image model
+    ("12", None, "none", "minidump"),
+    ("13", None, "none", "minidump"),
+    ("main", "aes256-cbc", "none", "minidump"),
+    ("main", "chacha20", "gzip", "minidump"),
+    ("13", "chacha20", "zstd", "legacy"),
+    ("12", None, "none", "legacy"),
+]
+
+
+@pytest.mark.parametrize("gen,cipher,comp,model", CASES)
+def test_body_decrypts_to_the_plaintext_image(operator, gen, cipher, comp, model):
+    private, pem = operator
+    spec = DumpSpec(generation=gen, size=256 << 10, encrypt=True, cipher=cipher,
+                    compress=comp, public_key=pem, image=model)
+    _frames, truth = simulate_frames(spec, seed=9)
+    att = truth.dumps[0]
+    name = att.session.core_name
+    assert name.startswith("vmcore_encrypted.")
+    number, iv, wrapped = _key_file(truth.file_bytes(att.session.key_name))
+    assert number == (1 if gen == "12" or cipher == "aes256-cbc" else 2)
+    assert len(wrapped) == 256
+    if gen == "12":
+        key = private.decrypt(wrapped, padding.PKCS1v15())
+        with pytest.raises(ValueError):
+            private.decrypt(wrapped, OAEP)
+    else:
+        key = private.decrypt(wrapped, OAEP)
+    assert len(key) == 64
+    body = truth.file_bytes(name)
+    plain = _decrypt(number, key, iv, body if comp == "none" else
+                     body + bytes(-len(body) % 16))[:len(body)]
+    image = att.material.stream.image.read(0, 256 << 10)
+    if comp == "gzip":
+        plain = zlib.decompressobj(31).decompress(plain)
+    elif comp == "zstd":
+        import zstandard
+        plain = zstandard.ZstdDecompressor().decompressobj().decompress(plain)
+    assert plain == image
+    entry = truth.to_json()["dumps"][0]["image"]
+    assert entry["ekcd"]["padding"] == ("pkcs1v15" if gen == "12" else "oaep")
+    assert entry["ekcd"]["private_key"] == "given"
+
+
+def test_the_same_seed_gives_the_same_key_file_and_ciphertext(operator):
+    spec = DumpSpec(generation="13", size=64 << 10, encrypt=True, public_key=operator[1])
+    runs = [simulate_frames(spec, seed=5)[1] for _ in range(2)]
+    names = [r.dumps[0].session.key_name for r in runs]
+    assert runs[0].file_bytes(names[0]) == runs[1].file_bytes(names[1])
+    core = runs[0].dumps[0].session.core_name
+    assert runs[0].file_bytes(core) == runs[1].file_bytes(core)
+
+
+def test_without_a_public_key_the_generated_private_key_unwraps_it():
+    _f, truth = simulate_frames(DumpSpec(generation="main", size=64 << 10, encrypt=True), seed=2)
+    dkey = truth.dumps[0].material.stream.key
+    private = serialization.load_pem_private_key(dkey.private_key_pem(), None)
+    assert private.key_size == 2048
+    _n, _iv, wrapped = _key_file(truth.file_bytes(truth.dumps[0].session.key_name))
+    assert len(private.decrypt(wrapped, OAEP)) == 64
+    assert truth.to_json()["dumps"][0]["image"]["ekcd"]["private_key"] == "generated"
+
+
+def test_no_secret_reaches_the_truth(operator):
+    private, pem = operator
+    spec = DumpSpec(generation="main", size=64 << 10, encrypt=True)
+    _f, truth = simulate_frames(spec, seed=3)
+    text = json.dumps(truth.to_json())
+    dkey = truth.dumps[0].material.stream.key
+    _n, _iv, wrapped = _key_file(truth.file_bytes(truth.dumps[0].session.key_name))
+    key = serialization.load_pem_private_key(dkey.private_key_pem(), None).decrypt(wrapped, OAEP)
+    assert key.hex() not in text and key[:32].hex() not in text
+    assert "PRIVATE" not in text
+
+
+def test_a_cbc_hole_costs_the_next_block_and_a_chacha_hole_only_itself(operator):
+    from analyzer.simulate.imagetruth import plain_missing
+    for cipher, extra in (("aes256-cbc", 16), ("chacha20", 0)):
+        spec = DumpSpec(generation="13", size=64 << 10, encrypt=True, cipher=cipher,
+                        public_key=operator[1])
+        _f, truth = simulate_frames(spec, seed=1)
+        stream = truth.dumps[0].material.stream
+        lost, _ = plain_missing(stream, [(8192, 9000)], 64 << 10)
+        assert lost == [(8192, 9000 + extra)]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(generation="13", cipher="aes256-cbc", compressed=True), "compression"),
+    (dict(generation="12", cipher="chacha20"), "AES-256-CBC only"),
+    (dict(generation="13", cipher="des"), "unknown cipher"),
+])
+def test_combinations_dumpon_refuses_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DumpKey(1, **kwargs)
+
+
+def test_a_short_rsa_key_is_refused():
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    pem = small.public_bytes(serialization.Encoding.PEM,
+                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(ValueError, match="2048"):
+        DumpKey(1, "13", public_key_pem=pem)
+    with pytest.raises(ValueError, match="PEM"):
+        DumpKey(1, "13", public_key_pem=b"not a key")
