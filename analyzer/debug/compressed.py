@@ -11,7 +11,6 @@ then pads the last block; whatever follows the stream is reported, not decoded.
 """
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from typing import Callable, NamedTuple
@@ -20,6 +19,7 @@ from analyzer.debug.files import Ranges
 
 OUT_CHUNK = 1 << 20
 IN_CHUNK = 1 << 16
+ZSTD_FEED = 4096  # compressed bytes per call: bounds what one call can expand to
 GZIP_MAGIC = b"\x1f\x8b\x08"
 ZSTD_MAGIC = 0xFD2FB528
 _U32 = struct.Struct("<I")
@@ -154,23 +154,6 @@ def _zstd_frame(s: _Stream, pos: int) -> _Frame | None:
             return _Frame(pos, bpos + 4 * checksum, fcs)
 
 
-class _Slice(io.RawIOBase):
-    """Bytes [start, end) of the stream, for the zstd reader."""
-
-    def __init__(self, s: _Stream, start: int, end: int):
-        self.s, self.pos, self.end = s, start, end
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        n = min(len(buf), self.end - self.pos)
-        data = self.s.read(self.pos, n) if n > 0 else b""
-        buf[:len(data)] = data
-        self.pos += len(data)
-        return len(data)
-
-
 def unzstd(s: _Stream, write: Callable[[int, bytes], None]) -> Decoded:
     import zstandard
     pos, out, reached, stopped = 0, 0, None, None
@@ -190,13 +173,14 @@ def unzstd(s: _Stream, write: Callable[[int, bytes], None]) -> Decoded:
             break
         hole = s.hole_from(pos)
         end = frame.end if frame.end is not None else s.length
-        reader = zstandard.ZstdDecompressor().stream_reader(_Slice(s, pos, min(hole, end)),
-                                                            read_across_frames=False)
+        dec = zstandard.ZstdDecompressor().decompressobj()
         produced = 0
         try:
-            while piece := reader.read(OUT_CHUNK):
-                write(out + produced, piece)
-                produced += len(piece)
+            for at in range(pos, min(hole, end), ZSTD_FEED):
+                piece = dec.decompress(s.read(at, min(ZSTD_FEED, min(hole, end) - at)))
+                if piece:
+                    write(out + produced, piece)
+                    produced += len(piece)
         except zstandard.ZstdError as exc:
             notes.append(f"zstd frame at {pos} invalid: {exc}")
             hole = min(hole, pos)

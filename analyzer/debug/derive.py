@@ -134,9 +134,6 @@ def _decompress_into(fd_in: int, fd_out: int, kind: str, length: int,
     notes = list(decoded.notes)
     lost = list(decoded.missing)
     out_len = decoded.length
-    if decoded.stopped_at is not None:
-        notes.insert(0, f"decompressed {decoded.reached} bytes contiguously; decoding "
-                        f"stopped at compressed offset {decoded.stopped_at}")
     if not decoded.complete:
         # How long the dump was: only the minidump layout says it exactly.
         _md, _problems, with_tail = minidump.interpret(

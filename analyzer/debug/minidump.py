@@ -142,11 +142,15 @@ def interpret(read: Callable[[int, int], bytes], length: int, missing: Ranges,
     added to it. Returns (None, problems, missing) when the header cannot be read.
     """
     problems: list[str] = []
-    if overlap(missing, 0, PAGE):
-        return None, ["the minidump header page was not captured"], missing
-    hdr = parse_header(read(0, PAGE))
+    page0 = read(0, PAGE)
+    head_t = MINIDUMP_HEADERS.get(minidump_arch(page0) or "")
+    if overlap(missing, 0, head_t.size if head_t else 24):
+        return None, ["the minidump header was not captured"], missing
+    hdr = parse_header(page0)
     if hdr is None:
         return None, [], missing
+    if overlap(missing, 0, PAGE):
+        problems.append("the header page lacks bytes after the header fields")
     if hdr["arch"] == "arm64" and hdr.get("flags", 0) & 3:
         problems.append("arm64 minidump with 16 KiB pages: sections not interpreted")
         return _summary(hdr, [], 0, 0, [], False), problems, missing

@@ -68,10 +68,17 @@ def test_a_hole_in_the_metadata_makes_kgdb_unusable(section):
     start, _length = md.sections[section]
     out, problems, _ = _interpret(md, [(start + 8, start + 16)])
     if section == "header":
-        assert out is None and problems == ["the minidump header page was not captured"]
+        assert out is None and problems == ["the minidump header was not captured"]
     else:
         assert verdict(out) == "unusable"
         assert {s["name"]: s["missing_bytes"] for s in out["sections"]}[section] == 8
+
+
+def test_a_header_page_with_its_fields_captured_is_still_interpreted_but_unusable():
+    md = build_minidump("amd64", 3, b"m" * 4096, AVAIL, list(range(10)))
+    out, problems, _ = _interpret(md, [(1448, 2896)])
+    assert out["pages_total"] == 10 and verdict(out) == "unusable"
+    assert problems == ["the header page lacks bytes after the header fields"]
 
 
 def test_a_lost_msgbuf_page_only_degrades():
