@@ -12,9 +12,10 @@ import sys
 import click
 
 from analyzer import __version__
+from analyzer.commandline import (captures_arg, emit_report, json_opt, merge_opt,
+                                  output_dir_option, progress_for, quiet_opt, size_opt,
+                                  verify_opt)
 from analyzer.debug.ready import decompress_opt, private_key_opt
-from analyzer.commandline import (captures_arg, emit_report, json_opt, output_dir_option,
-                                  progress_for, quiet_opt, size_opt, verify_opt)
 from analyzer.exits import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE, EXIT_USAGE,
                             Failure, Interrupted, OutputClosed, interruptible)
 
@@ -61,19 +62,20 @@ def cli() -> None:
 @size_opt
 @verify_opt
 @quiet_opt
+@merge_opt
 @private_key_opt
 @decompress_opt
-def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, private_key,
+def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, merge, private_key,
             decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.debug.ready import check_private_key, make_ready
-    from analyzer.pipeline import run_analysis
+    from analyzer.merge.run import run_either
     check_private_key(private_key)
     with interruptible(f"the data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
-        analysis, report, code = run_analysis(captures, outdir, max_dump_size,
-                                              progress=progress_for(not quiet),
-                                              verify_checksums=not no_verify)
+        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
+                                            progress=progress_for(not quiet),
+                                            verify_checksums=not no_verify)
     notes = make_ready(report, outdir, private_key, decompress)
     emit_report(report, json_out, analysis.records, quiet, notes)
     sys.exit(code)
@@ -85,18 +87,20 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, private
 @size_opt
 @verify_opt
 @quiet_opt
+@merge_opt
 @private_key_opt
 @decompress_opt
-def summary(captures, json_out, max_dump_size, no_verify, quiet, private_key, decompress):
+def summary(captures, json_out, max_dump_size, no_verify, quiet, merge, private_key,
+            decompress):
     """The same analysis as extract, writing no dump files."""
     from analyzer.debug.ready import check_private_key, summary_ready
-    from analyzer.pipeline import run_analysis
+    from analyzer.merge.run import run_either
     check_private_key(private_key)
     with interruptible("no report was written"), \
             summary_ready(private_key, decompress) as (outdir, finish):
-        analysis, report, code = run_analysis(captures, outdir, max_dump_size,
-                                              progress=progress_for(not quiet),
-                                              verify_checksums=not no_verify)
+        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
+                                            progress=progress_for(not quiet),
+                                            verify_checksums=not no_verify)
         notes = finish(report)
     emit_report(report, json_out, analysis.records, quiet, notes)
     sys.exit(code)

@@ -189,3 +189,6 @@ verify_opt = click.option("--no-verify-checksums", "no_verify", is_flag=True,
 size_opt = click.option("--max-dump-size", default="1T", show_default=True,
                         callback=lambda ctx, p, v: parse_size(v),
                         help="Refuse data at offsets past this size.")
+merge_opt = click.option("--merge", is_flag=True,
+                         help="The captures are simultaneous views of the same traffic from "
+                              "different points (commas join one view's ring-buffer files).")

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from analyzer.commandline import (captures_arg, emit_report, json_option, output_dir_option,
-                                  progress_for, quiet_opt, size_opt)
+from analyzer.commandline import (captures_arg, emit_report, json_option, merge_opt,
+                                  output_dir_option, progress_for, quiet_opt, size_opt)
 from analyzer.exits import EXIT_USAGE, Failure, OutputClosed, interruptible
 
 
@@ -33,8 +33,9 @@ def _console(to_stderr: bool):
               metavar="SECONDS", help="Report gaps in the client's sending longer than this.")
 @size_opt
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report, no progress bar.")
+@merge_opt
 def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_dump_size,
-                  quiet):
+                  quiet, merge):
     """Audit the transfer of every dump: bursts, retransmissions, ACKs, RTT, stalls, checks."""
     from analyzer.audit.sink import AuditSink
     if plot_dir:
@@ -46,16 +47,21 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
     if stall_threshold <= 0:
         raise click.BadParameter("must be above 0", param_hint="--stall-threshold")
     sink = AuditSink(stall_threshold, plot=bool(plot_dir), csv_dir=csv_dir)
-    from analyzer.pipeline import run_analysis
+    from analyzer.merge.run import run_either
     left = "no report was written" + (f"; the CSV files in {csv_dir} are partial"
                                       if csv_dir else "")
     with interruptible(left):
-        analysis, report, code = run_analysis(captures, None, max_dump_size, sinks=(sink,),
-                                              progress=progress_for(not quiet))
+        analysis, report, code = run_either(merge, captures, None, max_dump_size, sinks=(sink,),
+                                            progress=progress_for(not quiet), vantage=merge)
     sink.add_to_report(report)
+    if merge:
+        analysis.vantage.add_to_report(report)
     if not quiet:
         from analyzer.audit.render import render_report
         render_report(report, _console(to_stderr=json_out == "-"))
+        if merge:
+            from analyzer.merge.render import render_vantage
+            render_vantage(report, _console(to_stderr=json_out == "-"))
     emit_report(report, json_out, analysis.records, quiet=True)
     if plot_dir:
         from analyzer.audit.plots import write_plots

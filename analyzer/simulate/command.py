@@ -71,10 +71,18 @@ def _size(text: str) -> int:
               help="RSA public key (PEM) that wraps the dump key; default: a generated pair")
 @click.option("--write-private-key", type=click.Path(dir_okay=False), default=None,
               help="write the generated private key here (PEM, mode 0600, never overwritten)")
+@click.option("--capture-points", metavar="POINTS",
+              help="several capture points on the path (e.g. client,mirror,server): one "
+                   "capture per point, OUTPUT-<point>.pcap, and vantage.json in --expected")
+@click.option("--point-loss", multiple=True, metavar="POINT=P",
+              help="frames that capture point misses (with --capture-points; repeatable)")
+@click.option("--point-clock", multiple=True, metavar="POINT=SECONDS",
+              help="that capture point's clock offset (with --capture-points; repeatable)")
 def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, capture_loss,
                      capture_point, clients, compress, encrypt, path, restart_after, fmt, link,
                      ns, gz, snaplen, seed, output, expected, image_model, arch,
-                     minidump_version, msgbuf_wrapped, cipher, public_key, write_private_key):
+                     minidump_version, msgbuf_wrapped, cipher, public_key, write_private_key,
+                     capture_points, point_loss, point_clock):
     """Simulate FreeBSD netdump clients and netdumpd and write the capture."""
     nbytes = _size(size)
     pem = _read_public_key(public_key)
@@ -92,11 +100,24 @@ def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, captur
     capture = CaptureSpec(point=capture_point, loss=capture_loss, format=fmt, link=link,
                           snaplen=snaplen, tsres="ns" if ns else "us", gzip=gz)
     try:
-        out, truth = simulate(output, dumps, network, capture, seed=seed, expected=expected)
+        if capture_points:
+            from .vantage import parse_points, simulate_points
+            try:
+                taps = parse_points(capture_points, point_loss, point_clock)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--capture-points") from None
+            summary, truth = simulate_points(output, taps, dumps, network, capture, seed,
+                                             expected)
+        else:
+            out, truth = simulate(output, dumps, network, capture, seed=seed, expected=expected)
     except ValueError as exc:  # a dump the kernel would not make (cipher, size, key)
         raise click.UsageError(str(exc)) from None
     if write_private_key:
         _write_private_key(write_private_key, truth.dumps[0].material.stream.key.private_key_pem())
+    if capture_points:
+        json.dump(summary, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
     summary = {
         "capture": str(out),
         "frames": truth.capture.get("frames_written"),

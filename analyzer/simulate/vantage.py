@@ -1,0 +1,307 @@
+"""Several capture points on one path: a capture per tap, and the truth of every
+transmission (which taps saw it, where the network lost it).
+
+The engine is run once with its capture point at a mirror before any loss, so every
+transmission of both sides goes by with its fate (delivered, and when; or lost). Each tap sits
+at a position along the path, 0 the client host, 1 the server host: it sees a client packet
+at ``t_sent + position * (t_arrival - t_sent)`` when the packet got that far, an ACK the same
+way from the server's side. A packet the network lost is lost at one of ``loss_at`` (a
+position between taps); taps before that point saw it, those after did not. Each tap also
+misses frames of its own (``drop``, ``miss_packets``, ``miss_acks``) and has its own clock.
+Network duplicates are made just before the server: only a tap at position 1 sees both.
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzer.intervals import IntervalSet
+from analyzer.wire import MSG_HDR, MsgType
+
+from . import CaptureSpec, _Sim
+from .image import _mix
+from .pcapwriter import CaptureWriter
+
+_HDR = MSG_HDR.struct
+
+
+@dataclass
+class TapSpec:
+    """One capture point. ``miss_packets``: client transmission numbers (1-based, as
+    ``DumpSpec.drop_packets``) the tap misses; ``miss_acks``: seqnos whose every ACK it
+    misses; ``drop``: probability it misses any other frame."""
+
+    name: str
+    position: float  # 0 = client host, 1 = server host
+    drop: float = 0.0
+    clock_offset_s: float = 0.0
+    miss_packets: tuple = ()
+    miss_acks: tuple = ()
+    format: str = "pcap"
+    link: str = "ethernet"
+    tsres: str = "us"
+
+
+POINTS = {"client": 0.0, "mirror": 0.5, "server": 1.0}
+
+
+def _segment(taps: list[TapSpec], q: float, toward_server: bool) -> tuple:
+    """(last tap before the loss point, first tap after it), in the packet's direction."""
+    if toward_server:
+        before = [t.name for t in taps if t.position < q]
+        after = [t.name for t in taps if t.position > q]
+        return (before[-1] if before else None, after[0] if after else None)
+    before = [t.name for t in taps if t.position > q]
+    after = [t.name for t in taps if t.position < q]
+    return (before[0] if before else None, after[-1] if after else None)
+
+
+class _Tap:
+    def __init__(self, spec: TapSpec, path: str, seed: int, index: int):
+        self.spec = spec
+        self.writer = CaptureWriter(path, fmt=spec.format, link=spec.link, tsres=spec.tsres)
+        self.rng = random.Random(_mix(seed, 7000 + index))
+        self.offset = int(round(spec.clock_offset_s * 1e9))
+        self.heap: list = []
+        self.n = 0
+        self.vmcore: dict[int, IntervalSet] = {}  # attempt index -> VMCORE bytes captured
+        self.kdh: set[int] = set()
+
+    def see(self, t: int, frame: tuple) -> bool:
+        """Queue the frame at tap time ``t`` unless the tap misses it; True when kept."""
+        if self.spec.drop and self.rng.random() < self.spec.drop:
+            return False
+        self.n += 1
+        heapq.heappush(self.heap, (t, self.n, frame))
+        return True
+
+    def flush(self, before: int | None, attempts: list) -> None:
+        heap = self.heap
+        while heap and (before is None or heap[0][0] < before):
+            t, _n, f = heapq.heappop(heap)
+            kept = self.writer.write((t + self.offset, *f[1:]))
+            if f[1] == 0 and kept >= 24:
+                mtype, _seq, offset, mh_len, _aux = _HDR.unpack_from(f[6])
+                k = attempts.index(f[7][0])
+                if mtype == MsgType.VMCORE:
+                    self.vmcore.setdefault(k, IntervalSet()).add(
+                        offset, offset + min(mh_len, kept - 24))
+                elif mtype == MsgType.KDH:
+                    self.kdh.add(k)
+
+
+def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, seed: int = 0,
+                     loss_at: tuple = (0.5,), loss_where: dict | None = None,
+                     start_time: float | None = None):
+    """Write one capture per tap (``outputs``: tap name -> path); returns (paths, truth).
+
+    ``loss_at``: positions where the network's losses happen, one picked per lost packet;
+    ``loss_where``: client transmission number -> position, for chosen packets. The returned
+    truth is the engine's, with ``truth.vantage`` (see :func:`vantage_truth`) added.
+    """
+    taps = sorted(taps, key=lambda t: t.position)
+    sim = _Sim(dumps, network, CaptureSpec(point="mirror"), seed, True, start_time)
+    d2 = sim.runs[0].d // 2
+    d = sim.runs[0].d
+    rng = random.Random(_mix(seed, 6999))
+    where = dict(loss_where or {})
+    state = [_Tap(t, str(outputs[t.name]), seed, i) for i, t in enumerate(taps)]
+    records: list[dict] = []
+    by_rec: dict[int, dict] = {}
+    attempts = sim.truth.attempts
+    try:
+        for f in sim.frames():
+            m, role = f[0], f[1]
+            att, kind, seqno, send_no, copy, rec = f[7]
+            if kind == 0:
+                t_sent = m - d2
+                arrivals = rec[8] if rec is not None else []
+                r = {"dump": attempts.index(att), "n": rec[0], "seqno": seqno, "send": send_no,
+                     "type": int(rec[2]), "seen": [], "lost_at": None, "lost_between": None}
+                records.append(r)
+                by_rec[id(rec)] = r
+                q = None
+                if not arrivals:
+                    q = where.get(rec[0], rng.choice(loss_at))
+                    r["lost_at"] = q
+                    r["lost_between"] = list(_segment(taps, q, True))
+                for tap in state:
+                    p = tap.spec.position
+                    if q is not None and p >= q:
+                        continue
+                    ta = arrivals[0] if arrivals else t_sent + d
+                    if rec[0] in tap.spec.miss_packets:
+                        continue
+                    if tap.see(t_sent + int(p * (ta - t_sent)), f):
+                        r["seen"].append(tap.spec.name)
+                    if p >= 1.0:
+                        for extra in arrivals[1:]:  # a network duplicate
+                            tap.see(extra, f)
+            else:
+                ts = m - d2
+                ackrec = None
+                if kind == 1 and rec is not None:
+                    ackrec = next((a for a in rec[9] if a[0] == ts), None)
+                arrivals = ackrec[2] if ackrec is not None else ([ts + d] if kind == 2 else [])
+                q = None
+                if not arrivals:
+                    q = rng.choice(loss_at)
+                if kind == 1 and id(rec) in by_rec:
+                    by_rec[id(rec)].setdefault("acks", []).append(
+                        {"seen": [], "lost_at": q})
+                for tap in state:
+                    p = tap.spec.position
+                    if q is not None and p <= q:
+                        continue
+                    if kind == 1 and seqno in tap.spec.miss_acks:
+                        continue
+                    ta = arrivals[0] if arrivals else ts + d
+                    if tap.see(ts + int((1 - p) * (ta - ts)), f) and kind == 1 \
+                            and id(rec) in by_rec:
+                        by_rec[id(rec)]["acks"][-1]["seen"].append(tap.spec.name)
+                    if p <= 0.0:
+                        for extra in arrivals[1:]:
+                            tap.see(extra, f)
+            for tap in state:
+                tap.flush(m - d2 - 1, attempts)
+        for tap in state:
+            tap.flush(None, attempts)
+    finally:
+        for tap in state:
+            tap.writer.close()
+    sim.finish()
+    truth = sim.truth
+    truth.vantage = vantage_truth(taps, records, outputs)
+    dumps = range(len(truth.attempts))
+    truth.tap_missing = {t.spec.name: {k: _own(truth.attempts[k], t, k) for k in dumps}
+                         for t in state}
+    truth.union_missing = {k: _union(truth.attempts[k], state, k) for k in dumps}
+    truth.transmission_records = records
+    return {t.name: Path(outputs[t.name]) for t in taps}, truth
+
+
+def _missing(att, cov: IntervalSet, kdh_seen: bool) -> list[list[int]]:
+    """Missing VMCORE ranges as an analyzer of those frames alone would report them (KDH
+    dumplength when a KDH was among them, else the end of what they hold)."""
+    length = att.material.stream.dumplength if kdh_seen else cov.max
+    return [list(r) for r in cov.gaps(0, length or 0)]
+
+
+def _own(att, tap: _Tap, k: int) -> list[list[int]]:
+    return _missing(att, tap.vmcore.get(k, IntervalSet()), k in tap.kdh)
+
+
+def _union(att, state: list[_Tap], k: int) -> list[list[int]]:
+    cov = IntervalSet()
+    for tap in state:
+        for a, b in tap.vmcore.get(k, ()):
+            cov.add(a, b)
+    return _missing(att, cov, any(k in tap.kdh for tap in state))
+
+
+def vantage_truth(taps: list[TapSpec], records: list[dict], outputs: dict) -> dict:
+    """Per dump attempt, the vantage table as the truth has it (client transmissions only;
+    capture names are the output paths as given)."""
+    names = [t.name for t in taps]
+    path = {n: str(outputs[n]) for n in names}
+    out: dict[int, dict] = {}
+    for r in records:
+        v = out.setdefault(r["dump"], {
+            "order": [path[n] for n in names],
+            "transmissions": {"total": 0, "seen_by_all": 0,
+                              "seen_by": {path[n]: 0 for n in names}, "seen_by_none": 0},
+            "lost_between": {}, "tap_drops": {path[n]: 0 for n in names}})
+        tx = v["transmissions"]
+        tx["total"] += 1
+        seen = set(r["seen"])
+        for n in seen:
+            tx["seen_by"][path[n]] += 1
+        if len(seen) == len(names):
+            tx["seen_by_all"] += 1
+        if not seen:
+            tx["seen_by_none"] += 1
+        q = r["lost_at"]
+        for t in taps:
+            if t.name not in seen and (q is None or t.position < q):
+                v["tap_drops"][path[t.name]] += 1  # the packet went by, the tap missed it
+        if q is not None and seen and r["lost_between"][0] is not None:
+            a, b = r["lost_between"]
+            key = (path[a], path[b] if b else None)
+            v["lost_between"][key] = v["lost_between"].get(key, 0) + 1
+    for v in out.values():
+        v["lost_between"] = [{"from": a, "to": b, "count": n}
+                             for (a, b), n in sorted(v["lost_between"].items(),
+                                                     key=lambda kv: names_index(kv[0], v))]
+    return out
+
+
+def names_index(key: tuple, v: dict) -> int:
+    return v["order"].index(key[0])
+
+
+def point_paths(output: str, names: list[str]) -> dict:
+    """``dump.pcap`` -> ``dump-client.pcap``, ``dump-server.pcap``, ... (one per point)."""
+    p = Path(output)
+    suffixes = "".join(p.suffixes)
+    stem = p.name[: len(p.name) - len(suffixes)] if suffixes else p.name
+    return {n: str(p.with_name(f"{stem}-{n}{suffixes}")) for n in names}
+
+
+def parse_points(points: str, losses, clocks) -> list[TapSpec]:
+    """``client,mirror,server`` with ``NAME=P`` drop rates and ``NAME=SECONDS`` clocks;
+    ValueError says what is wrong."""
+    names = [n for n in points.split(",") if n]
+    if not names or len(set(names)) != len(names) or any(n not in POINTS for n in names):
+        raise ValueError(f"{points!r}: a comma list of distinct points among "
+                         f"{', '.join(POINTS)}")
+
+    def pairs(items, what):
+        out = {}
+        for item in items:
+            name, _, value = item.partition("=")
+            if name not in names:
+                raise ValueError(f"{item!r}: {name!r} is not one of the capture points")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise ValueError(f"{item!r}: {what} must be a number") from None
+        return out
+
+    drop, clock = pairs(losses, "the drop probability"), pairs(clocks, "the clock offset")
+    return [TapSpec(n, POINTS[n], drop=drop.get(n, 0.0), clock_offset_s=clock.get(n, 0.0))
+            for n in names]
+
+
+def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: CaptureSpec,
+                    seed: int, expected: str | None) -> dict:
+    """The ``simulate --capture-points`` run: a capture per point, netdumpd's files and
+    ``vantage.json`` (every transmission: seen where, lost where) in ``expected``.
+    Returns (the command's summary, the truth)."""
+    import json
+    import os
+    for t in taps:
+        t.format, t.link, t.tsres = capture.format, capture.link, capture.tsres
+    taps = sorted(taps, key=lambda t: t.position)
+    cuts = [(a.position + b.position) / 2 for a, b in zip(taps, taps[1:])]
+    outputs = point_paths(output, [t.name for t in taps])
+    _paths, truth = simulate_vantage(outputs, taps, dumps, network, seed=seed,
+                                     loss_at=tuple(cuts) or (0.5,))
+    if expected is not None:
+        truth.write_expected(expected)
+        with open(os.path.join(expected, "vantage.json"), "w") as fh:
+            json.dump({"points": [{"name": t.name, "capture": outputs[t.name],
+                                   "position": t.position, "drop": t.drop,
+                                   "clock_offset_s": t.clock_offset_s} for t in taps],
+                       "dumps": [{"vantage": truth.vantage.get(k),
+                                  "union_missing": truth.union_missing[k],
+                                  "point_missing": {n: m[k] for n, m in
+                                                    truth.tap_missing.items()}}
+                                 for k in range(len(truth.attempts))],
+                       "transmissions": truth.transmission_records}, fh, indent=1)
+            fh.write("\n")
+    return {"captures": outputs,
+            "dumps": [{"client": a.client_ip, "outcome": a.outcome,
+                       "missing_bytes_union": sum(e - s for s, e in truth.union_missing[k])}
+                      for k, a in enumerate(truth.attempts)]}, truth

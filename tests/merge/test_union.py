@@ -1,0 +1,78 @@
+"""The union of simultaneous views: the bytes any view has, each view's own gaps, clocks."""
+from __future__ import annotations
+
+import pytest
+
+from analyzer.simulate import DumpSpec
+from analyzer.simulate.vantage import TapSpec
+
+from .conftest import LOSSY, three_taps
+
+
+def _two_taps(drop):
+    return [TapSpec("mirror", 0.5, drop=drop, clock_offset_s=12.5),
+            TapSpec("server", 1.0, drop=drop, clock_offset_s=-3 * 3600)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("taps", [_two_taps, three_taps], ids=["two-point", "three-point"])
+def test_union_misses_only_what_no_view_has(captured, taps, seed):
+    run = captured(taps(0.05), network=LOSSY, seed=seed)
+    report, _code = run.merge()
+    (session,) = report["sessions"]
+    assert session["vmcore"]["missing"] == run.truth.union_missing[0]
+
+
+@pytest.mark.parametrize("taps", [_two_taps, three_taps], ids=["two-point", "three-point"])
+def test_each_view_reports_its_own_gaps(captured, taps):
+    run = captured(taps(0.05), network=LOSSY, seed=4)
+    report, _code = run.merge()
+    (session,) = report["sessions"]
+    assert [v["capture"] for v in session["views"]] == list(run.views())
+    for view, tap in zip(session["views"], run.taps):
+        assert view["missing"] == run.truth.tap_missing[tap.name][0], tap.name
+        assert view["frames"] > 0
+    # the views' gaps differ, and together they hold more than any one of them
+    own = [sum(b - a for a, b in v["missing"]) for v in session["views"]]
+    union = sum(b - a for a, b in session["vmcore"]["missing"])
+    assert union < min(own)
+
+
+@pytest.mark.parametrize("taps", [_two_taps, three_taps], ids=["two-point", "three-point"])
+def test_clock_offsets_within_a_millisecond(captured, taps):
+    run = captured(taps(0.05), network=LOSSY, seed=5)
+    report, _code = run.merge()
+    for view, tap in zip(report["sessions"][0]["views"], run.taps):
+        assert view["clock_offset_s"] == pytest.approx(run.offset(tap.name), abs=1e-3)
+    assert [v["clock_offset_s"] for v in report["views"]] == \
+        [v["clock_offset_s"] for v in report["sessions"][0]["views"]]
+
+
+def test_extracted_union_is_the_dump_wherever_a_view_has_it(captured, tmp_path):
+    run = captured(_two_taps(0.2), network=LOSSY, seed=6)
+    report, code = run.merge(outdir=str(tmp_path / "out"))
+    (session,) = report["sessions"]
+    att = run.truth.dumps[0]
+    dump = b"".join(piece for _off, piece in att.stream_source(0, att.material.stream.dumplength))
+    vmcore = next(f for f in session["files"] if "vmcore" in f)
+    got = (tmp_path / "out" / vmcore).read_bytes()
+    assert len(got) == len(dump)
+    holes = session["vmcore"]["missing"]
+    assert holes == run.truth.union_missing[0] != [], "holes no view covers, as the truth has"
+    assert code == 3
+    pos = 0
+    for a, b in [*holes, (len(dump), len(dump))]:
+        assert got[pos:a] == dump[pos:a]
+        assert got[a:b] == bytes(b - a)
+        pos = b
+
+
+def test_a_complete_union_from_incomplete_views(captured):
+    taps = [TapSpec("mirror", 0.5, miss_packets=(5, 9, 20), clock_offset_s=40.0),
+            TapSpec("server", 1.0, miss_packets=(7, 12, 33))]
+    run = captured(taps, dump=DumpSpec(generation="13", size=128 << 10), seed=8)
+    report, code = run.merge()
+    (session,) = report["sessions"]
+    assert all(v["missing"] for v in session["views"])
+    assert session["vmcore"]["missing"] == run.truth.union_missing[0] == []
+    assert session["status"] == "complete" and code == 0
