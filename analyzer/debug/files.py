@@ -23,6 +23,7 @@ import re
 from typing import NamedTuple
 
 from analyzer.exits import EXIT_UNREADABLE, Failure
+from analyzer.intervals import IntervalSet
 
 SIDECAR_SUFFIX = ".missing"
 SIDECAR_FORMAT = "netdump-analyzer missing map"
@@ -179,28 +180,21 @@ def check_free(*paths: str) -> None:
             raise Failure(f"{path} exists; not overwriting it", EXIT_UNREADABLE)
 
 
+def _interval_set(ranges) -> IntervalSet:
+    iset = IntervalSet()
+    for a, b in ranges:
+        iset.add(a, b)
+    return iset
+
+
 def present(missing: Ranges, length: int) -> Ranges:
     """The complement of ``missing`` within [0, length)."""
-    out, pos = [], 0
-    for a, b in sorted(missing):
-        a, b = max(a, 0), min(b, length)
-        if a > pos:
-            out.append((pos, a))
-        pos = max(pos, b)
-    if pos < length:
-        out.append((pos, length))
-    return out
+    return _interval_set(missing).gaps(0, length)
 
 
 def coalesce(ranges) -> Ranges:
     """Sorted, merged, non-empty ranges (touching ones joined)."""
-    out: Ranges = []
-    for a, b in sorted(r for r in ranges if r[1] > r[0]):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
+    return list(_interval_set(ranges))
 
 
 def overlap(missing: Ranges, start: int, end: int) -> int:

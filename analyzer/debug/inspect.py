@@ -37,9 +37,10 @@ def _is_info(path: str) -> bool:
         return False
 
 
-def inspect_path(path: str, encrypted: bool = False) -> dict:
+def inspect_path(path: str, encrypted: bool = False, decode: bool = True) -> dict:
     """The report entry of one DUMP argument (a dump file, or the info file of one);
-    ``encrypted`` for a dump known to be encrypted whatever its name."""
+    ``encrypted`` for a dump known to be encrypted whatever its name; ``decode`` False
+    leaves a gzip or zstd stream undecoded (it is then only named)."""
     kdh = None
     info = path if _is_info(path) else info_file_of(path)
     if info:
@@ -52,13 +53,14 @@ def inspect_path(path: str, encrypted: bool = False) -> dict:
             entry["problems"].append("no dump file beside this info file")
             return entry
         path = found
-    entry = inspect_file(path, kdh, encrypted)
+    entry = inspect_file(path, kdh, encrypted, decode)
     if kdh and entry["arch"] is None:
         entry["arch"] = kdh.get("architecture")
     return entry
 
 
-def inspect_file(path: str, kdh: dict | None = None, encrypted: bool = False) -> dict:
+def inspect_file(path: str, kdh: dict | None = None, encrypted: bool = False,
+                 decode: bool = True) -> dict:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
@@ -82,7 +84,11 @@ def inspect_file(path: str, kdh: dict | None = None, encrypted: bool = False) ->
                                      "--private-key PEM)")
         elif kind:
             entry["format"] = kind
-            _inspect_stream(entry, kind, read, length, missing)
+            if decode:
+                _inspect_stream(entry, kind, read, length, missing)
+            else:
+                entry["problems"].append(f"{kind} stream not decoded (--decompress writes "
+                                         "it decompressed)")
         elif start.startswith(elf.ELF_MAGIC):
             entry["format"] = "elf"
             arch, problems, usable = elf.interpret(read, length, missing)

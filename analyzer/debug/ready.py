@@ -4,7 +4,8 @@ A post-processing step over the files the run wrote (never inside the core): wit
 key an encrypted dump is decrypted, with ``--decompress`` a compressed one is decompressed,
 each to its own new file beside the netdumpd files, which stay exactly as they are. Every
 dump readable as plain data is then inspected cheaply (header, msgbuf, bitmap, pmap) and the
-result goes into the session's ``"inspect"`` (null when nothing could be read as plain data).
+result goes into the session's ``"inspect"``; an encrypted or compressed one left as it is
+is only named there (its format, and why it was not read); null when there is no dump file.
 A failure on one dump is that dump's problem, never the run's.
 """
 from __future__ import annotations
@@ -66,7 +67,7 @@ def make_ready(report: dict, outdir: str, private_key: str | None = None,
         except Failure as exc:
             problems.append(str(exc))
         try:
-            entry = inspect_path(path, encrypted=encrypted)
+            entry = inspect_path(path, encrypted=encrypted, decode=False)  # cheap
         except (Failure, OSError, ValueError) as exc:  # this dump's problem, not the run's
             session["inspect"] = None
             notes[session["id"]] = f" [not inspected: {exc}]"

@@ -104,3 +104,14 @@ def test_a_private_key_that_does_not_fit_is_that_dumps_problem(tmp_path, other_r
     assert "does not unwrap" in session["inspect"]["problems"][0]
     assert "not ready to debug" in proc.stderr
     assert not (tmp_path / "out" / "crash" / f"vmcore.{HOST}.0").exists()
+
+
+def test_a_compressed_dump_left_compressed_is_named_not_decoded(tmp_path):
+    md, _text = _minidump()
+    stream, length = kernel_gzip(md.image)
+    (tmp_path / "cap.pcap").write_bytes(send_dump(stream, compression=1, dumplength=length))
+    proc = run_cli("extract", tmp_path / "cap.pcap", "-o", tmp_path / "out", "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    session, = json.loads(proc.stdout)["sessions"]
+    assert session["inspect"]["format"] == "gzip" and session["inspect"]["minidump"] is None
+    assert "not decoded" in session["inspect"]["problems"][0]
