@@ -40,10 +40,14 @@ HEADERS = {
 }
 
 ARCHES = {
-    # kernbase, dmapbase, physical memory start, KDH architecture and its version
-    "amd64": dict(kernbase=0xFFFFFFFF80000000, dmapbase=0xFFFFF80000000000, phys=0,
-                  kdh_arch="amd64", kdh_archver=2),
-    "arm64": dict(kernbase=0xFFFF000000000000, dmapbase=0xFFFFA00000000000,
+    # kernbase, the direct map, physical memory start, KDH architecture and its version.
+    # arm64 writes kernbase = VM_MIN_KERNEL_ADDRESS and its dmapend follows physical memory.
+    # amd64 writes VM_MIN_KERNEL_ADDRESS too, with one pmap page per GiB up to KERNBASE
+    # (about 2046 pages): here kernbase is KERNBASE so that one pmap page covers the kernel
+    # map and small dumps stay possible; dmapend is DMAP_MAX_ADDRESS.
+    "amd64": dict(kernbase=0xFFFFFFFF80000000, dmapbase=0xFFFFF80000000000,
+                  dmapend=0xFFFFFC0000000000, phys=0, kdh_arch="amd64", kdh_archver=2),
+    "arm64": dict(kernbase=0xFFFF000000000000, dmapbase=0xFFFFA00000000000, dmapend=None,
                   phys=0x40000000, kdh_arch="aarch64", kdh_archver=1),
 }
 PG_V, PG_RW, PG_A, PG_M, PG_PS, PG_G = 0x1, 0x2, 0x20, 0x40, 0x80, 0x100
@@ -107,7 +111,7 @@ class Minidump:
         hdr = dict(magic=b"minidump FreeBSD/" + arch.encode(), version=version,
                    msgbufsize=len(self.msgbuf.ring), bitmapsize=bitmap_pages * PAGE,
                    pmapsize=pmap_pages * PAGE, kernbase=a["kernbase"], dmapbase=a["dmapbase"],
-                   dmapend=a["dmapbase"] + self.dump_avail[-1][1] - a["phys"])
+                   dmapend=a["dmapend"] or a["dmapbase"] + self.dump_avail[-1][1] - a["phys"])
         if arch == "arm64":
             hdr["dmapphys"] = a["phys"]
         if version == 3:
@@ -254,10 +258,14 @@ def _phys_ranges(base: int, pages: int) -> list[tuple[int, int]]:
     return [(base, base + half), (base + half + 0x200000, base + 0x200000 + pages * PAGE)]
 
 
-def image_from(params: dict) -> Minidump:
-    """The same image again, from the ``regenerate`` parameters of the ground truth."""
+def image_from(params: dict):
+    """The same image again, from the ``regenerate`` parameters of the ground truth (a
+    legacy image has only ``size`` and ``seed``)."""
+    from .image import DumpImage
+
     p = dict(params)
-    return Minidump(p.pop("size"), p.pop("seed"), **p)
+    size, seed = p.pop("size"), p.pop("seed")
+    return Minidump(size, seed, **p) if p else DumpImage(size, seed)
 
 
 CONTENT_FIELDS = ("image", "arch", "minidump_version", "msgbuf_wrapped", "cipher",

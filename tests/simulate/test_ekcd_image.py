@@ -144,3 +144,21 @@ def test_a_short_rsa_key_is_refused():
         DumpKey(1, "13", public_key_pem=pem)
     with pytest.raises(ValueError, match="PEM"):
         DumpKey(1, "13", public_key_pem=b"not a key")
+
+
+def test_the_encrypted_sample_and_its_private_key_regenerate_byte_for_byte(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from analyzer.simulate import simulate
+    root = Path(__file__).resolve().parents[2] / "samples"
+    spec = importlib.util.spec_from_file_location("make_samples", root / "make_samples.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    name = "encrypted-main.pcap"
+    out, truth = simulate(tmp_path / name, expected=tmp_path / "exp", **mod.SAMPLES[name])
+    assert out.read_bytes() == (root / name).read_bytes()
+    assert (tmp_path / "exp" / "SHA256SUMS").read_text() == \
+        (root / "encrypted-main.expected" / "SHA256SUMS").read_text()
+    pem = truth.dumps[0].material.stream.key.private_key_pem()
+    assert pem == (root / "encrypted-main.private-key.pem").read_bytes()

@@ -1,9 +1,12 @@
 """Simulated minidumps are consistent the way libkvm reads them: header, bitmap, pmap, pages."""
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.simulate import DumpSpec, simulate_frames
 from analyzer.simulate.minidump import Minidump, image_from
@@ -121,13 +124,15 @@ def test_dumper_writes_cover_the_image_in_order_with_single_page_table_writes():
     assert writes[0] == (0, PAGE)
 
 
-def test_same_seed_same_image_and_the_truth_regenerates_it():
-    spec = DumpSpec(size=256 << 10, image="minidump", arch="arm64", minidump_version=2,
-                    msgbuf_wrapped=True)
+@pytest.mark.parametrize("model", ["minidump", "legacy"])
+def test_same_seed_same_image_and_the_truth_regenerates_it(model):
+    extra = dict(arch="arm64", minidump_version=2, msgbuf_wrapped=True) if model == "minidump" \
+        else {}
+    spec = DumpSpec(size=256 << 10, image=model, compress="zstd", **extra)
     _frames, truth = simulate_frames(spec, seed=4)
     entry = truth.to_json()["dumps"][0]["image"]
+    assert entry["model"] == model
     again = image_from(entry["regenerate"])
-    import hashlib
     assert hashlib.sha256(again.read(0, again.size)).hexdigest() == entry["sha256"]
     assert truth.dumps[0].material.stream.image.read(0, again.size) == again.read(0, again.size)
 
@@ -148,3 +153,27 @@ def test_too_small_or_unknown_minidumps_are_refused():
         Minidump(64 << 10, 0, arch="riscv")
     with pytest.raises(ValueError, match="legacy"):
         simulate_frames(DumpSpec(size=64 << 10, arch="arm64"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(pages=st.integers(24, 1200), seed=st.integers(0, 2**32),
+       arch=st.sampled_from(["amd64", "arm64"]), version=st.sampled_from([2, 3]),
+       wrapped=st.booleans())
+def test_any_size_and_seed_gives_a_consistent_minidump(pages, seed, arch, version, wrapped):
+    size = pages * PAGE
+    try:
+        img = Minidump(size, seed, arch=arch, version=version, msgbuf_wrapped=wrapped)
+    except ValueError as exc:
+        assert "too small" in str(exc)
+        return
+    data = img.read(0, size)
+    lay, mapped = kvm_walk.page_map(data)
+    h = lay["header"]
+    assert lay["offsets"]["pages"] + len(mapped) * PAGE == size == len(data)
+    assert len(mapped) == len(kvm_walk.set_bits(data, lay))
+    base, n = lay["offsets"]["pmap"], h["pmapsize"] // 8
+    for e in struct.unpack_from(f"<{n}Q", data, base):
+        if arch == "amd64" and e & 1 and not e & 0x80:
+            assert e & 0x000FFFFFFFFFF000 in mapped
+        elif arch == "arm64" and e & 3 == 3:
+            assert e & 0x0000FFFFFFFFF000 in mapped
