@@ -67,3 +67,8 @@ fuzz: venv
 BENCH_ARGS ?=
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# The manual page, from the commands' own help (a test checks it is up to date).
+.PHONY: man
+man: venv
+	$(PY) -m analyzer.manpage > docs/netdump-analyzer.1

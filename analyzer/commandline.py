@@ -177,6 +177,7 @@ def json_option(help_text: str = "Write the JSON report to REPORT ('-' for stand
 
 def output_dir_option(*decls: str, help_text: str, **kw):
     """A directory option checked before the run (created when missing)."""
+    kw.setdefault("metavar", "DIR")
     return click.option(*decls, type=click.Path(), callback=_check_dir(decls[0]),
                         help=help_text, **kw)
 
@@ -186,7 +187,7 @@ quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No per-dump lines,
 verify_opt = click.option("--no-verify-checksums", "no_verify", is_flag=True,
                           help="Do not verify IPv4/UDP checksums (faster; a corrupted "
                                "datagram is then taken as it is).")
-size_opt = click.option("--max-dump-size", default="1T", show_default=True,
+size_opt = click.option("--max-dump-size", default="1T", show_default=True, metavar="SIZE",
                         callback=lambda ctx, p, v: parse_size(v),
                         help="Refuse data at offsets past this size.")
 merge_opt = click.option("--merge", is_flag=True,

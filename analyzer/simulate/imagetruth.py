@@ -1,9 +1,9 @@
 """What a loss of wire bytes destroys in the dump image: the ground truth for readers.
 
 Given the byte ranges of the recoverable dump that the capture lacks, this says which bytes
-of the plaintext image are lost (a ChaCha20 hole stays the same hole; an AES-CBC hole also
-costs the 16-byte block after it; a compressed stream is decodable only up to its first
-hole), and, for a consistent minidump, which sections, physical pages (coalesced PA ranges,
+of the plaintext image are lost (a ChaCha20 hole stays the same hole; an AES-CBC hole costs
+every 16-byte block it touches and the block after it; a compressed stream is decodable
+only up to its first hole), and, for a consistent minidump, which sections, physical pages (coalesced PA ranges,
 located through bitmap and dump_avail as libkvm does) and message-buffer lines that is.
 The keys are listed in ``truth.py``'s docstring (``dumps[].image``).
 """
@@ -64,7 +64,10 @@ def plain_missing(stream, missing, kept: int) -> tuple[list[tuple[int, int]], di
         got = _decodable(stream, stop)
         return ([(got, size)] if got < size else []), {"decoded_bytes": got, "stopped_at": stop}
     if stream.key is not None and stream.key.cipher == "aes256-cbc":
-        holes = _coalesce((s, min(size, e + CBC_BLOCK)) for s, e in holes)
+        # Every block a hole touches is lost, and so is the block after it (its CBC input).
+        holes = _coalesce((s // CBC_BLOCK * CBC_BLOCK,
+                           min(size, -(-e // CBC_BLOCK) * CBC_BLOCK + CBC_BLOCK))
+                          for s, e in holes)
     return holes, None
 
 

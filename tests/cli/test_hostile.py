@@ -26,6 +26,7 @@ from tests.support.capture_builders import (
     CLIENT_MAC, SERVER_MAC, epb, ether, idb, ipv4, pcap, shb, udp,
 )
 from tests.support.datagrams import CLIENT, SERVER, Conversation, clean_dump, image
+from tests.support.schema_check import check_written_report
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 OTHER_MAC = bytes.fromhex("02000000cc02")
@@ -67,8 +68,10 @@ def second_client(ip_text="192.0.2.8", size=6000, seed=2, t0=None):
 
 def cli(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "NETDUMP_ANALYZER_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    p = subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
+                       capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    check_written_report(args, p.stdout, cwd)
+    return p
 
 
 def assert_clean_stderr(p: subprocess.CompletedProcess) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.schema_check import check_written_report
 from tests.support.truth_check import check
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -14,8 +15,10 @@ CAPTURES = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".pcap", ".pcapng
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
-                          capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)],
+                       capture_output=True, text=True)
+    check_written_report(args, p.stdout)
+    return p
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)

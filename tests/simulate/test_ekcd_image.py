@@ -115,15 +115,33 @@ def test_no_secret_reaches_the_truth(operator):
     assert "PRIVATE" not in text
 
 
-def test_a_cbc_hole_costs_the_next_block_and_a_chacha_hole_only_itself(operator):
+@pytest.mark.parametrize("hole,cbc_lost", [
+    ((8192, 9000), (8192, 9024)),  # 9000 is inside a block: that block, then the next one
+    ((1448, 2896), (1440, 2912)),  # packet boundaries are not block boundaries
+    ((4096, 8192), (4096, 8208)),
+])
+def test_a_cbc_hole_costs_its_blocks_and_the_next_one_a_chacha_hole_only_itself(
+        operator, hole, cbc_lost):
     from analyzer.simulate.imagetruth import plain_missing
-    for cipher, extra in (("aes256-cbc", 16), ("chacha20", 0)):
+    private = operator[0]
+    for cipher, expected in (("aes256-cbc", cbc_lost), ("chacha20", hole)):
         spec = DumpSpec(generation="13", size=64 << 10, encrypt=True, cipher=cipher,
                         public_key=operator[1])
         _f, truth = simulate_frames(spec, seed=1)
         stream = truth.dumps[0].material.stream
-        lost, _ = plain_missing(stream, [(8192, 9000)], 64 << 10)
-        assert lost == [(8192, 9000 + extra)]
+        lost, _ = plain_missing(stream, [hole], 64 << 10)
+        assert lost == [expected]
+        # Independently: zero the hole in the ciphertext, decrypt, and see what differs.
+        number, iv, wrapped = _key_file(truth.file_bytes(truth.dumps[0].session.key_name))
+        body = bytearray(truth.file_bytes(truth.dumps[0].session.core_name))
+        body[hole[0]:hole[1]] = bytes(hole[1] - hole[0])
+        key = private.decrypt(wrapped, OAEP)
+        plain = _decrypt(number, key, iv, bytes(body))
+        image = stream.image.read(0, 64 << 10)
+        wrong = [i for i in range(len(image)) if plain[i] != image[i]]
+        assert expected[0] <= wrong[0] and wrong[-1] < expected[1]
+        if cipher == "aes256-cbc":  # the damage really reaches both ends of the range
+            assert wrong[0] // 16 == expected[0] // 16 and wrong[-1] // 16 == expected[1] // 16 - 1
 
 
 @pytest.mark.parametrize("kwargs,message", [
