@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.debug.conftest import run_cli
+from tests.support.schema_check import errors
 from tests.support.dump_builders import (build_minidump, console_ring, ekcd, encrypt,
                                          kernel_gzip, lost_pa, pem, send_dump)
 
@@ -27,7 +28,10 @@ def test_an_encrypted_lossy_capture_is_decrypted_and_inspected(tmp_path):
     proc = run_cli("extract", tmp_path / "cap.pcap", "-o", out, "--private-key",
                    tmp_path / "op.pem", "--json", tmp_path / "r.json")
     assert proc.returncode == 3, proc.stderr
-    session, = json.loads((tmp_path / "r.json").read_text())["sessions"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert errors(report, "report") == []
+    assert errors({"dumps": [report["sessions"][0]["inspect"]]}, "inspect") == []
+    session, = report["sessions"]
     hole = [tuple(r) for r in session["vmcore"]["missing"]]
     encrypted = (out / "crash" / f"vmcore_encrypted.{HOST}.0").read_bytes()
     assert encrypted == bytes(a if not any(x <= i < y for x, y in hole) else 0

@@ -11,6 +11,7 @@ import zstandard
 from analyzer.debug.inspect import inspect_path
 from analyzer.debug.elf import ELF_LAYOUTS
 from tests.debug.conftest import run_cli
+from tests.support.schema_check import errors
 from tests.support.dump_builders import (PAGE, build_minidump, console_ring, kernel_gzip,
                                          lost_pa, write_dump_dir)
 
@@ -35,6 +36,7 @@ def test_the_json_report_has_exactly_the_contract_keys(tmp_path):
     proc = run_cli("inspect", paths["vmcore"], "--json", tmp_path / "r.json")
     assert proc.returncode == 3, proc.stderr  # something was lost
     report = json.loads((tmp_path / "r.json").read_text())
+    assert errors(report, "inspect") == []
     assert set(report) == {"dumps"}
     entry, = report["dumps"]
     assert set(entry) == ENTRY_KEYS and set(entry["minidump"]) == MINIDUMP_KEYS
