@@ -122,6 +122,7 @@ local function add_flag(tree, field, range, ex)
 end
 
 local dissect_kdh, dissect_ekcd, kdh_host = part("kdh")(F, E, bxor, add_gen)
+local X = part("export")(part("files"), bxor)
 
 -- The client's address with its real range: the IP source (destination for an ACK).
 local ip_src_f, ip_dst_f = Field.new("ip.src"), Field.new("ip.dst")
@@ -402,6 +403,10 @@ local function dissect_message(tvb, pinfo, tree, embedded)
         end
     end
 
+    if X.active and rec and not rec.capture_dup_of then
+        X.message(pinfo.number, rec, mtype, m.offset, X.payload(tvb, caplen))
+    end
+
     local host
     if has_tree(tree) or not wellformed or mlen > max_payload or mtype == 1 or mtype == 4
         or (rec and message_problem(rec)) then
@@ -474,3 +479,4 @@ p:register_heuristic("udp", heuristic)
 register_ports()
 
 part("stats")(p, S)
+X.register()

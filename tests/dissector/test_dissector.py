@@ -661,8 +661,17 @@ Field = { new = function(name) return function()
     local ip = name == "ip.src" and current_pinfo.src or current_pinfo.dst
     return { value = ip, range = { len = function() return 4 end } }
 end end }
-local stat_fn
-function register_stat_cmd_arg(name, fn) stat_fn = fn end
+local stat_fns = {}
+function register_stat_cmd_arg(name, fn) stat_fns[name] = fn end
+-- folders through the shell: plain Lua has no mkdir or listing
+Dir = {
+    exists = function(path) return os.execute("test -d '" .. path .. "'") == true end,
+    make = function(path) return os.execute("mkdir '" .. path .. "'") == true end,
+    open = function(path)
+        local h = io.popen("ls -A '" .. path .. "'")
+        return function() local ln = h:read("l"); if ln == nil then h:close() end; return ln end
+    end,
+}
 function register_menu() end
 local listeners = {}
 Listener = { new = function() local l = {}; listeners[#listeners + 1] = l; return l end }
@@ -734,6 +743,7 @@ local packets = {
     { C, S, 20024, 20023, msg(1, 1, 0, "../etc\0") },
     { C, S, 5555, 6666, msg(2, 2, 0, "") },
 }
+stat_fns["fbsd_netdump,export"]("fbsd_netdump,export," .. arg[2])
 local infos = {}
 for pass = 1, 2 do
     for n, pk in ipairs(packets) do
@@ -747,7 +757,7 @@ for pass = 1, 2 do
     end
 end
 for n, i in ipairs(infos) do print(n, i) end
-stat_fn("")
+stat_fns["fbsd_netdump,stats"]("fbsd_netdump,stats")
 for _, l in ipairs(listeners) do if l.draw then l.draw() end end
 print("items", items)
 """
@@ -760,7 +770,8 @@ def test_runs_under_lua54(tmp_path):
         pytest.skip("lua5.4 not installed")
     harness = tmp_path / "harness.lua"
     harness.write_text(LUA54_HARNESS)
-    proc = subprocess.run([lua, str(harness), str(LUA)], capture_output=True, text=True, timeout=60)
+    out = tmp_path / "export"
+    proc = subprocess.run([lua, str(harness), str(LUA), str(out)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = dict(ln.split("\t", 1) for ln in proc.stdout.splitlines() if "\t" in ln)
     # 1 ms after the first copy: a network duplicate under the audit's rule, with other bytes
@@ -769,3 +780,10 @@ def test_runs_under_lua54(tmp_path):
     assert lines["11"] == "KDH seq=5 host=web1 [unacked]"
     assert lines["16"] == "HERALD path=../etc [new dump] [unacked]"
     assert "dump summary" in proc.stdout
+    # the export ran too: two dumps of the client, the second (HERALD "../etc", packet 16)
+    # refused its path and went to the top folder
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "crash/web1/info.10.0.0.2.0", "crash/web1/key.10.0.0.2.0", "crash/web1/vmcore.10.0.0.2.0.zst",
+        "info.10.0.0.2.0", "vmcore.10.0.0.2.0"]
+    # the KDH (packet 11) says zstd: netdumpd's suffix
+    assert (out / "crash" / "web1" / "vmcore.10.0.0.2.0.zst").read_bytes()[:1448] == b"x" * 1448
