@@ -94,6 +94,8 @@ def check_output(path: str | None, option: str, directory: bool) -> None:
         raise Failure(f"{option} {path}: folder {target} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise Failure(f"{option} {path}: cannot write in {folder} (not writable)")
+    if not directory and os.path.exists(path) and not os.access(path, os.W_OK):
+        raise Failure(f"{option} {path}: cannot write {path} (not writable)")
 
 
 def _nearest(path: str) -> str:

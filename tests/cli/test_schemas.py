@@ -139,3 +139,32 @@ def test_a_report_following_the_inspect_contract_is_accepted():
 ])
 def test_an_inspect_report_that_breaks_the_contract_is_refused(path, value):
     assert errors(_broken(INSPECT, path, value), "inspect")
+
+
+def test_the_inspect_command_writes_reports_that_follow_the_schema(tmp_path):
+    import click
+
+    from analyzer.cli import cli
+    if "inspect" not in cli.list_commands(click.Context(cli)):
+        pytest.skip("the inspect command is not in this tree yet")
+    out = tmp_path / "out"
+    for capture in CAPTURES:
+        subprocess.run([sys.executable, "-m", "analyzer", "extract", "-q", capture, "-o", out],
+                       capture_output=True, timeout=120)
+    dumps = sorted(str(p) for p in out.rglob("*") if p.is_file()
+                   and p.name.split(".")[0] in ("vmcore", "vmcore_encrypted", "info"))
+    assert dumps
+    p = subprocess.run([sys.executable, "-m", "analyzer", "inspect", *dumps, "--json", "-"],
+                       capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in p.stderr
+    report = json.loads(p.stdout)
+    assert len(report["dumps"]) == len(dumps)
+    check_report(report, "inspect")
+
+
+def test_a_session_may_carry_its_inspect_entry_in_the_inspect_shape():
+    report = report_of("summary", SAMPLES / "clean-13x.pcap")
+    report["sessions"][0]["inspect"] = copy.deepcopy(INSPECT["dumps"][0])
+    assert errors(report, "report") == []
+    report["sessions"][0]["inspect"]["kgdb"] = "maybe"
+    assert errors(report, "report")
