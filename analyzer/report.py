@@ -43,6 +43,7 @@ def session_json(rec: DumpRecord, frames: FrameMap | None = None) -> dict:
         "herald_seen": rec.herald_seen,
         "status": "complete" if rec.complete else "incomplete",
         "end_reason": rec.end_reason,
+        "file": frames.locate(rec.first_frame)[0],  # where the dump starts
         "first_frame": frames.locate(rec.first_frame)[1],
         "first_frame_file": frames.locate(rec.first_frame)[0],
         "last_frame": frames.locate(rec.last_frame)[1],

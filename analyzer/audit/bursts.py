@@ -30,7 +30,8 @@ KEEP_UNACKED = 4096  # folded seqnos still waiting for a (late) ACK
 
 # slot fields: one small list per seqno in flight
 S_TS, S_FRAME, S_OFF, S_LEN, S_TYPE, S_SENDS, S_ACK, S_ACKTS, S_ACKS, S_ROW, S_LAST, S_DUPS = range(12)
-DUP_WINDOW = 50_000_000  # a second copy sooner than this is a network duplicate, not a resend
+DUP_WINDOW = 1_000_000_000  # the default poll timeout: a copy sooner than half of it (or of
+# the shortest timeout seen) is a network duplicate, not a resend
 
 
 class Burst:

@@ -1,16 +1,23 @@
 """Which FreeBSD client generation the traffic looks like, with the reasons as text.
 
-Facts used (protocol reference §4.2 and §12):
-- 12.x caps every payload at 4096 bytes and sends one burst per dumper write, so small
-  neighbouring writes (the 4096-byte header page, single bitmap and page-table pages) go
-  out as separate bursts that would have fit in one 64 KiB buffer.
-- 13.0 and later (debugnet) cap payloads only at MTU − 52, so a payload above 4096 means 13+;
-  they merge contiguous writes into one buffer of up to 64 KiB and send it only when the
-  next write does not fit, so two neighbouring bursts never fit in 64 KiB together.
-- Compressed dumps are written in 64 KiB chunks by the compressor in every generation, so
-  burst sizes say nothing about them.
-- The EKCD key follows the KDH on 12.x and 13.x (and 2020–21 main); it follows the HERALD
-  in current main.
+A generation is named only when the evidence singles it out, and one is excluded only when
+the evidence excludes it (protocol reference §4.2, §9.3 and §12):
+
+- 12.x caps every payload at min(4096, MTU − 52); 13.0 and later (debugnet) only at
+  MTU − 52. A payload above 4096 rules 12.x out; a payload of exactly 4096 is 12.x's cap or
+  an MTU of 4148, so it rules nothing out.
+- The EKCD key follows the KDH on 12.x and 13.x (and 2020–21 main), the HERALD in current
+  main: decisive either way.
+- 12.x sends one burst per dumper write; 13+ merges contiguous writes into 64 KiB buffers.
+  This shows only where the dumper's writes are small: an uncompressed minidump's header
+  page, dump_avail page and page-table pages are single 4 KiB writes, so 12.x sends runs of
+  neighbouring one-page bursts there and its first burst is the 4096-byte header page alone,
+  while 13+ merges them; encrypted data is written in 4 KiB units, so there every 12.x
+  burst is one page. Compressed streams are cut into 64 KiB chunks by the compressor in
+  every generation, and where every write is 64 KiB nothing can be seen. The burst
+  boundaries must be protocol facts for this: payloads that do not divide 4096 (a call is
+  whole 4 KiB blocks, so its short last packet ends it), or ACKs in the capture with the
+  client's turnaround measured.
 """
 from __future__ import annotations
 
@@ -27,12 +34,11 @@ def guess(sa: SessionAudit) -> dict:
     if big > 4096:
         cands.discard("12.x")
         reasons.append(f"payloads up to {big} bytes: above 12.x's 4096-byte cap, so 13.0 or later")
+    elif big == 4096:
+        reasons.append("payloads of exactly 4096 bytes: 12.x's cap, or an MTU of 4148 on "
+                       "any generation")
     elif big:
-        mtu = big + 52
-        if big == 4096:
-            reasons.append("payloads of exactly 4096 bytes: 12.x's cap, or an MTU of 4148")
-        else:
-            reasons.append(f"payloads of {big} bytes: MTU {mtu}, below every generation's cap")
+        reasons.append(f"payloads of {big} bytes: MTU {big + 52}, below every generation's cap")
 
     if sa.t_key is not None:
         if sa.kdh_seq and sa.key_seq > sa.kdh_seq:
@@ -46,32 +52,7 @@ def guess(sa: SessionAudit) -> dict:
     else:
         reasons.append("no EKCD key: its position gives no hint")
 
-    n = sa.vm_bursts
-    first = sa.vm_first_bytes
-    comp = _compression(sa)
-    if comp:
-        reasons.append(f"{comp}-compressed stream: the compressor writes 64 KiB chunks in "
-                       "every generation, so burst sizes give no hint")
-    elif sa.mergeable:
-        cands &= {"12.x"}
-        reasons.append(f"{sa.mergeable} pairs of neighbouring VMCORE bursts would have fit in "
-                       "one 64 KiB buffer but went out separately: one burst per dumper "
-                       "write, no batching: 12.x")
-    elif n >= 2 and first is not None and first > 4096:
-        cands.discard("12.x")
-        reasons.append(f"the first VMCORE burst is {first} bytes: the 4096-byte minidump "
-                       "header page went out merged with later writes: 13.0 or later")
-    elif n >= 3 and sa.vm_short > 1:
-        cands.discard("12.x")
-        reasons.append(f"no two neighbouring VMCORE bursts of {n} would fit in one 64 KiB "
-                       "buffer: contiguous writes are batched: 13.0 or later")
-    elif n >= 2:
-        reasons.append("every VMCORE burst is 64 KiB: batching cannot be told from "
-                       "single large writes")
-    elif n == 1:
-        reasons.append(f"a single VMCORE burst of {first} bytes: too short to see batching")
-    elif sa.new[VMCORE] == 0:
-        reasons.append("no VMCORE data captured")
+    _batching(sa, cands, reasons)
     if sa.t_kdh is None and sa.new[KDH] == 0:
         reasons.append("no KDH captured")
 
@@ -88,6 +69,44 @@ def guess(sa: SessionAudit) -> dict:
         text = "unknown"
     return {"guess": text, "candidates": [g for g in GENERATIONS if g in cands],
             "reasons": reasons}
+
+
+def _batching(sa: SessionAudit, cands: set, reasons: list[str]) -> None:
+    """Batching evidence, where the dumper's write sizes make it observable."""
+    n = sa.vm_bursts
+    comp = _compression(sa)
+    if comp:
+        reasons.append(f"{comp}-compressed stream: the compressor writes 64 KiB chunks in "
+                       "every generation, so burst sizes give no hint")
+        return
+    if sa.new[VMCORE] == 0:
+        reasons.append("no VMCORE data captured")
+        return
+    payload = sa.max_payload[VMCORE]
+    if payload and 4096 % payload and payload <= 4096 or payload > 4096:
+        pass  # the short last packet of each call ends its burst
+    elif not (sa.acks and sa.turnaround is not None):
+        reasons.append("payloads that divide 4096 and no ACK turnaround measured: burst "
+                       "boundaries are not certain, so batching gives no hint")
+        return
+    if sa.small_runs >= 2:
+        cands &= {"12.x"}
+        reasons.append(f"{sa.small_runs + 1 if sa.small_runs < 3 else 'several'} neighbouring "
+                       "one-page VMCORE bursts in a row (the minidump's single-page writes), "
+                       "each sent alone: no batching: 12.x")
+    elif (sa.vm_head == b"mini" or sa.t_key is not None) and sa.vm_first_bytes is not None \
+            and sa.vm_first_bytes > 4096:
+        cands.discard("12.x")
+        what = ("the minidump's 4096-byte header page" if sa.vm_head == b"mini" else
+                "encrypted data, written in 4096-byte units,")
+        reasons.append(f"the first VMCORE burst is {sa.vm_first_bytes} bytes: {what} went out "
+                       "merged with later writes: 13.0 or later")
+    elif n >= 2:
+        reasons.append("no run of single-page bursts where a minidump writes single pages: "
+                       "batching cannot be told")
+    elif n == 1:
+        reasons.append(f"a single VMCORE burst of {sa.vm_first_bytes} bytes: too short to see "
+                       "batching")
 
 
 def _compression(sa: SessionAudit) -> str | None:

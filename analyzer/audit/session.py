@@ -26,12 +26,12 @@ class SessionAudit(AckMixin):
     __slots__ = (
         "acks", "acks_bad_port", "acks_bad_port_count", "acks_future", "acks_future_count",
         "acks_unseen", "acks_unseen_count", "after_finished", "after_finished_count", "burst_bytes",
-        "burst_packets", "burst_time", "bursts", "client", "conflicts", "cur", "data_after_kdh",
+        "burst_packets", "burst_time", "bursts", "captured_copies", "client", "conflicts", "cur", "data_after_kdh",
         "dup_acks", "dup_unexplained", "end_reason", "finished_seq", "first_vm_seq", "herald_seen",
         "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost", "icmp_unreachable", "id",
         "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq", "last_frame", "last_ts",
         "last_tx_frame", "last_tx_ts", "late_acks", "longest_stalls", "max_payload", "max_rounds",
-        "max_rounds_burst", "mergeable", "misaligned", "misaligned_count", "needed", "net_dups",
+        "max_rounds_burst", "mergeable", "gap_ack", "turnaround", "small_runs", "misaligned", "misaligned_count", "needed", "net_dups",
         "never_acked", "never_acked_count", "new", "new_bytes", "out_of_burst_retx", "oversized",
         "oversized_count", "plain", "plot", "prev", "reordered", "retx", "round_count",
         "rounds_hist", "rows", "rtt", "sent", "seq_max", "server", "server_port", "spacing",
@@ -70,6 +70,7 @@ class SessionAudit(AckMixin):
         self.vm_head = b""  # first bytes at offset 0 (compression magic)
         self.out_of_burst_retx = 0
         self.net_dups = 0  # copies of one transmission (duplicated by the network)
+        self.captured_copies = 0  # well-formed copies of an already-sent seqno (the core's view)
         # bursts
         self.cur: Burst | None = None
         self.prev: Burst | None = None
@@ -88,6 +89,11 @@ class SessionAudit(AckMixin):
         self.vm_prev_end = -1  # where the previous VMCORE burst ended
         self.vm_prev_span = 0
         self.mergeable = 0  # neighbouring VMCORE bursts that would fit one 64 KiB buffer
+        self.small_runs = 0  # neighbouring pairs of one-page (4096-byte) VMCORE bursts
+        # the shortest time seen from a burst's last ACK to the next burst where the message
+        # sizes alone end the burst: what the client needs to move on (None: not seen yet)
+        self.turnaround: int | None = None
+        self.gap_ack = 0  # time from the last client packet to the last event before this one
         # ACKs (see AckMixin)
         self.init_acks()
         # stalls
@@ -120,7 +126,6 @@ class SessionAudit(AckMixin):
 
     def message(self, ev) -> None:
         _sid, frame, ts, mtype, seq, offset, length, _payload, retransmit, _first, _c = ev
-        self.last_ts, self.last_frame = ts, frame
         last_tx = self.last_tx_ts
         gap = ts - last_tx if last_tx else 0
         cur = self.cur
@@ -128,11 +133,13 @@ class SessionAudit(AckMixin):
                 and not retransmit and offset == cur.off_next and cur.type == 3 \
                 and not cur.rounds and cur.last_len == length == cur.first_len \
                 and length <= 4096 and offset + length - cur.off_start <= 65536 \
-                and gap <= self.stall_threshold \
-                and (gap <= 50_000 or gap <= self.spacing << 2 if cur.unacked == 0
-                     else gap <= 5_000_000 or gap <= 20 * self.spacing):
+                and gap <= self.stall_threshold and gap <= ROUND_GAP \
+                and (cur.unacked and self.acks or (offset - cur.off_start) & 4095):
             # the common case: the next full-size VMCORE packet of the burst in flight (its
-            # length is the burst's first, already counted in max_payload)
+            # length is the burst's first, already counted in max_payload): a packet of the
+            # burst is still unACKed, or the burst is not yet whole 4 KiB blocks, so the
+            # client cannot have started a new call
+            self.last_ts, self.last_frame = ts, frame
             cur.fast += 1  # sent, new, new_bytes and udp_bytes: added up when cur is folded
             self.seq_max = seq
             end = offset + length
@@ -151,6 +158,8 @@ class SessionAudit(AckMixin):
             cur.unacked += 1
             cur.slots[seq] = [ts, frame, offset, length, 3, 1, 0, 0, 0, None, ts, 0]
             return
+        self.gap_ack = self.last_ts - last_tx if last_tx else 0
+        self.last_ts, self.last_frame = ts, frame
         self.sent[mtype] += 1
         self.udp_bytes += 24 + length
         if length > self.max_payload[mtype]:
@@ -166,6 +175,7 @@ class SessionAudit(AckMixin):
         if _c:
             self.conflicts += 1
         if retransmit:
+            self.captured_copies += 1
             hint = self._resend(ev)
         else:
             hint = self._new(ev, gap)
@@ -239,18 +249,32 @@ class SessionAudit(AckMixin):
         if cur is not None and cur.continues(mtype, seq, offset) and \
                 offset + length - cur.off_start <= 65536:
             if cur.in_round and ts - cur.last_tx_ts <= ROUND_GAP:
-                hidden = True  # more of the resend round: the tail's first copies were lost
-            elif gap > ROUND_GAP and cur.unfinished() and timeouts_in(gap, self._timeout()):
+                if self._moved_on(cur, gap, ts):
+                    cur = None  # every packet ACKed, then a pause: the next call
+                else:
+                    hidden = True  # more of the resend round: the tail's first copies were lost
+            elif gap > ROUND_GAP and cur.unfinished() and timeouts_in(gap, self._timeout()) \
+                    and not (cur.packets == 1 and not cur.unacked and self.acks):
+                # (a one-packet burst, ACKed: more likely a whole new call whose first copy
+                # was lost than a call whose every later packet was)
                 self._round(cur, ts, seq)
                 hint = ("resend after the poll timeout; the burst's tail never reached the "
                         "capture point before")
                 hidden = True
-            elif cur.rounds or self._paused(cur, gap):
+            elif self._new_call(cur, gap, ts):
                 cur = None
         else:
+            if cur is not None and not cur.unacked and cur.last_ack_ts and self.acks:
+                self._learn_turnaround(ts - cur.last_ack_ts)
             cur = None
         if cur is None:
             k = timeouts_in(gap, self._timeout()) if self.cur is not None else 0
+            if k and self._wait_explained(self.cur):
+                # the previous call's resends went uncaptured: its rounds, not this burst's
+                self.cur.rounds += k
+                self.round_count += k
+                self.hidden_rounds += k
+                k = 0
             cur = self._open_burst(mtype, seq, offset, length, ev.frame, ts)
             if k:
                 cur.rounds = k
@@ -358,14 +382,50 @@ class SessionAudit(AckMixin):
                 break
         return [(a, b) for a, b in out]
 
+    def _dup_window(self) -> int:
+        """Half the shortest resend timeout seen (half the default 1 s before any)."""
+        return (self.timeouts.min if self.timeouts.count else DUP_WINDOW) >> 1
+
     def _timeout(self) -> int | None:
         return self.timeouts.percentile(50) if self.timeouts.count else None
 
-    def _paused(self, cur: Burst, gap: int) -> bool:
-        spacing = self.spacing
-        if cur.unacked == 0:
-            return gap > max(4 * spacing, 50_000)
-        return gap > max(20 * spacing, 5_000_000)
+    def _new_call(self, cur: Burst, gap: int, ts: int) -> bool:
+        """The message sizes let this new seqno carry on ``cur``: did a new call start?
+
+        The protocol decides where it can: after a resend round only a new call brings new
+        seqnos; while a packet of the call has no ACK the client cannot move on; a VMCORE call
+        is whole 4 KiB blocks. Only where all of those allow both (every packet ACKed, a
+        block boundary: payloads of exactly 4096 bytes) does timing decide: the gap since the
+        last ACK against the shortest turnaround seen where the sizes ended a burst, or, with
+        no ACK in the capture (one-way), the gap against the link's packet spacing.
+        """
+        return bool(cur.rounds) or self._moved_on(cur, gap, ts)
+
+    def _moved_on(self, cur: Burst, gap: int, ts: int) -> bool:
+        """Had the client every ACK of ``cur`` and time to start its next call?"""
+        if cur.type in (VMCORE, KEY) and (cur.off_next - cur.off_start) & 4095:
+            return False
+        if self.acks:
+            if cur.unacked:
+                return False
+            since = ts - cur.last_ack_ts
+            turn = self.turnaround
+            if turn is not None:
+                return since >= turn >> 1
+        return gap > max(4 * self.spacing, 50_000)
+
+    def _learn_turnaround(self, t: int) -> None:
+        if 0 < t < ROUND_GAP and (self.turnaround is None or t < self.turnaround):
+            self.turnaround = t
+
+    def _wait_explained(self, prev: Burst | None) -> bool:
+        """A gap of whole poll timeouts before a new burst: was the client waiting on the
+        previous call (a packet of it unACKed or never captured, or an ACK captured in the
+        gap, answering a resend the capture missed) rather than resending this one?"""
+        if prev is None:
+            return False
+        return bool(prev.unacked or prev.packets < prev.last_seq - prev.first_seq + 1
+                    or self.gap_ack > ROUND_GAP)
 
     def _round(self, b: Burst, ts: int, seq: int) -> bool:
         """Account a resend of ``seq`` in burst ``b``; True when it opens a new round."""
@@ -402,8 +462,9 @@ class SessionAudit(AckMixin):
             slot = self.prev.slots.get(seq)
             if slot is not None:
                 b = self.prev
-        if slot is not None and ts - slot[S_LAST] < DUP_WINDOW:
-            # a second copy right behind the first: duplicated on the way, not resent
+        if slot is not None and ts - slot[S_LAST] < self._dup_window() and not ev.conflict:
+            # the same bytes inside the same send (sooner than any poll timeout could bring
+            # a resend): duplicated on the way, not resent
             slot[S_DUPS] += 1
             self.net_dups += 1
             return None

@@ -133,6 +133,8 @@ class AckMixin:
             span = b.off_next - b.off_start
             if b.off_start == self.vm_prev_end and self.vm_prev_span + span <= MAX_BUFFER:
                 self.mergeable += 1
+                if span == self.vm_prev_span == 4096:
+                    self.small_runs += 1
             self.vm_prev_end, self.vm_prev_span = b.off_next, span
             self.vm_bursts += 1
             if self.vm_first_bytes is None:

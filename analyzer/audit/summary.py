@@ -62,6 +62,7 @@ def bursts(sa: SessionAudit) -> dict:
     other = bb.pop(-1, 0)
     out = {
         "count": sa.bursts,
+        "vmcore": sa.vm_bursts,
         "packets_histogram": _hist(sa.burst_packets),
         "bytes_histogram": _hist(bb),
         "time_to_last_ack": sa.burst_time.summary(),
@@ -70,8 +71,12 @@ def bursts(sa: SessionAudit) -> dict:
         "round_limit": ROUND_LIMIT,
         "rounds_to_spare": ROUND_LIMIT - sa.max_rounds,
         "worst": sa.worst.items(),
-        "detection": "a new seqno after a type change, a resend round, a short tail packet, "
-                     "64 KiB, an offset jump or a pause starts a new burst",
+        "detection": "one burst per client send call: a new seqno starts one after a type "
+                     "change, a resend round, a short tail packet, 64 KiB or an offset jump; "
+                     "never while a packet of the burst has no ACK or inside a 4 KiB block; "
+                     "where only timing can tell (payloads of exactly 4096 bytes, or no ACKs "
+                     "captured), after a pause longer than the client's turnaround seen "
+                     "elsewhere in the dump, or than 4 packet spacings",
     }
     if other:
         out["bytes_histogram_other"] = other
@@ -89,10 +94,14 @@ def retransmissions(sa: SessionAudit) -> dict:
             "by_type": by_type, "rounds": sa.round_count,
             "timeout": sa.timeouts.summary(), "outside_burst": sa.out_of_burst_retx,
             "network_duplicates": sa.net_dups,
+            "captured": sa.captured_copies,
             "hidden": sum(sa.hidden), "hidden_rounds": sa.hidden_rounds,
             "classification": "needed = no ACK for the seqno captured before the resend; "
-                              "spurious = an ACK was already captured; a copy within "
-                              "50 ms of the previous one is a network duplicate, not a resend; "
+                              "spurious = an ACK was already captured; a copy sooner than "
+                              "half the client's poll timeout after the previous one, with the "
+                              "same bytes, is a network duplicate, not a resend; captured = "
+                              "every copy of an already-sent seqno (total + "
+                              "network_duplicates), as the report's retransmits counts; "
                               "hidden = resends whose earlier copies never reached the "
                               "capture point (told by timing)"}
 

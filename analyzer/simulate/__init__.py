@@ -15,6 +15,7 @@ Typical use in a test::
 from __future__ import annotations
 
 import heapq
+import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from .engine import ClientRun, DumpSpec, NetworkSpec
 from .image import _mix
 from .pcapwriter import CaptureWriter
 from .server import Server
+from .specs import check_network, check_probability
 from .truth import Attempt, GroundTruth
 
 __all__ = ["simulate", "simulate_frames", "DumpSpec", "NetworkSpec", "CaptureSpec",
@@ -74,6 +76,10 @@ class _Sim:
         self.capture = capture or CaptureSpec()
         if self.capture.point not in ("server", "client", "mirror"):
             raise ValueError("capture point must be server, client or mirror")
+        check_network(self.network)
+        check_probability("capture loss", self.capture.loss)
+        for d in self.dumps:
+            check_probability("capture_loss", d.capture_loss)
         self.seed = seed
         if record is None:
             record = max(d.size for d in self.dumps) <= RECORD_LIMIT
@@ -237,16 +243,25 @@ def simulate(output, dumps=DumpSpec(), network: NetworkSpec | None = None,
     default: two seconds after its KDH dump time.
     """
     sim = _Sim(dumps, network, capture, seed, record, start_time)
-    writer = CaptureWriter(str(output), **sim.capture.writer_opts())
+    output = Path(output)
+    # written under a temporary name and renamed when complete: an interrupted run never
+    # leaves a half-written capture under the name asked for
+    part = output.with_name(f".{output.name}.{os.getpid()}.part")
+    writer = CaptureWriter(str(part), **sim.capture.writer_opts())
     try:
-        write = writer.write
-        account = sim.account
-        for f in sim.frames():
-            account(f, write(f))
-    finally:
-        writer.close()
+        try:
+            write = writer.write
+            account = sim.account
+            for f in sim.frames():
+                account(f, write(f))
+        finally:
+            writer.close()
+        os.replace(part, output)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     sim.finish()
     sim.truth.capture["file_frames"] = writer.frames
     if expected is not None:
         sim.truth.write_expected(expected)
-    return Path(output), sim.truth
+    return output, sim.truth

@@ -9,6 +9,7 @@ import click
 
 from . import CaptureSpec, DumpSpec, NetworkSpec, simulate
 
+_PROB = click.FloatRange(0.0, 1.0)  # a probability outside [0, 1] is a usage error (exit 2)
 _LINKS = ["ethernet", "vlan", "qinq", "sll", "sll2", "raw", "ipv4", "null"]
 
 
@@ -30,12 +31,16 @@ def _size(text: str) -> int:
 @click.option("--size", default="256k", show_default=True,
               help="uncompressed dump size (k/m/g suffixes; rounded down to 4 KiB)")
 @click.option("--mtu", type=int, default=1500, show_default=True)
-@click.option("--loss", type=float, default=0.0, help="client->server loss probability")
-@click.option("--ack-loss", type=float, default=0.0, help="server->client loss probability")
-@click.option("--dup", type=float, default=0.0, help="duplication probability (both ways)")
-@click.option("--reorder", type=float, default=0.0, help="probability of an extra delay (reordering)")
-@click.option("--capture-loss", type=float, default=0.0,
+@click.option("--loss", type=_PROB, default=0.0, help="client->server loss probability")
+@click.option("--ack-loss", type=_PROB, default=0.0, help="server->client loss probability")
+@click.option("--dup", type=_PROB, default=0.0, help="duplication probability (both ways)")
+@click.option("--reorder", type=_PROB, default=0.0, help="probability of an extra delay (reordering)")
+@click.option("--capture-loss", type=_PROB, default=0.0,
               help="frames the capture misses although the endpoints got them")
+@click.option("--link-mbps", type=click.FloatRange(min=0.0, min_open=True), default=1000.0,
+              show_default=True, help="client link rate in Mb/s (100, 1000, 10000: frame spacing)")
+@click.option("--host-jitter", type=_PROB, default=0.0,
+              help="probability that the client host stalls 50 us - 5 ms before a packet of a burst")
 @click.option("--capture-point", type=click.Choice(["server", "client", "mirror"]),
               default="server", show_default=True)
 @click.option("--clients", type=int, default=1, show_default=True,
@@ -79,10 +84,10 @@ def _size(text: str) -> int:
 @click.option("--point-clock", multiple=True, metavar="POINT=SECONDS",
               help="that capture point's clock offset (with --capture-points; repeatable)")
 def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, capture_loss,
-                     capture_point, clients, compress, encrypt, path, restart_after, fmt, link,
-                     ns, gz, snaplen, seed, output, expected, image_model, arch,
-                     minidump_version, msgbuf_wrapped, cipher, public_key, write_private_key,
-                     capture_points, point_loss, point_clock):
+                     link_mbps, host_jitter, capture_point, clients, compress, encrypt, path,
+                     restart_after, fmt, link, ns, gz, snaplen, seed, output, expected,
+                     image_model, arch, minidump_version, msgbuf_wrapped, cipher, public_key,
+                     write_private_key, capture_points, point_loss, point_clock):
     """Simulate FreeBSD netdump clients and netdumpd and write the capture."""
     nbytes = _size(size)
     pem = _read_public_key(public_key)
@@ -96,7 +101,8 @@ def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, captur
             start_ms=i * 3.7, restart_after=restart_after if i == 0 else None,
             image=image_model, arch=arch, minidump_version=int(minidump_version),
             msgbuf_wrapped=msgbuf_wrapped, cipher=cipher, public_key=pem))
-    network = NetworkSpec(loss=loss, ack_loss=ack_loss, dup=dup, ack_dup=dup, reorder=reorder)
+    network = NetworkSpec(loss=loss, ack_loss=ack_loss, dup=dup, ack_dup=dup, reorder=reorder,
+                          link_mbps=link_mbps, host_jitter=host_jitter)
     capture = CaptureSpec(point=capture_point, loss=capture_loss, format=fmt, link=link,
                           snaplen=snaplen, tsres="ns" if ns else "us", gzip=gz)
     try:

@@ -97,6 +97,9 @@ class ClientRun:
         self.fifo_s2c = 0
         self.eager = not net.reorder and not net.dup
         self.ack_fx = bool(self.drop_ack or self.blackouts or net.ack_loss)
+        self.host_jitter = net.host_jitter
+        self.hd_lo = int(net.host_delay_us[0] * US)
+        self.hd_span = int((net.host_delay_us[1] - net.host_delay_us[0]) * US)
         lo, hi = net.server_delay_us
         self.sd_lo = int(lo * US)
         self.sd_span = int((hi - lo) * US)
@@ -163,6 +166,7 @@ class ClientRun:
         call = _Call(self.ncall, mtype, base, msgs, t)
         self.ncall += 1
         att.calls += 1
+        att.send_calls.append((int(mtype), base, base + len(msgs) - 1))
         self.call = call
         self.send_round(t)
 
@@ -171,9 +175,17 @@ class ClientRun:
         call.token += 1
         tt = t
         send_no = call.round + 1
+        stall = self.host_jitter
+        rng = self.rng
+        sent = 0
         for i, (off, msg) in enumerate(call.pkts):
             if call.acked[i]:
                 continue
+            if stall and sent and rng.random() < stall:
+                # the host was busy elsewhere (a scheduler delay): the burst goes on later
+                tt += self.hd_lo + int(rng.random() * self.hd_span)
+                self.attempt.host_stalls += 1
+            sent += 1
             if send_no == 1:
                 call.first_sent[i] = tt
             self.transmit(tt, call, i, off, msg, send_no)
@@ -198,6 +210,7 @@ class ClientRun:
         rng = self.rng
         self.tx_count += 1
         att.packets_sent += 1
+        att.sent_counts[call.type] = att.sent_counts.get(call.type, 0) + 1
         seqno = call.base + i
         if send_no > 1:
             att.retransmissions_sent += 1

@@ -18,6 +18,8 @@ class NetworkSpec:
     delay_us: float = 100.0  # one-way base delay
     jitter_us: float = 5.0  # uniform(0, this) added to every datagram
     link_mbps: float = 1000.0  # client NIC rate: spaces the packets of a burst
+    host_jitter: float = 0.0  # probability that the host stalls before a packet of a burst
+    host_delay_us: tuple = (50.0, 5000.0)  # that stall (a scheduler delay): uniform
     server_delay_us: tuple = (50.0, 300.0)  # arrival -> ACK, uniform; ACKs stay in FIFO order
     icmp: bool = True  # closed port -> ICMP port unreachable from the server host
 
@@ -57,6 +59,25 @@ class DumpSpec:
     msgbuf_wrapped: bool = False
     cipher: str | None = None  # "aes256-cbc" or "chacha20"; default by generation
     public_key: str | None = None  # PEM; default: the simulated operator's key
+
+
+PROBABILITIES = ("loss", "ack_loss", "dup", "ack_dup", "reorder", "host_jitter")
+
+
+def check_network(net: NetworkSpec) -> None:
+    """Refuse values the model cannot mean (a probability outside [0, 1], a link of 0 b/s)."""
+    for name in PROBABILITIES:
+        check_probability(name, getattr(net, name))
+    if not net.link_mbps > 0:
+        raise ValueError(f"link_mbps must be positive, not {net.link_mbps}")
+    lo, hi = net.host_delay_us
+    if not 0 <= lo <= hi:
+        raise ValueError(f"host_delay_us must be (low, high) with 0 <= low <= high, not {lo, hi}")
+
+
+def check_probability(name: str, p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} is a probability: {p} is not in [0, 1]")
 
 
 def spec_dict(spec: DumpSpec) -> dict:

@@ -18,6 +18,12 @@ Definitions used throughout (and in ``truth.json``):
   SHA-256 of that recovery (captured bytes, zeros in the gaps, capture length long). It can
   differ from netdumpd's file (``files``): netdumpd loses its unflushed 128 KiB write buffer
   when a session times out or restarts, and keeps what the capture missed.
+* **send calls** (``send_calls``): every call the client made to its transport (HERALD, key,
+  each VMCORE buffer, KDH, FINISHED): its type, first and last seqno, packets, and whether
+  any of its packets reached the capture. ``calls_captured`` counts those that did
+  (``vmcore_calls_captured``: the VMCORE ones): the bursts an audit can find.
+* **capture_files** (only when the capture misses frames the endpoints got): the files that
+  can be recovered from the capture; the expected directory and SHA256SUMS then hold these.
 * **rounds**: retransmit rounds of a send call (0 = all ACKed on the first burst; 11 and
   still unACKed = abort).
 * **image** (per dump, imagetruth.py): what the capture's missing ranges (and, without a KDH,
@@ -101,6 +107,9 @@ class Attempt:
     packets_sent: int = 0
     retransmissions_sent: int = 0
     calls: int = 0
+    sent_counts: dict = field(default_factory=dict)  # type -> client transmissions
+    send_calls: list = field(default_factory=list)  # (type, first seqno, last seqno) per call
+    host_stalls: int = 0  # scheduler delays inside bursts (NetworkSpec.host_jitter)
     rounds_per_call: dict = field(default_factory=dict)
     call_log: list = field(default_factory=list)
     rtt_first: list = field(default_factory=list)
@@ -162,12 +171,20 @@ class Attempt:
             h.update(piece)
         return h.hexdigest()
 
+    def calls_json(self) -> list[dict]:
+        """Every send call of the attempt, and whether any of its packets reached the capture."""
+        seen = self.cap_seen
+        return [{"type": TYPE_NAMES.get(t, str(t)), "first_seqno": a, "last_seqno": b,
+                 "packets": b - a + 1, "captured": any(s in seen for s in range(a, b + 1))}
+                for t, a, b in self.send_calls]
+
     def missing(self) -> list[tuple[int, int]]:
         return _gaps(self.cap_vmcore, self.capture_length())
 
     def to_json(self, files: dict) -> dict:
         stream = self.material.stream
         sess = self.session
+        calls = self.calls_json()
         out: dict[str, Any] = {
             "client": self.client_ip, "server": self.server_ip, "generation": self.generation,
             "attempt": self.attempt, "spec": self.spec, "outcome": self.outcome,
@@ -177,8 +194,13 @@ class Attempt:
             "dumplength": stream.dumplength, "stream_sha256": stream.sha256,
             "t_start_ns": self.t_start, "t_end_ns": self.t_end,
             "packets_sent": self.packets_sent,
+            "sent_counts": {TYPE_NAMES.get(k, str(k)): v for k, v in sorted(self.sent_counts.items())},
             "retransmissions_sent": self.retransmissions_sent,
             "calls": self.calls,
+            "send_calls": calls,
+            "calls_captured": sum(c["captured"] for c in calls),
+            "vmcore_calls_captured": sum(c["captured"] for c in calls if c["type"] == "VMCORE"),
+            "host_stalls": self.host_stalls,
             "rounds_per_call": {str(k): v for k, v in sorted(self.rounds_per_call.items())},
             "max_rounds": max(self.rounds_per_call.values(), default=0),
         }
@@ -268,6 +290,53 @@ class GroundTruth:
                                       "kind": "key", "dump": dump}
         return out
 
+    def _lossy(self, att: Attempt) -> bool:
+        """Does the capture miss frames of this attempt that the endpoints got?"""
+        cap = self.params.get("capture", {})
+        return bool(cap.get("loss") or cap.get("start_after") or cap.get("drop_frames")
+                    or att.spec.get("capture_loss"))
+
+    def capture_files(self) -> dict[str, dict]:
+        """relpath -> {"sha256", "size", "kind", "dump"} for the dumps whose capture misses
+        frames the endpoints got: the files that can be recovered from the capture (its VMCORE
+        and key bytes, zeros where no captured frame covers them). Their info file is left
+        out: its text is an analyzer's verdict, not a fact of the capture."""
+        out: dict[str, dict] = {}
+        for i, att in enumerate(self.attempts):
+            sess = att.session
+            if sess is None or not self._lossy(att):
+                continue
+            out[sess.core_name] = {"sha256": att._vmcore_sha(recovered=True),
+                                   "size": att.capture_length(), "kind": "vmcore", "dump": i}
+            if sess.key is not None:
+                h = hashlib.sha256()
+                for piece in self._capture_chunks(sess.key_name):
+                    h.update(piece)
+                out[sess.key_name] = {"sha256": h.hexdigest(), "size": sess.key.length,
+                                      "kind": "key", "dump": i}
+        return out
+
+    def _capture_chunks(self, relpath: str) -> Iterator[bytes]:
+        for att in self.attempts:
+            sess = att.session
+            if sess is None:
+                continue
+            if relpath == sess.core_name:
+                return att.vmcore_chunks(recovered=True)
+            if sess.key is not None and relpath == sess.key_name:
+                return _fill(att.key_source, att.cap_key, sess.key.length)
+        raise KeyError(relpath)
+
+    def expected_files(self) -> dict[str, tuple[dict, Any]]:
+        """relpath -> (entry, chunks): what an extraction of the capture must give. netdumpd's
+        files, except for dumps whose capture misses frames: their ``capture_files``."""
+        lossy = self.capture_files()
+        dumps = {e["dump"] for e in lossy.values()}
+        out = {rel: (e, self.file_chunks) for rel, e in self.files().items()
+               if e["dump"] is None or e["dump"] not in dumps}
+        out.update((rel, (e, self._capture_chunks)) for rel, e in lossy.items())
+        return out
+
     def file_chunks(self, relpath: str) -> Iterator[bytes]:
         owners = self._session_attempt()
         for sess in self.server.sessions:
@@ -303,7 +372,7 @@ class GroundTruth:
 
     def to_json(self) -> dict:
         files = self.files()
-        return {
+        out = {
             "seed": self.seed,
             "params": self.params,
             "capture": self.capture,
@@ -313,6 +382,10 @@ class GroundTruth:
             "definitions": __doc__.split("Definitions used throughout (and in ``truth.json``):")[1]
             .strip(),
         }
+        lossy = self.capture_files()
+        if lossy:
+            out["capture_files"] = lossy
+        return out
 
     def write_json(self, path) -> None:
         with open(path, "w") as fh:
@@ -320,21 +393,27 @@ class GroundTruth:
             fh.write("\n")
 
     def write_expected(self, directory) -> dict:
-        """Write every file netdumpd saved at its relative path, truth.json and SHA256SUMS."""
+        """Write every file netdumpd saved at its relative path, truth.json and SHA256SUMS.
+
+        Where the capture misses frames the endpoints got, netdumpd's files cannot be
+        recovered from it: the directory then holds the files the capture can give
+        (``capture_files``), so that ``sha256sum -c SHA256SUMS`` checks an extraction.
+        """
         os.makedirs(directory, exist_ok=True)
-        files = self.files()
+        files = self.expected_files()
         sums = []
         for rel in sorted(files):
+            entry, chunks = files[rel]
             dest = os.path.join(directory, rel)
             os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
             h = hashlib.sha256()
             with open(dest, "wb") as fh:
-                for piece in self.file_chunks(rel):
+                for piece in chunks(rel):
                     h.update(piece)
                     fh.write(piece)
-            assert files[rel]["sha256"] in (None, h.hexdigest()), rel
+            assert entry["sha256"] in (None, h.hexdigest()), rel
             sums.append(f"{h.hexdigest()}  {rel}\n")
         self.write_json(os.path.join(directory, "truth.json"))
         with open(os.path.join(directory, "SHA256SUMS"), "w") as fh:
             fh.writelines(sums)
-        return files
+        return {rel: entry for rel, (entry, _c) in files.items()}

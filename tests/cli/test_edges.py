@@ -268,6 +268,7 @@ def test_frames_of_a_second_file_are_numbered_within_it():
     assert [[s[k] for k in keys] for s in later] == \
         [[s[k] for k in keys] for s in alone["sessions"]]
     assert all(s["first_frame_file"] == str(MULTI) for s in later)
+    assert all(s["file"] == str(MULTI) for s in later)
     assert report["sessions"][0]["first_frame_file"] == str(CLEAN)
     assert later[2]["first_frame"] == 27  # the example: frame 27 of the second file
 
