@@ -71,7 +71,7 @@ def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, merge, 
     from analyzer.debug.ready import check_private_key, make_ready
     from analyzer.merge.run import run_either
     check_private_key(private_key)
-    with interruptible(f"the data read so far is in *.part files in {outdir}; "
+    with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
