@@ -2,12 +2,17 @@
 
 The client sends one buffer as a burst of consecutive seqnos, then waits until every packet
 is ACKed, resending only the un-ACKed ones after its ≈1 s poll timeout (protocol reference
-§5). Burst boundaries are not on the wire, so a new seqno starts a new burst when: the
-message type changes (HERALD, KDH and FINISHED are always alone); the offset does not
-continue the burst (allowing for packets the capture missed); the previous packet was
-shorter than the burst's first (the tail of a buffer); the burst would pass 64 KiB; the
-burst already had a resend round; or the client paused — longer than 4 × the usual in-burst
-spacing with every packet ACKed, or 5 ms and 20 × spacing otherwise.
+§5); the next call's first seqno follows the last one's. So a new seqno starts a new burst
+when the message sizes say so: the message type changes (HERALD, KDH and FINISHED are always
+alone), the offset does not continue the burst (allowing for packets the capture missed),
+the previous packet was shorter than the burst's first (the tail of a buffer), or the burst
+would pass 64 KiB. Where the sizes allow both, the protocol decides: after a resend round
+only a new call brings new seqnos; while a packet of the burst has no ACK in the capture the
+client cannot have moved on; a VMCORE or key call is whole 4 KiB blocks. Timing is left for
+what remains (payloads that divide 4096, every packet ACKed): the time since the last ACK
+against the shortest turnaround seen where the sizes ended a burst, and in a capture with no
+ACKs at all (one-way), the gap against that turnaround from the last packet, or against the
+link's observed packet spacing.
 
 A capture taken at the server never sees copies lost on the way, so a resend can be the
 first copy it shows. Such "hidden" resends are recognised by timing: a seqno below the

@@ -124,6 +124,10 @@ def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
     severe = {"finished acknowledged", "finished sent", "kdh present", "kdh parity",
               "kdh dumplength matches data", "payload at most 4096",
               "seqno continuity from 1", "key size matches kdh dumpkeysize", "kdh magic"}
+    if sa.capture_cut is not None:
+        add("error", "capture cut",
+            f"the capture file ends inside frame {sa.capture_cut[0]}, in the middle of the "
+            f"dump: nothing after it was captured ({sa.capture_cut[1]})")
     for c in checks:
         if c["ok"] is False:
             add("error" if c["name"] in severe else "warning", c["name"], c["detail"])
@@ -177,3 +181,44 @@ def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
     out.sort(key=lambda p: SEVERITY[p["severity"]])
     return out
 
+
+
+ADVICE_ROUNDS = 3  # a worst burst this close to the round limit: suggest more retries
+
+
+def advice(sa: SessionAudit, candidates: list[str]) -> list[dict]:
+    """What to do about what the audit found: ``{"kind", "text"}`` each."""
+    out: list[dict] = []
+    if sa.max_rounds and ROUND_LIMIT - sa.max_rounds <= ADVICE_ROUNDS:
+        if candidates == ["12.x"]:
+            knob = "net.netdump.retries"
+        elif "12.x" not in candidates:
+            knob = "debug.debugnet.nretries (net.netdump.retries is its alias)"
+        else:
+            knob = "net.netdump.retries on 12.x, debug.debugnet.nretries on 13.0 and later"
+        out.append({"kind": "raise retries", "text":
+                    f"the worst burst needed {sa.max_rounds} of {ROUND_LIMIT} resend rounds: "
+                    f"raise {knob} on the client (default 10) so that a bad patch of the "
+                    "network does not abort the dump"})
+    big = max(sa.max_payload[VMCORE], sa.max_payload[KEY])
+    if big > 4096:
+        out.append({"kind": "use a 1500 MTU", "text":
+                    f"payloads of {big} bytes (a jumbo MTU): netdumpd takes at most 4096 and "
+                    "never ACKs larger ones; the client must dump through an interface with a "
+                    "1500-byte MTU"})
+    spurious = sum(sa.spurious)
+    if spurious:
+        out.append({"kind": "find the lost acks", "text":
+                    f"{spurious} resends although the capture holds the ACK: the ACKs were lost "
+                    "after the capture point, on the way to the client. Capture at the client's "
+                    "side as well (a mirror port next to it) to tell a network loss from one "
+                    "in the client's NIC"})
+    unanswered = sum(sa.needed) - sum(sa.hidden)
+    if unanswered:
+        out.append({"kind": "find the missing acks", "text":
+                    f"{unanswered} resends of messages the capture shows but with no ACK "
+                    "captured before them: if this capture was taken on the server, netdumpd "
+                    "did not answer in time or its ACKs were dropped on the server host before "
+                    "the capture point; a capture next to the client shows whether the data "
+                    "reached the server's network at all"})
+    return out

@@ -1,8 +1,9 @@
 """Bounded point series for the audit's plots, gathered while the capture streams by.
 
-VMCORE first transmissions, ACKs, RTTs and burst durations are decimated to per-time-bucket
+VMCORE first captured copies, ACKs, RTTs and burst durations are decimated to per-time-bucket
 min/max (see :class:`~analyzer.audit.stats.Decimator`); every retransmission is kept up to
-a cap. Non-VMCORE messages (HERALD, KDH, key, FINISHED) are kept as markers, also capped.
+a cap. The series count what the audit's table counts: a resend that is the first copy
+the capture shows is in both. Non-VMCORE messages (HERALD, KDH, key, FINISHED) are kept as markers, also capped.
 """
 from __future__ import annotations
 

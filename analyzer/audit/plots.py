@@ -1,7 +1,8 @@
 """PNG plots of an audited dump (matplotlib, the optional ``plot`` extra).
 
-Per dump: a Stevens graph (VMCORE offset against time: first transmissions, resends and
-ACKs in different marks, with HERALD/KDH/key/FINISHED as vertical lines), RTT over time,
+Per dump: a Stevens graph (VMCORE offset against time: first captured copies, resends and
+ACKs in different marks, named and counted as in the audit's table, the missing byte ranges
+shaded, HERALD/KDH/key/FINISHED as vertical lines), RTT over time,
 and a burst timeline (time from each burst's first packet to its last ACK). The point
 series come from :class:`~analyzer.audit.plotdata.PlotData`, already bounded.
 """
@@ -73,11 +74,18 @@ def _save(plt, fig, path: str) -> str:
     return path
 
 
-def stevens(plt, data, title: str, path: str, t0: int) -> str:
+def stevens(plt, data, title: str, path: str, t0: int, missing=()) -> str:
+    """``missing``: the dump's byte ranges that no captured VMCORE frame holds, shaded."""
     tx, retx, acks = data.tx.points(), data.retx.all(), data.acks.points()
-    top = max([v for _, v in tx + retx + acks] or [1])
+    top = max([v for _, v in tx + retx + acks] + [e for _s, e in missing] or [1])
     scale, unit = _size_axis(None, top)
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=100)
+    if missing:
+        lost = sum(e - s for s, e in missing)
+        for i, (s, e) in enumerate(missing):
+            ax.axhspan(s * scale, e * scale, color="tab:red", alpha=0.18, linewidth=0,
+                       zorder=0, label=None if i else
+                       f"missing ({lost:,} bytes in {len(missing):,} ranges)")
     small = len(tx) + len(acks) < 400
     if acks:
         x, y = _xy(acks, t0, scale)
@@ -87,7 +95,7 @@ def stevens(plt, data, title: str, path: str, t0: int) -> str:
     if tx:
         x, y = _xy(tx, t0, scale)
         ax.plot(x, y, ".", color="tab:blue", markersize=6 if small else 2.5, zorder=2,
-                label=f"first transmission ({data.tx.count:,} packets)")
+                label=f"first ({data.tx.count:,})")
     if retx:
         x, y = _xy(retx, t0, scale)
         n = len(data.retx.points) + data.retx.dropped
@@ -96,7 +104,7 @@ def stevens(plt, data, title: str, path: str, t0: int) -> str:
         size = 8 if not many else max(2.5, 8 * (200 / len(x)) ** 0.5)
         ax.plot(x, y, "x", color="tab:red", markersize=size,
                 markeredgewidth=1.5 if not many else 0.7, alpha=1 if not many else 0.45,
-                zorder=3 if not many else 1.5, label=f"retransmission ({n:,})")
+                zorder=3 if not many else 1.5, label=f"retransmitted ({n:,})")
     _markers(ax, data, t0)
     ax.set_xlabel("time since first packet (s)")
     ax.set_ylabel(f"VMCORE offset ({unit})")
@@ -163,7 +171,9 @@ def write_plots(sink, report: dict, directory: str) -> list[str]:
         title = f"dump {s['id']} from {s['client']}"
         stem = os.path.join(directory, f"dump-{s['id']}-{s['client']}")
         t0 = sa.start_ts
-        out.append(stevens(plt, data, title + ": offset vs time", stem + "-stevens.png", t0))
+        missing = [tuple(r) for r in (s.get("vmcore") or {}).get("missing", [])]
+        out.append(stevens(plt, data, title + ": offset vs time", stem + "-stevens.png", t0,
+                           missing))
         for p in (rtt(plt, data, title, stem + "-rtt.png", t0),
                   burst_timeline(plt, data, title, stem + "-bursts.png", t0)):
             if p:

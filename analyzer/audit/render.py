@@ -59,6 +59,15 @@ def problems_table(a: dict) -> Table | Text:
     return t
 
 
+def advice_table(a: dict) -> Table | None:
+    if not a.get("advice"):
+        return None
+    t = _table("What to do", "advice", "why")
+    for x in a["advice"]:
+        t.add_row(x["kind"], x["text"])
+    return t
+
+
 def timeline_table(a: dict) -> Table:
     tl = a["timeline"]
     t0 = (tl["herald"] or tl["first_data"] or {}).get("time")
@@ -67,6 +76,9 @@ def timeline_table(a: dict) -> Table:
                        ("key", "EKCD key"), ("finished", "FINISHED"),
                        ("finished_ack", "FINISHED ACK")):
         p = tl[key]
+        if p is None and key == "finished" and tl.get("capture_cut"):
+            t.add_row("capture cut", str(tl["capture_cut"]["frame"]), "the file ends here")
+            continue
         if p is None:
             t.add_row(label, "-", "not captured")
         else:
@@ -93,8 +105,9 @@ def transfer_table(a: dict) -> Table:
 def retrans_table(a: dict) -> Table:
     r = a["retransmissions"]
     t = _table(f"Retransmissions: {r['total']} ({r['needed']} needed, {r['spurious']} spurious)"
-               f" in {r['rounds']} rounds", "type", "sent", "first", "retransmitted",
-               "needed", "spurious")
+               f" in {r['rounds']} rounds; captured copies of sent seqnos: {r['captured']} "
+               f"({r['network_duplicates']} network duplicates, {r['hidden']} resends seen "
+               "first)", "type", "sent", "first", "retransmitted", "needed", "spurious")
     for name, v in r["by_type"].items():
         t.add_row(name, str(v["sent"]), str(v["first"]), str(v["retransmitted"]),
                   str(v["needed"]), str(v["spurious"]))
@@ -203,9 +216,11 @@ def render_session(console: Console, session: dict) -> None:
     title = (f"dump {session['id']}: {session['client']} -> {session['server']}"
              f"{':' + str(port) if port else ''}  [{session['status']}; {a['outcome']}]")
     console.print(Rule(Text(title, style="bold")))
-    for part in (problems_table(a), transfer_table(a), timeline_table(a), retrans_table(a),
-                 bursts_table(a), acks_table(a), rtt_table(a), stalls_table(a),
-                 checks_table(a)):
+    for part in (problems_table(a), advice_table(a), transfer_table(a), timeline_table(a),
+                 retrans_table(a), bursts_table(a), acks_table(a), rtt_table(a),
+                 stalls_table(a), checks_table(a)):
+        if part is None:
+            continue
         console.print(part)
         console.print()
 

@@ -26,12 +26,12 @@ class SessionAudit(AckMixin):
     __slots__ = (
         "acks", "acks_bad_port", "acks_bad_port_count", "acks_future", "acks_future_count",
         "acks_unseen", "acks_unseen_count", "after_finished", "after_finished_count", "burst_bytes",
-        "burst_packets", "burst_time", "bursts", "captured_copies", "client", "conflicts", "cur", "data_after_kdh",
+        "burst_packets", "burst_time", "bursts", "captured_copies", "capture_cut", "client", "conflicts", "cur", "data_after_kdh",
         "dup_acks", "dup_unexplained", "end_reason", "finished_seq", "first_vm_seq", "herald_seen",
         "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost", "icmp_unreachable", "id",
         "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq", "last_frame", "last_ts",
         "last_tx_frame", "last_tx_ts", "late_acks", "longest_stalls", "max_payload", "max_rounds",
-        "max_rounds_burst", "mergeable", "gap_ack", "turnaround", "small_runs", "misaligned", "misaligned_count", "needed", "net_dups",
+        "max_rounds_burst", "mergeable", "gap_ack", "spacing_min", "turn_tx", "turnaround", "small_runs", "misaligned", "misaligned_count", "needed", "net_dups",
         "never_acked", "never_acked_count", "new", "new_bytes", "out_of_burst_retx", "oversized",
         "oversized_count", "plain", "plot", "prev", "reordered", "retx", "round_count",
         "rounds_hist", "rows", "rtt", "sent", "seq_max", "server", "server_port", "spacing",
@@ -52,6 +52,7 @@ class SessionAudit(AckMixin):
         self.start_frame, self.start_ts = frame, ts
         self.stall_threshold = stall_threshold
         self.end_reason: str | None = None
+        self.capture_cut: tuple | None = None  # (frame, detail): the file ends inside the dump
         # timeline: (frame, ts) of the first of each
         self.t_herald = self.t_data = self.t_kdh = self.t_key = self.t_finished = None
         self.t_finished_ack = None
@@ -94,6 +95,8 @@ class SessionAudit(AckMixin):
         # sizes alone end the burst: what the client needs to move on (None: not seen yet)
         self.turnaround: int | None = None
         self.gap_ack = 0  # time from the last client packet to the last event before this one
+        self.spacing_min = 0  # the shortest gap seen between two new seqnos: the link's pace
+        self.turn_tx: int | None = None  # as turnaround, from the last packet (one-way)
         # ACKs (see AckMixin)
         self.init_acks()
         # stalls
@@ -134,11 +137,12 @@ class SessionAudit(AckMixin):
                 and not cur.rounds and cur.last_len == length == cur.first_len \
                 and length <= 4096 and offset + length - cur.off_start <= 65536 \
                 and gap <= self.stall_threshold and gap <= ROUND_GAP \
-                and (cur.unacked and self.acks or (offset - cur.off_start) & 4095):
+                and (cur.unacked and self.acks or (offset - cur.off_start) & 4095) \
+                and len(_payload) == length:
             # the common case: the next full-size VMCORE packet of the burst in flight (its
             # length is the burst's first, already counted in max_payload): a packet of the
             # burst is still unACKed, or the burst is not yet whole 4 KiB blocks, so the
-            # client cannot have started a new call
+            # client cannot have started a new call; and the capture holds all of it
             self.last_ts, self.last_frame = ts, frame
             cur.fast += 1  # sent, new, new_bytes and udp_bytes: added up when cur is folded
             self.seq_max = seq
@@ -198,7 +202,8 @@ class SessionAudit(AckMixin):
         """Bookkeeping for the first captured copy of a seqno."""
         mtype, seq, offset, length = ev.type, ev.seqno, ev.offset, ev.length
         self.new[mtype] += 1
-        self.new_bytes[mtype] += length
+        # the bytes the capture holds: a record the capture cut counts only what it kept
+        self.new_bytes[mtype] += min(length, len(ev.payload))
         if self.t_finished is not None and mtype != FINISHED:
             self.after_finished_count += 1
             if len(self.after_finished) < KEEP_LIST:
@@ -240,6 +245,8 @@ class SessionAudit(AckMixin):
         self._first_copy(ev)
         if seq <= self.seq_max:
             return self._late_first(ev)
+        if 0 < gap and (gap < self.spacing_min or not self.spacing_min):
+            self.spacing_min = gap
         if seq > self.seq_max + 1:
             self._jump(self.seq_max + 1, seq, ev.frame)
         self.seq_max = seq
@@ -266,6 +273,9 @@ class SessionAudit(AckMixin):
         else:
             if cur is not None and not cur.unacked and cur.last_ack_ts and self.acks:
                 self._learn_turnaround(ts - cur.last_ack_ts)
+            if cur is not None and 0 < gap < ROUND_GAP and \
+                    (self.turn_tx is None or gap < self.turn_tx):
+                self.turn_tx = gap
             cur = None
         if cur is None:
             k = timeouts_in(gap, self._timeout()) if self.cur is not None else 0
@@ -298,11 +308,16 @@ class SessionAudit(AckMixin):
                           ts, 0]
         if hidden:
             self._count_hidden(cur, mtype)
-            if self.plot is not None:
-                self.plot.resend(ts, mtype, offset)
-        elif self.plot is not None:
-            self.plot.first(ts, mtype, offset)
+        if self.plot is not None:
+            self._plot_first(ts, mtype, offset, hidden)
         return hint
+
+    def _plot_first(self, ts: int, mtype: int, offset: int, resend: bool) -> None:
+        """A first captured copy is plotted as one (the table's "first"), and also as a
+        retransmission when it is a resend (the table's "retransmitted")."""
+        self.plot.first(ts, mtype, offset)
+        if resend:
+            self.plot.resend(ts, mtype, offset)
 
     def _late_first(self, ev) -> str | None:
         """A new seqno below the highest: its earlier copy was lost, or it was reordered."""
@@ -320,6 +335,8 @@ class SessionAudit(AckMixin):
             self.retx[mtype] += 1
             self.needed[mtype] += 1
             self.hidden[mtype] += 1
+            if self.plot is not None:
+                self._plot_first(ts, mtype, ev.offset, True)
             return None
         resend = b.in_round or ts - b.last_tx_ts > ROUND_GAP
         hint = None
@@ -341,7 +358,7 @@ class SessionAudit(AckMixin):
         if resend:
             self._count_hidden(b, mtype)
         if self.plot is not None:
-            (self.plot.resend if resend else self.plot.first)(ts, mtype, ev.offset)
+            self._plot_first(ts, mtype, ev.offset, resend)
         return hint
 
     def _count_hidden(self, b: Burst, mtype: int) -> None:
@@ -412,7 +429,12 @@ class SessionAudit(AckMixin):
             turn = self.turnaround
             if turn is not None:
                 return since >= turn >> 1
-        return gap > max(4 * self.spacing, 50_000)
+        # no ACK in the capture: a pause like the turnaround seen where the sizes ended a
+        # burst, or else well beyond the link's pace between two packets
+        if self.turn_tx is not None:
+            return gap >= self.turn_tx >> 1
+        pace = self.spacing_min
+        return gap > max(2 * pace, pace + 100_000) if pace else gap > 50_000
 
     def _learn_turnaround(self, t: int) -> None:
         if 0 < t < ROUND_GAP and (self.turnaround is None or t < self.turnaround):
@@ -469,6 +491,8 @@ class SessionAudit(AckMixin):
             self.net_dups += 1
             return None
         self.retx[mtype] += 1
+        if self.plot is not None:
+            self.plot.resend(ts, mtype, ev.offset)
         if slot is None:
             self.out_of_burst_retx += 1
             if seq in self.unacked_old:
@@ -487,8 +511,6 @@ class SessionAudit(AckMixin):
         else:
             b.needed += 1
             self.needed[mtype] += 1
-        if self.plot is not None:
-            self.plot.resend(ts, mtype, ev.offset)
         return None
 
     # -- stalls -------------------------------------------------------------------------

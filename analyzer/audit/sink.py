@@ -45,10 +45,13 @@ class AuditSink:
                     sa.server_port = ev.port
             elif kind is SessionEnded:
                 sessions[ev.session].end(ev.reason)
-            elif kind is Anomaly and ev.kind == "icmp-unreachable" and ev.session is not None:
-                frames = sessions[ev.session].icmp_unreachable
-                if len(frames) < 50:
-                    frames.append((ev.frame,))
+            elif kind is Anomaly and ev.session is not None:
+                if ev.kind == "icmp-unreachable":
+                    frames = sessions[ev.session].icmp_unreachable
+                    if len(frames) < 50:
+                        frames.append((ev.frame,))
+                elif ev.kind == "truncated-capture" and ev.session in sessions:
+                    sessions[ev.session].capture_cut = (ev.frame, ev.detail)
 
     def _start(self, ev: SessionStarted) -> None:
         sa = SessionAudit(ev.session, ev.client, ev.server, ev.frame, ev.ts,

@@ -25,6 +25,8 @@ def outcome(sa: SessionAudit) -> str:
         return "finished"
     if sa.t_finished is not None:
         return "finished, never acknowledged"
+    if sa.capture_cut is not None:
+        return f"capture cut at frame {sa.capture_cut[0]}, mid-dump"
     if sa.end_reason == "restarted":
         return "abandoned: the client started a new dump"
     if sa.max_rounds >= ROUND_LIMIT:
@@ -43,6 +45,8 @@ def timeline(sa: SessionAudit) -> dict:
         "herald": _point(sa.t_herald), "first_data": _point(sa.t_data),
         "kdh": _point(sa.t_kdh), "key": _point(sa.t_key), "finished": _point(sa.t_finished),
         "finished_ack": _point(sa.t_finished_ack),
+        "capture_cut": {"frame": sa.capture_cut[0], "detail": sa.capture_cut[1]}
+        if sa.capture_cut else None,
         "time_to_dump": total / 1e9,
         "data_time": (data_end - data_start) / 1e9,
         "unique_bytes": unique,
@@ -100,7 +104,7 @@ def retransmissions(sa: SessionAudit) -> dict:
                               "spurious = an ACK was already captured; a copy sooner than "
                               "half the client's poll timeout after the previous one, with the "
                               "same bytes, is a network duplicate, not a resend; captured = "
-                              "every copy of an already-sent seqno (total + "
+                              "every captured copy of an already-sent seqno (total − hidden + "
                               "network_duplicates), as the report's retransmits counts; "
                               "hidden = resends whose earlier copies never reached the "
                               "capture point (told by timing)"}
@@ -142,11 +146,13 @@ def stalls(sa: SessionAudit) -> dict:
 
 def audit_json(sa: SessionAudit) -> dict:
     checks = _checks.protocol_checks(sa)
+    gen = guess(sa)
     return {
         "outcome": outcome(sa),
         "timeline": timeline(sa),
-        "generation": guess(sa),
+        "generation": gen,
         "problems": _checks.problems(sa, checks),
+        "advice": _checks.advice(sa, gen["candidates"]),
         "bursts": bursts(sa),
         "retransmissions": retransmissions(sa),
         "acks": acks(sa),
