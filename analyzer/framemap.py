@@ -58,3 +58,25 @@ class FrameMap:
         """``"27"`` in a one-file run, ``"27 of b.pcapng"`` when several files were read."""
         path, n = self.locate(frame)
         return f"{n} of {path}" if path is not None and self.several else str(n)
+
+    def renumber(self, obj):
+        """A copy of a JSON object whose frame references (``frame``, ``*_frame``,
+        ``*_frames``) are numbered within their file, with that file beside each one
+        (``file``, ``*_frame_file``, ``*_frame_files``)."""
+        if isinstance(obj, list):
+            return [self.renumber(v) for v in obj]
+        if not isinstance(obj, dict):
+            return obj
+        out = {}
+        for key, value in obj.items():
+            if (key == "frame" or key.endswith("_frame")) and type(value) is int:
+                path, out[key] = self.locate(value)
+                out.setdefault("file" if key == "frame" else f"{key}_file", path)
+            elif key.endswith("_frames") and isinstance(value, list) and \
+                    all(type(v) is int for v in value):
+                where = [self.locate(v) for v in value]
+                out[key] = [n for _, n in where]
+                out[f"{key}_files"] = [p for p, _ in where]
+            else:
+                out[key] = self.renumber(value)
+        return out

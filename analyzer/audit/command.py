@@ -54,6 +54,7 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
         analysis, report, code = run_either(merge, captures, None, max_dump_size, sinks=(sink,),
                                             progress=progress_for(not quiet), vantage=merge)
     sink.add_to_report(report)
+    _frames_per_file(report)
     if merge:
         analysis.vantage.add_to_report(report)
     if not quiet:
@@ -69,6 +70,16 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
         if not quiet:
             click.echo(f"plots: {len(written)} PNG files in {plot_dir}", err=True)
     sys.exit(code)
+
+
+def _frames_per_file(report: dict) -> None:
+    """The audit objects name frames as the rest of the report does: Wireshark's number
+    within the file named beside it."""
+    from analyzer.framemap import FrameMap
+    frames = FrameMap(report["captures"])
+    for s in report["sessions"]:
+        if "audit" in s:
+            s["audit"] = frames.renumber(s["audit"])
 
 
 def _client(ctx, param, value):

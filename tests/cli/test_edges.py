@@ -281,6 +281,15 @@ def test_anomalies_carry_their_file_and_frame_within_it(tmp_path):
     assert a["kind"] == "path-refused" and a["file"] == str(one) and a["frame"] == 1
 
 
+def test_audit_frames_are_numbered_within_their_file_too():
+    both = json.loads(cli("audit", "-q", CLEAN, MULTI, "--json", "-").stdout)
+    alone = json.loads(cli("audit", "-q", MULTI, "--json", "-").stdout)
+    for s, t in zip(both["sessions"][1:], alone["sessions"]):
+        for event in ("herald", "first_data", "kdh", "finished"):
+            got, want = s["audit"]["timeline"][event], t["audit"]["timeline"][event]
+            assert got["frame"] == want["frame"] and got["file"] == str(MULTI)
+
+
 def test_messages_names_the_file_of_each_frame_when_several_are_read():
     both = cli("messages", CLEAN, MULTI).stdout.splitlines()
     alone = cli("messages", MULTI).stdout.splitlines()

@@ -70,3 +70,17 @@ def test_any_text_is_a_frame_range_or_a_value_error(text):
         assert repr(text) in str(exc)
         return
     assert lo >= 1 and (hi is None or hi >= lo)
+
+
+def test_renumber_names_the_file_of_every_frame_reference_in_a_json_object():
+    fm = FrameMap([{"path": "a", "frames": 10}, {"path": "b", "frames": 10}])
+    audit = {"herald": {"frame": 12, "time": 1.5}, "worst": [{"start_frame": 3, "rounds": 2}],
+             "acks": {"for_unseen_messages_frames": [9, 11], "total": 4},
+             "finished": None, "ok": True, "last_ack_frame": None}
+    assert fm.renumber(audit) == {
+        "herald": {"frame": 2, "file": "b", "time": 1.5},
+        "worst": [{"start_frame": 3, "start_frame_file": "a", "rounds": 2}],
+        "acks": {"for_unseen_messages_frames": [9, 1],
+                 "for_unseen_messages_frames_files": ["a", "b"], "total": 4},
+        "finished": None, "ok": True, "last_ack_frame": None}
+    assert audit["herald"] == {"frame": 12, "time": 1.5}  # a copy: the input is unchanged
