@@ -78,14 +78,14 @@ def protocol_checks(sa: SessionAudit) -> list[dict]:
         out.append(_check("seqnos in order", False,
                           f"{sa.reordered} seqnos arrived late, below the highest one, "
                           "inside their burst (reordered on the way)"))
-    out.append(_check("burst offsets 4096-aligned", not sa.misaligned_count,
-                      "every burst starts on a 4096-byte boundary" if not sa.misaligned_count
-                      else f"{sa.misaligned_count} bursts start unaligned, e.g. " +
-                      ", ".join(f"frame {f} offset {o}" for f, _t, _s, o in sa.misaligned[:3])))
-    out.append(_check("payload at most 4096", not sa.oversized_count,
-                      "largest payload " + str(max(sa.max_payload)) if not sa.oversized_count
-                      else f"{sa.oversized_count} messages above 4096 bytes (frames "
-                      f"{_frames(sa.oversized)}): netdumpd truncates and never ACKs them"))
+    out.append(_check("burst offsets 4096-aligned", not sa.tally.misaligned.count,
+                      "every burst starts on a 4096-byte boundary" if not sa.tally.misaligned.count
+                      else f"{sa.tally.misaligned.count} bursts start unaligned, e.g. " +
+                      ", ".join(f"frame {f} offset {o}" for f, _t, _s, o in sa.tally.misaligned.items[:3])))
+    out.append(_check("payload at most 4096", not sa.oversized.count,
+                      "largest payload " + str(max(sa.max_payload)) if not sa.oversized.count
+                      else f"{sa.oversized.count} messages above 4096 bytes (frames "
+                      f"{_frames(sa.oversized.items)}): netdumpd truncates and never ACKs them"))
     out.extend(kdh_checks(sa))
     if sa.data_after_kdh:
         out.append(_check("kdh after all data", False,
@@ -97,10 +97,10 @@ def protocol_checks(sa: SessionAudit) -> list[dict]:
                           f"ACK in frame {sa.t_finished_ack[0]}" if sa.t_finished_ack else
                           "FINISHED never ACKed: the client prints 'failed to close the "
                           "transaction'"))
-    out.append(_check("nothing after finished", not sa.after_finished_count,
-                      "" if not sa.after_finished_count else
-                      f"{sa.after_finished_count} messages after FINISHED (frames "
-                      f"{_frames(sa.after_finished)})"))
+    out.append(_check("nothing after finished", not sa.after_finished.count,
+                      "" if not sa.after_finished.count else
+                      f"{sa.after_finished.count} messages after FINISHED (frames "
+                      f"{_frames(sa.after_finished.items)})"))
     if sa.icmp_unreachable:
         why = ("after FINISHED: netdumpd had closed the session, so its FINISHED ACK was lost "
                "on the way to the client, which kept resending" if sa.t_finished is not None
@@ -131,18 +131,18 @@ def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
     for c in checks:
         if c["ok"] is False:
             add("error" if c["name"] in severe else "warning", c["name"], c["detail"])
-    if sa.max_rounds:
-        left = ROUND_LIMIT - sa.max_rounds
-        b = sa.max_rounds_burst or {}
-        sev = "error" if left <= 0 else "warning" if left <= 5 or sa.max_rounds >= 3 else "info"
+    if sa.tally.max_rounds:
+        left = ROUND_LIMIT - sa.tally.max_rounds
+        b = sa.tally.max_rounds_burst or {}
+        sev = "error" if left <= 0 else "warning" if left <= 5 or sa.tally.max_rounds >= 3 else "info"
         add(sev, "retransmission rounds",
-            f"worst burst #{b.get('index')} (seqno {b.get('seqno')}) needed {sa.max_rounds} "
+            f"worst burst #{b.get('index')} (seqno {b.get('seqno')}) needed {sa.tally.max_rounds} "
             f"of {ROUND_LIMIT} resend rounds" + (": the client gives up here" if left <= 0 else
                                                   f", {left} to spare"))
-    if sa.never_acked_count:
+    if sa.ledger.never_acked.count:
         add("warning", "never acknowledged",
-            f"{sa.never_acked_count} messages never ACKed in the capture, e.g. " +
-            ", ".join(f"{t} seq {s} (frame {f})" for f, t, s in sa.never_acked[:3]))
+            f"{sa.ledger.never_acked.count} messages never ACKed in the capture, e.g. " +
+            ", ".join(f"{t} seq {s} (frame {f})" for f, t, s in sa.ledger.never_acked.items[:3]))
     spurious = sum(sa.spurious)
     if spurious:
         add("warning", "spurious retransmissions",
@@ -152,32 +152,32 @@ def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
     if needed:
         add("info", "needed retransmissions",
             f"{needed} resends of messages with no ACK captured before them")
-    if sa.acks_unseen_count:
+    if sa.ledger.acks_unseen.count:
         add("warning", "acks for unseen messages",
-            f"{sa.acks_unseen_count} ACKs for seqnos the capture never showed being sent "
-            f"(capture loss on the client->server side), e.g. frames {_frames(sa.acks_unseen)}")
-    if sa.acks_bad_port_count:
+            f"{sa.ledger.acks_unseen.count} ACKs for seqnos the capture never showed being sent "
+            f"(capture loss on the client->server side), e.g. frames {_frames(sa.ledger.acks_unseen.items)}")
+    if sa.ledger.acks_bad_port.count:
         add("warning", "acks from unexpected port",
-            f"{sa.acks_bad_port_count} ACKs not from server port {sa.server_port}, e.g. "
-            f"frames {_frames(sa.acks_bad_port)}")
-    if sa.acks_future_count:
+            f"{sa.ledger.acks_bad_port.count} ACKs not from server port {sa.server_port}, e.g. "
+            f"frames {_frames(sa.ledger.acks_bad_port.items)}")
+    if sa.ledger.acks_future.count:
         add("warning", "acks too far in future",
-            f"{sa.acks_future_count} ACKs >= 64 past their burst's first seqno: the client "
+            f"{sa.ledger.acks_future.count} ACKs >= 64 past their burst's first seqno: the client "
             f"prints 'ACK too far in future' and ignores them")
-    if sa.dup_unexplained:
+    if sa.ledger.dup_unexplained:
         add("info", "unexplained duplicate acks",
-            f"{sa.dup_unexplained} duplicate ACKs beyond one per copy sent")
-    if sa.stall_count:
-        long = sa.longest_stalls.items()[0]
+            f"{sa.ledger.dup_unexplained} duplicate ACKs beyond one per copy sent")
+    if sa.stalls.count:
+        long = sa.stalls.longest.items()[0]
         add("warning", "stalls",
-            f"{sa.stall_count} gaps over {sa.stall_threshold / 1e9:g}s in the client's sending, "
-            f"{sa.stall_time / 1e9:.3f}s in total; longest {long['duration']:.3f}s at "
+            f"{sa.stalls.count} gaps over {sa.stall_threshold / 1e9:g}s in the client's sending, "
+            f"{sa.stalls.time / 1e9:.3f}s in total; longest {long['duration']:.3f}s at "
             f"frame {long['frame']}: {long['cause']}")
     if sa.out_of_burst_retx:
         add("info", "retransmissions outside a burst",
             f"{sa.out_of_burst_retx} resends of seqnos from an already finished burst")
-    if sa.late_acks:
-        add("info", "late acks", f"{sa.late_acks} ACKs arrived after the client moved on")
+    if sa.ledger.late_acks:
+        add("info", "late acks", f"{sa.ledger.late_acks} ACKs arrived after the client moved on")
     out.sort(key=lambda p: SEVERITY[p["severity"]])
     return out
 
@@ -189,7 +189,7 @@ ADVICE_ROUNDS = 3  # a worst burst this close to the round limit: suggest more r
 def advice(sa: SessionAudit, candidates: list[str]) -> list[dict]:
     """What to do about what the audit found: ``{"kind", "text"}`` each."""
     out: list[dict] = []
-    if sa.max_rounds and ROUND_LIMIT - sa.max_rounds <= ADVICE_ROUNDS:
+    if sa.tally.max_rounds and ROUND_LIMIT - sa.tally.max_rounds <= ADVICE_ROUNDS:
         if candidates == ["12.x"]:
             knob = "net.netdump.retries"
         elif "12.x" not in candidates:
@@ -197,7 +197,7 @@ def advice(sa: SessionAudit, candidates: list[str]) -> list[dict]:
         else:
             knob = "net.netdump.retries on 12.x, debug.debugnet.nretries on 13.0 and later"
         out.append({"kind": "raise retries", "text":
-                    f"the worst burst needed {sa.max_rounds} of {ROUND_LIMIT} resend rounds: "
+                    f"the worst burst needed {sa.tally.max_rounds} of {ROUND_LIMIT} resend rounds: "
                     f"raise {knob} on the client (default 10) so that a bad patch of the "
                     "network does not abort the dump"})
     big = max(sa.max_payload[VMCORE], sa.max_payload[KEY])

@@ -73,7 +73,7 @@ def guess(sa: SessionAudit) -> dict:
 
 def _batching(sa: SessionAudit, cands: set, reasons: list[str]) -> None:
     """Batching evidence, where the dumper's write sizes make it observable."""
-    n = sa.vm_bursts
+    n = sa.tally.vm_bursts
     comp = _compression(sa)
     if comp:
         reasons.append(f"{comp}-compressed stream: the compressor writes 64 KiB chunks in "
@@ -85,27 +85,27 @@ def _batching(sa: SessionAudit, cands: set, reasons: list[str]) -> None:
     payload = sa.max_payload[VMCORE]
     if payload and 4096 % payload and payload <= 4096 or payload > 4096:
         pass  # the short last packet of each call ends its burst
-    elif not (sa.acks and sa.turnaround is not None):
+    elif not (sa.ledger.acks and sa.turnaround is not None):
         reasons.append("payloads that divide 4096 and no ACK turnaround measured: burst "
                        "boundaries are not certain, so batching gives no hint")
         return
-    if sa.small_runs >= 2:
+    if sa.tally.small_runs >= 2:
         cands &= {"12.x"}
-        reasons.append(f"{sa.small_runs + 1 if sa.small_runs < 3 else 'several'} neighbouring "
+        reasons.append(f"{sa.tally.small_runs + 1 if sa.tally.small_runs < 3 else 'several'} neighbouring "
                        "one-page VMCORE bursts in a row (the minidump's single-page writes), "
                        "each sent alone: no batching: 12.x")
-    elif (sa.vm_head == b"mini" or sa.t_key is not None) and sa.vm_first_bytes is not None \
-            and sa.vm_first_bytes > 4096:
+    elif (sa.vm_head == b"mini" or sa.t_key is not None) and sa.tally.vm_first_bytes is not None \
+            and sa.tally.vm_first_bytes > 4096:
         cands.discard("12.x")
         what = ("the minidump's 4096-byte header page" if sa.vm_head == b"mini" else
                 "encrypted data, written in 4096-byte units,")
-        reasons.append(f"the first VMCORE burst is {sa.vm_first_bytes} bytes: {what} went out "
+        reasons.append(f"the first VMCORE burst is {sa.tally.vm_first_bytes} bytes: {what} went out "
                        "merged with later writes: 13.0 or later")
     elif n >= 2:
         reasons.append("no run of single-page bursts where a minidump writes single pages: "
                        "batching cannot be told")
     elif n == 1:
-        reasons.append(f"a single VMCORE burst of {sa.vm_first_bytes} bytes: too short to see "
+        reasons.append(f"a single VMCORE burst of {sa.tally.vm_first_bytes} bytes: too short to see "
                        "batching")
 
 

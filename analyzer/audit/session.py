@@ -1,7 +1,9 @@
-"""Per-dump transfer audit: bursts, retransmission rounds, ACK accounting, RTT and stalls.
+"""Per-dump transfer audit: the client's messages, its send calls (bursts) and resend rounds.
 
 :class:`SessionAudit` follows the burst-and-wait model (see :mod:`analyzer.audit.bursts`)
-over the protocol core's events. Per-seqno state lives only in the current and the
+over the protocol core's events; ACK accounting and RTT are in
+:mod:`analyzer.audit.session_acks`, what the finished bursts add up to in
+:mod:`analyzer.audit.tally`, stalls in :mod:`analyzer.audit.stalls`. Per-seqno state lives only in the current and the
 previous burst; a burst leaving that window is folded into counters, distributions and
 bounded lists, so memory does not grow with the dump.
 """
@@ -12,33 +14,33 @@ from analyzer.audit.bursts import (
     S_SENDS, VMCORE, Burst,
     timeouts_in,
 )
-from analyzer.audit.session_acks import AckMixin
-from analyzer.audit.stats import Distribution, TopN
+from analyzer.audit.session_acks import AckLedger
+from analyzer.audit.stats import Distribution, Sample
+from analyzer.audit.stalls import StallLog
+from analyzer.audit.tally import BurstTally
 from analyzer.wire import MsgType
 
 KEEP_HOLES = 4096  # seqnos not (yet) captured, remembered one by one
 
 
-class SessionAudit(AckMixin):
-    """Everything the audit learns about one dump, fed in capture order."""
+class SessionAudit:
+    """What the audit learns about one dump, fed in capture order: the messages, the bursts
+    in flight and the timeline here; ACK accounting in ``ledger`` (:class:`AckLedger`);
+    what the finished bursts add up to in ``tally`` (:class:`BurstTally`)."""
 
     # a fixed set of fields: attribute access is the audit's hot path
     __slots__ = (
-        "acks", "acks_bad_port", "acks_bad_port_count", "acks_future", "acks_future_count",
-        "acks_unseen", "acks_unseen_count", "after_finished", "after_finished_count", "burst_bytes",
-        "burst_packets", "burst_time", "bursts", "captured_copies", "capture_cut", "client", "conflicts", "cur", "data_after_kdh",
-        "dup_acks", "dup_unexplained", "end_reason", "finished_seq", "first_vm_seq", "herald_seen",
-        "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost", "icmp_unreachable", "id",
-        "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq", "last_frame", "last_ts",
-        "last_tx_frame", "last_tx_ts", "late_acks", "longest_stalls", "max_payload", "max_rounds",
-        "max_rounds_burst", "mergeable", "gap_ack", "spacing_min", "turn_tx", "turnaround", "small_runs", "misaligned", "misaligned_count", "needed", "net_dups",
-        "never_acked", "never_acked_count", "new", "new_bytes", "out_of_burst_retx", "oversized",
-        "oversized_count", "plain", "plot", "prev", "reordered", "retx", "round_count",
-        "rounds_hist", "rows", "rtt", "sent", "seq_max", "server", "server_port", "spacing",
-        "spurious", "stall_count", "stall_threshold", "stall_time", "stalls", "start_frame",
-        "start_ts", "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key",
-        "timeouts", "udp_bytes", "unacked_old", "vm_bursts", "vm_end", "vm_first_bytes", "vm_full",
-        "vm_head", "vm_last_bytes", "vm_prev_end", "vm_prev_span", "vm_short", "worst",
+        "after_finished", "bursts", "captured_copies", "capture_cut", "client", "conflicts",
+        "cur", "data_after_kdh", "end_reason", "finished_seq", "first_vm_seq", "gap_ack",
+        "herald_seen", "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost",
+        "icmp_unreachable", "id", "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq",
+        "last_frame", "last_ts", "last_tx_frame", "last_tx_ts", "ledger",
+        "max_payload", "needed", "net_dups", "new", "new_bytes", "out_of_burst_retx",
+        "oversized", "plain", "plot", "prev", "reordered", "retx", "round_count", "rows",
+        "sent", "seq_max", "server", "server_port", "spacing", "spacing_min", "spurious",
+        "stall_threshold", "stalls", "start_frame", "start_ts",
+        "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key", "tally",
+        "timeouts", "turn_tx", "turnaround", "udp_bytes", "vm_end", "vm_head",
     )
 
     def __init__(self, sid: int, client: str, server: str, frame: int, ts: int,
@@ -76,46 +78,28 @@ class SessionAudit(AckMixin):
         self.cur: Burst | None = None
         self.prev: Burst | None = None
         self.bursts = 0
-        self.burst_packets: dict[int, int] = {}
-        self.burst_bytes: dict[int, int] = {}
-        self.rounds_hist: dict[int, int] = {}
-        self.round_count = self.hidden_rounds = self.max_rounds = 0
-        self.max_rounds_burst: dict | None = None
+        self.round_count = self.hidden_rounds = 0
         self.timeouts = Distribution()
-        self.burst_time = Distribution()
-        self.worst = TopN(KEEP_LIST)
+        self.tally = BurstTally()
         self.spacing = 0  # running average of in-burst send spacing (ns)
-        self.vm_bursts = self.vm_full = self.vm_short = self.vm_last_bytes = 0
-        self.vm_first_bytes: int | None = None
-        self.vm_prev_end = -1  # where the previous VMCORE burst ended
-        self.vm_prev_span = 0
-        self.mergeable = 0  # neighbouring VMCORE bursts that would fit one 64 KiB buffer
-        self.small_runs = 0  # neighbouring pairs of one-page (4096-byte) VMCORE bursts
         # the shortest time seen from a burst's last ACK to the next burst where the message
         # sizes alone end the burst: what the client needs to move on (None: not seen yet)
         self.turnaround: int | None = None
         self.gap_ack = 0  # time from the last client packet to the last event before this one
         self.spacing_min = 0  # the shortest gap seen between two new seqnos: the link's pace
         self.turn_tx: int | None = None  # as turnaround, from the last packet (one-way)
-        # ACKs (see AckMixin)
-        self.init_acks()
+        self.ledger = AckLedger(self)
         # stalls
         self.last_tx_ts = self.last_tx_frame = 0
-        self.stalls: list[dict] = []
-        self.stall_count = self.stall_time = 0
-        self.longest_stalls = TopN(KEEP_LIST)
+        self.stalls = StallLog(stall_threshold)
         # protocol checks
         self.seq_max = 0
         self.holes: dict[int, int] = {}  # seqno never captured -> frame after the jump
         self.holes_lost = 0  # not remembered one by one (too many)
         self.holes_first: list = []
         self.reordered = 0
-        self.misaligned: list = []
-        self.misaligned_count = 0
-        self.oversized: list = []
-        self.oversized_count = 0
-        self.after_finished: list = []
-        self.after_finished_count = 0
+        self.oversized = Sample(KEEP_LIST)
+        self.after_finished = Sample(KEEP_LIST)
         self.data_after_kdh = self.finished_seq = self.kdh_new = 0
         self.kdh_raw: bytes | None = None
         self.key_seq = self.kdh_seq = self.first_vm_seq = 0
@@ -137,7 +121,7 @@ class SessionAudit(AckMixin):
                 and not cur.rounds and cur.last_len == length == cur.first_len \
                 and length <= 4096 and offset + length - cur.off_start <= 65536 \
                 and gap <= self.stall_threshold and gap <= ROUND_GAP \
-                and (cur.unacked and self.acks or (offset - cur.off_start) & 4095) \
+                and (cur.unacked and self.ledger.acks or (offset - cur.off_start) & 4095) \
                 and len(_payload) == length:
             # the common case: the next full-size VMCORE packet of the burst in flight (its
             # length is the burst's first, already counted in max_payload): a packet of the
@@ -168,12 +152,8 @@ class SessionAudit(AckMixin):
         self.udp_bytes += 24 + length
         if length > self.max_payload[mtype]:
             self.max_payload[mtype] = length
-            if length > 4096:
-                self.oversized_count += 1
-                if len(self.oversized) < KEEP_LIST:
-                    self.oversized.append((frame, MsgType(mtype).name, seq, length))
-        elif length > 4096:
-            self.oversized_count += 1
+        if length > 4096:
+            self.oversized.add((frame, MsgType(mtype).name, seq, length))
         if gap > self.stall_threshold:
             before, unacked = cur, (cur.unacked if cur else 0)
         if _c:
@@ -184,7 +164,8 @@ class SessionAudit(AckMixin):
         else:
             hint = self._new(ev, gap)
         if gap > self.stall_threshold:
-            self._stall(ev, gap, before, unacked, hint)
+            self.stalls.record(ev, gap, self.last_tx_ts, self.last_tx_frame, before, unacked,
+                               hint)
         self.last_tx_ts, self.last_tx_frame = ts, frame
         if self.rows is not None:
             row = self.rows.message(ev)
@@ -205,9 +186,7 @@ class SessionAudit(AckMixin):
         # the bytes the capture holds: a record the capture cut counts only what it kept
         self.new_bytes[mtype] += min(length, len(ev.payload))
         if self.t_finished is not None and mtype != FINISHED:
-            self.after_finished_count += 1
-            if len(self.after_finished) < KEEP_LIST:
-                self.after_finished.append((ev.frame, MsgType(mtype).name, seq))
+            self.after_finished.add((ev.frame, MsgType(mtype).name, seq))
         if mtype == VMCORE:
             if self.t_data is None:
                 self.t_data = (ev.frame, ev.ts)
@@ -261,7 +240,7 @@ class SessionAudit(AckMixin):
                 else:
                     hidden = True  # more of the resend round: the tail's first copies were lost
             elif gap > ROUND_GAP and cur.unfinished() and timeouts_in(gap, self._timeout()) \
-                    and not (cur.packets == 1 and not cur.unacked and self.acks):
+                    and not (cur.packets == 1 and not cur.unacked and self.ledger.acks):
                 # (a one-packet burst, ACKed: more likely a whole new call whose first copy
                 # was lost than a call whose every later packet was)
                 self._round(cur, ts, seq)
@@ -271,7 +250,7 @@ class SessionAudit(AckMixin):
             elif self._new_call(cur, gap, ts):
                 cur = None
         else:
-            if cur is not None and not cur.unacked and cur.last_ack_ts and self.acks:
+            if cur is not None and not cur.unacked and cur.last_ack_ts and self.ledger.acks:
                 self._learn_turnaround(ts - cur.last_ack_ts)
             if cur is not None and 0 < gap < ROUND_GAP and \
                     (self.turn_tx is None or gap < self.turn_tx):
@@ -422,7 +401,7 @@ class SessionAudit(AckMixin):
         """Had the client every ACK of ``cur`` and time to start its next call?"""
         if cur.type in (VMCORE, KEY) and (cur.off_next - cur.off_start) & 4095:
             return False
-        if self.acks:
+        if self.ledger.acks:
             if cur.unacked:
                 return False
             since = ts - cur.last_ack_ts
@@ -495,7 +474,7 @@ class SessionAudit(AckMixin):
             self.plot.resend(ts, mtype, ev.offset)
         if slot is None:
             self.out_of_burst_retx += 1
-            if seq in self.unacked_old:
+            if seq in self.ledger.unacked_old:
                 self.needed[mtype] += 1
             else:
                 self.spurious[mtype] += 1
@@ -513,38 +492,27 @@ class SessionAudit(AckMixin):
             self.needed[mtype] += 1
         return None
 
-    # -- stalls -------------------------------------------------------------------------
+    # -- folding and the end ------------------------------------------------------------
 
-    def _stall(self, ev, gap: int, cur: Burst | None, unacked: int, hint: str | None) -> None:
-        self.stall_count += 1
-        self.stall_time += gap
-        start = self.last_tx_ts
-        if cur is None:
-            cause = "nothing on the wire"
-        elif ev.retransmit:
-            slot = cur.slots.get(ev.seqno)
-            if slot is not None and slot[S_ACK]:
-                cause = (f"resend after the poll timeout although the ACK (frame {slot[S_ACK]})"
-                         " was captured: the ACK was lost or late on the client's side")
-            else:
-                cause = (f"waiting for ACKs: {unacked} of {cur.packets} packets of burst "
-                         f"#{cur.index} unacknowledged, resent after the poll timeout")
-        elif hint:
-            cause = hint
-        elif unacked:
-            cause = (f"waiting for ACKs: {unacked} of {cur.packets} packets of burst "
-                     f"#{cur.index} have no ACK in the capture")
-        elif cur.last_ack_ts - start > self.stall_threshold // 2:
-            cause = (f"waiting for ACKs: the server took {(cur.last_ack_ts - start) / 1e9:.3f}s "
-                     f"to ACK burst #{cur.index}")
-        else:
-            cause = ("nothing on the wire: every packet was ACKed and the client was silent "
-                     "(busy, or ARP/other non-UDP traffic, which the readers do not show)")
-        stall = {"start": start / 1e9, "end": ev.ts / 1e9, "duration": gap / 1e9,
-                 "after_frame": self.last_tx_frame, "frame": ev.frame,
-                 "burst": cur.index if cur else None,
-                 "seqno": [cur.first_seq, cur.last_seq] if cur else None, "cause": cause}
-        if len(self.stalls) < 50:
-            self.stalls.append(stall)
-        self.longest_stalls.add(gap, stall)
+    def _fold(self, b: Burst) -> None:
+        """A burst leaves the window of two: its packets into the totals, it into the tally."""
+        if b.fast:
+            nb = b.fast * b.first_len
+            self.sent[VMCORE] += b.fast
+            self.new[VMCORE] += b.fast
+            self.new_bytes[VMCORE] += nb
+            self.udp_bytes += 24 * b.fast + nb
+        self.tally.fold(b, self.plot)
+        self.ledger.retire(b)
+        b.slots = {}
 
+    def end(self, reason: str) -> None:
+        self.end_reason = reason
+        if self.prev is not None:
+            self._fold(self.prev)
+        if self.cur is not None:
+            self._fold(self.cur)
+        self.prev = self.cur = None
+        self.ledger.close()
+        if self.rows is not None:
+            self.rows.close()

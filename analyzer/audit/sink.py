@@ -30,7 +30,7 @@ class AuditSink:
                 if ev.session != sid:
                     sid = ev.session
                     sa = sessions[sid]
-                    message, ack = sa.message, sa.ack
+                    message, ack = sa.message, sa.ledger.ack
                 if kind is Message:
                     message(ev)
                 else:

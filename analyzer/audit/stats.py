@@ -314,3 +314,19 @@ class CappedPoints:
     @property
     def dropped(self) -> int:
         return self.overflow.count if self.overflow else 0
+
+
+class Sample:
+    """How many times something happened, and the first ``keep`` of them as examples."""
+
+    __slots__ = ("count", "items", "keep")
+
+    def __init__(self, keep: int = 20) -> None:
+        self.count = 0
+        self.items: list = []
+        self.keep = keep
+
+    def add(self, item) -> None:
+        self.count += 1
+        if len(self.items) < self.keep:
+            self.items.append(item)

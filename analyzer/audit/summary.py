@@ -29,7 +29,7 @@ def outcome(sa: SessionAudit) -> str:
         return f"capture cut at frame {sa.capture_cut[0]}, mid-dump"
     if sa.end_reason == "restarted":
         return "abandoned: the client started a new dump"
-    if sa.max_rounds >= ROUND_LIMIT:
+    if sa.tally.max_rounds >= ROUND_LIMIT:
         return "aborted after 11 resend rounds"
     return "no FINISHED captured"
 
@@ -62,19 +62,19 @@ def _hist(d: dict) -> list[list[int]]:
 
 
 def bursts(sa: SessionAudit) -> dict:
-    bb = dict(sa.burst_bytes)
+    bb = dict(sa.tally.burst_bytes)
     other = bb.pop(-1, 0)
     out = {
         "count": sa.bursts,
-        "vmcore": sa.vm_bursts,
-        "packets_histogram": _hist(sa.burst_packets),
+        "vmcore": sa.tally.vm_bursts,
+        "packets_histogram": _hist(sa.tally.burst_packets),
         "bytes_histogram": _hist(bb),
-        "time_to_last_ack": sa.burst_time.summary(),
-        "rounds_histogram": _hist(sa.rounds_hist),
-        "max_rounds": sa.max_rounds,
+        "time_to_last_ack": sa.tally.burst_time.summary(),
+        "rounds_histogram": _hist(sa.tally.rounds_hist),
+        "max_rounds": sa.tally.max_rounds,
         "round_limit": ROUND_LIMIT,
-        "rounds_to_spare": ROUND_LIMIT - sa.max_rounds,
-        "worst": sa.worst.items(),
+        "rounds_to_spare": ROUND_LIMIT - sa.tally.max_rounds,
+        "worst": sa.tally.worst.items(),
         "detection": "one burst per client send call: a new seqno starts one after a type "
                      "change, a resend round, a short tail packet, 64 KiB or an offset jump; "
                      "never while a packet of the burst has no ACK or inside a 4 KiB block; "
@@ -112,25 +112,25 @@ def retransmissions(sa: SessionAudit) -> dict:
 
 def acks(sa: SessionAudit) -> dict:
     return {
-        "total": sa.acks, "duplicate": sa.dup_acks,
-        "duplicate_unexplained": sa.dup_unexplained,
-        "for_unseen_messages": sa.acks_unseen_count,
-        "for_unseen_messages_frames": [f for f, _ in sa.acks_unseen],
-        "never_acknowledged": sa.never_acked_count,
+        "total": sa.ledger.acks, "duplicate": sa.ledger.dup_acks,
+        "duplicate_unexplained": sa.ledger.dup_unexplained,
+        "for_unseen_messages": sa.ledger.acks_unseen.count,
+        "for_unseen_messages_frames": [f for f, _ in sa.ledger.acks_unseen.items],
+        "never_acknowledged": sa.ledger.never_acked.count,
         "never_acknowledged_examples": [{"frame": f, "type": t, "seqno": s}
-                                        for f, t, s in sa.never_acked],
-        "unexpected_port": sa.acks_bad_port_count,
+                                        for f, t, s in sa.ledger.never_acked.items],
+        "unexpected_port": sa.ledger.acks_bad_port.count,
         "unexpected_port_examples": [{"frame": f, "seqno": s, "port": p}
-                                     for f, s, p in sa.acks_bad_port],
-        "too_far_in_future": sa.acks_future_count,
+                                     for f, s, p in sa.ledger.acks_bad_port.items],
+        "too_far_in_future": sa.ledger.acks_future.count,
         "too_far_in_future_examples": [{"frame": f, "seqno": s, "burst_base": b}
-                                       for f, s, b in sa.acks_future],
-        "late": sa.late_acks,
+                                       for f, s, b in sa.ledger.acks_future.items],
+        "late": sa.ledger.late_acks,
     }
 
 
 def rtt(sa: SessionAudit) -> dict:
-    d = sa.rtt
+    d = sa.ledger.rtt
     out = d.summary()
     out["rule"] = "first transmission to first ACK, never-retransmitted messages only (Karn)"
     if d.count:
@@ -139,9 +139,9 @@ def rtt(sa: SessionAudit) -> dict:
 
 
 def stalls(sa: SessionAudit) -> dict:
-    return {"threshold": sa.stall_threshold / 1e9, "count": sa.stall_count,
-            "total_time": sa.stall_time / 1e9, "first": sa.stalls,
-            "longest": sa.longest_stalls.items()}
+    return {"threshold": sa.stall_threshold / 1e9, "count": sa.stalls.count,
+            "total_time": sa.stalls.time / 1e9, "first": sa.stalls.first,
+            "longest": sa.stalls.longest.items()}
 
 
 def audit_json(sa: SessionAudit) -> dict:

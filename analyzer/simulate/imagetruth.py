@@ -2,8 +2,8 @@
 
 Given the byte ranges of the recoverable dump that the capture lacks, this says which bytes
 of the plaintext image are lost (a ChaCha20 hole stays the same hole; an AES-CBC hole costs
-every 16-byte block it touches and the block after it; a compressed stream is decodable
-only up to its first hole), and, for a consistent minidump, which sections, physical pages (coalesced PA ranges,
+every 16-byte block it touches, and the bytes 16 after it; a compressed stream is
+decodable only up to its first hole), and, for a consistent minidump, which sections, physical pages (coalesced PA ranges,
 located through bitmap and dump_avail as libkvm does) and message-buffer lines that is.
 The keys are listed in ``truth.py``'s docstring (``dumps[].image``).
 """
@@ -64,10 +64,11 @@ def plain_missing(stream, missing, kept: int) -> tuple[list[tuple[int, int]], di
         got = _decodable(stream, stop)
         return ([(got, size)] if got < size else []), {"decoded_bytes": got, "stopped_at": stop}
     if stream.key is not None and stream.key.cipher == "aes256-cbc":
-        # Every block a hole touches is lost, and so is the block after it (its CBC input).
-        holes = _coalesce((s // CBC_BLOCK * CBC_BLOCK,
-                           min(size, -(-e // CBC_BLOCK) * CBC_BLOCK + CBC_BLOCK))
-                          for s, e in holes)
+        # P[k] = D(C[k]) xor C[k-1]: a block whose ciphertext lost a byte is lost whole, and
+        # the bytes 16 after each lost ciphertext byte are lost through the xor.
+        holes = _coalesce(r for s, e in holes for r in (
+            (s // CBC_BLOCK * CBC_BLOCK, min(size, -(-e // CBC_BLOCK) * CBC_BLOCK)),
+            (s + CBC_BLOCK, min(size, e + CBC_BLOCK))))
     return holes, None
 
 

@@ -29,7 +29,7 @@ Definitions used throughout (and in ``truth.json``):
 * **image** (per dump, imagetruth.py): what the capture's missing ranges (and, without a KDH,
   everything past the capture length) destroy in the plaintext image. ``missing`` /
   ``missing_bytes``: lost image bytes (an AES-CBC hole loses every 16-byte block it touches
-  and the block after it; a compressed stream is lost from the first hole on,
+  and the bytes 16 after it; a compressed stream is lost from the first hole on,
   ``compression`` = {``decoded_bytes``, ``stopped_at``}); ``length``, ``sha256`` of the whole plaintext image; ``ekcd``: cipher,
   ``padding`` (oaep or pkcs1v15), iv, encryptedkeysize (never the key); ``model``: legacy or
   minidump. A minidump adds ``arch``, ``minidump_version``, ``header``, ``dump_avail``,

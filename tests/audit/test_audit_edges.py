@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
 
+from analyzer.audit.stats import Sample
 from analyzer.cli import cli
 from analyzer.simulate import DumpSpec, NetworkSpec
 from tests.audit.test_audit_sim import run
@@ -127,3 +129,13 @@ def test_advice_where_to_capture_when_acks_were_lost_after_the_server():
     assert "client's side" in text
     a, _t = run(DumpSpec(generation="13", size=256 << 10), point="server")
     assert a["advice"] == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(), max_size=60), st.integers(min_value=0, max_value=30))
+def test_a_sample_counts_everything_and_keeps_the_first_examples(items, keep):
+    s = Sample(keep)
+    for x in items:
+        s.add(x)
+    assert s.count == len(items)
+    assert s.items == items[:keep]

@@ -3,7 +3,8 @@ compression x encryption: the generation verdict, the send calls and the resend 
 counts against the simulator's ground truth (issue 13).
 
 Each case is a small dump (256 KiB) with 1 % loss each way, captured at the server, the
-client or a mirror port in turn, with network duplicates in every other case.
+client or a mirror port in turn, with network duplicates in every other case, and the
+simulator's legacy image or its consistent minidump (§9.3 write pattern) in turn.
 """
 import itertools
 
@@ -54,7 +55,9 @@ def unknowable_resends(t: dict) -> int:
 def test_generation_bursts_and_resends_match_the_truth(gen, mtu, mbps, jitter, comp, enc,
                                                        point, seed):
     dup = 0.03 if seed % 2 else 0.0
-    a, t = run(DumpSpec(generation=gen, size=256 << 10, mtu=mtu, compress=comp, encrypt=enc),
+    image = ("legacy", "minidump")[seed // 3 % 2]
+    a, t = run(DumpSpec(generation=gen, size=256 << 10, mtu=mtu, compress=comp, encrypt=enc,
+                        image=image),
                NetworkSpec(link_mbps=mbps, host_jitter=jitter, loss=0.01, ack_loss=0.01,
                            dup=dup, ack_dup=dup), point, seed=seed)
     g = a["generation"]
