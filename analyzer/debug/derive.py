@@ -75,7 +75,7 @@ def decrypt_path(src: str, private_key: str, key: str | None = None,
     notes = [f"decrypted with {ENCRYPTION_NAMES[dk.encryption]} (dump key wrapped with "
              f"{'RSA OAEP' if dk.padding == 'oaep' else 'RSA PKCS#1 v1.5'})"]
     if mm.missing and dk.encryption == 1:
-        notes.append("AES-256-CBC: the blocks a hole touches and the block after them "
+        notes.append("AES-256-CBC: the blocks a hole touches and the 16 bytes after it "
                      "cannot be decrypted and are missing too")
     if not checked:
         notes.append("the first bytes were not captured: the key could not be checked "

@@ -44,10 +44,13 @@ def _simulate(tmp_path, options):
 
 
 def _cbc_rule(holes, length):
-    """Independently: every 16-byte block a hole touches, and the block after it."""
+    """Independently: a CBC plaintext byte is lost when its ciphertext block lost a byte,
+    or when the ciphertext byte 16 before it was lost."""
     lost = set()
     for a, b in holes:
-        lost.update(range(a - a % 16, min(length, b + (-b % 16) + 16)))
+        for block in range(a - a % 16, b, 16):
+            lost.update(range(block, min(block + 16, length)))
+        lost.update(range(a + 16, min(b + 16, length)))
     out = []
     for p in sorted(lost):
         if out and out[-1][1] == p:
