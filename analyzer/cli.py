@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 
 import click
 
 from analyzer import __version__
-from analyzer.commandline import (captures_arg, emit_report, json_opt, merge_opt,
+from analyzer.commandline import (captures_arg, emit_report, exec_opt, exec_timeout_opt,
+                                  json_lines_opt, json_opt, lines_stream, merge_opt,
                                   output_dir_option, progress_for, quiet_opt, size_opt,
                                   verify_opt)
 from analyzer.debug.ready import decompress_opt, private_key_opt
@@ -24,9 +26,6 @@ class _LazyGroup(click.Group):
     """Commands from other modules are imported only when named (start-up stays small)."""
 
     lazy = {"audit": ("analyzer.audit.command", "audit_command"),
-            "decompress": ("analyzer.debug.command", "decompress_command"),
-            "decrypt": ("analyzer.debug.command", "decrypt_command"),
-            "inspect": ("analyzer.debug.command", "inspect_command"),
             "messages": ("analyzer.audit.command", "messages_command"),
             "simulate": ("analyzer.simulate.command", "simulate_command"),
             "wireshark": ("analyzer.wireshark", "wireshark_group")}
@@ -59,51 +58,81 @@ def cli() -> None:
 @output_dir_option("-o", "--output", "outdir", required=True,
                    help_text="Directory to write the dumps into (created if missing).")
 @json_opt
+@json_lines_opt
+@exec_opt
+@exec_timeout_opt
 @size_opt
 @verify_opt
 @quiet_opt
 @merge_opt
 @private_key_opt
 @decompress_opt
-def extract(captures, outdir, json_out, max_dump_size, no_verify, quiet, merge, private_key,
-            decompress):
+def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, max_dump_size,
+            no_verify, quiet, merge, private_key, decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.debug.ready import check_private_key, make_ready
     from analyzer.merge.run import run_either
     check_private_key(private_key)
+    live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir)
     with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify)
+                                            verify_checksums=not no_verify, **live.callbacks)
+    live.close()
     notes = make_ready(report, outdir, private_key, decompress)
-    emit_report(report, json_out, analysis.records, quiet, notes)
+    emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
+                line_notes=notes)
     sys.exit(code)
 
 
 @cli.command()
 @captures_arg
 @json_opt
+@json_lines_opt
 @size_opt
 @verify_opt
 @quiet_opt
 @merge_opt
 @private_key_opt
 @decompress_opt
-def summary(captures, json_out, max_dump_size, no_verify, quiet, merge, private_key,
-            decompress):
+def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, merge,
+            private_key, decompress):
     """The same analysis as extract, writing no dump files."""
     from analyzer.debug.ready import check_private_key, summary_ready
     from analyzer.merge.run import run_either
     check_private_key(private_key)
+    live = _live(merge, json_out, json_lines, quiet)
     with interruptible("no report was written"), \
             summary_ready(private_key, decompress) as (outdir, finish):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify)
+                                            verify_checksums=not no_verify, **live.callbacks)
         notes = finish(report)
-    emit_report(report, json_out, analysis.records, quiet, notes)
+    live.close()
+    emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
+                line_notes=notes)
     sys.exit(code)
+
+
+def _live(merge, json_out, json_lines, quiet, exec_program=None, exec_timeout=60.0,
+          outdir=None):
+    """The outputs made as each dump ends: its line, its JSON line, the exec hook."""
+    from analyzer.outputs import LiveOutputs
+    if merge and (json_lines or exec_program):
+        raise click.UsageError("--json-lines and --exec do not go with --merge")
+    if json_out == "-" and json_lines == "-":
+        raise click.UsageError("--json - and --json-lines - cannot both take standard output")
+    if exec_program and shutil.which(exec_program) is None:
+        raise click.BadParameter(f"{exec_program!r} is not an executable program",
+                                 param_hint="--exec")
+    try:
+        return LiveOutputs(None if quiet or merge else lines_stream(json_out, json_lines),
+                           json_lines, exec_program, exec_timeout, outdir,
+                           warn=lambda text: click.echo(f"warning: {text}", err=True),
+                           live=not merge)
+    except OSError as exc:
+        raise Failure(f"{json_lines}: {exc.strerror}") from None
 
 
 def _raise_file_limit() -> None:

@@ -141,16 +141,24 @@ def _one_each(ctx, param, value):
     return tuple(kept)
 
 
+def lines_stream(json_out: str | None, json_lines: str | None = None):
+    """Where the per-dump lines go: standard error when a report takes standard output."""
+    return sys.stderr if "-" in (json_out, json_lines) else sys.stdout
+
+
 def emit_report(report: dict, json_out: str | None, records, quiet: bool,
-                line_notes: dict | None = None) -> None:
-    """``line_notes``: text appended to a session's summary line, by session id."""
+                lines_printed: bool = False, line_notes: dict | None = None) -> None:
+    """``line_notes``: text for a session's line, by session id (a line of its own when the
+    dump's line was already printed as the dump ended)."""
     from analyzer.report import summary_line, write_json
 
-    lines_to = sys.stderr if json_out == "-" else sys.stdout
+    lines_to = lines_stream(json_out)
     notes = line_notes or {}
     if not quiet:
-        for rec in records:
+        for rec in records if not lines_printed else ():
             click.echo(summary_line(rec) + notes.get(rec.session, ""), file=lines_to)
+        for session, note in notes.items() if lines_printed else ():
+            click.echo(f"dump {session}:{note}", file=lines_to)
         if not records:
             click.echo("no netdump sessions found", file=sys.stderr)
         several = len(report.get("captures", [])) > 1
@@ -195,3 +203,14 @@ size_opt = click.option("--max-dump-size", default="1T", show_default=True, meta
 merge_opt = click.option("--merge", is_flag=True,
                          help="The captures are simultaneous views of the same traffic from "
                               "different points (commas join one view's ring-buffer files).")
+
+json_lines_opt = click.option("--json-lines", "json_lines", metavar="FILE",
+                              help="Append one JSON object per finished dump and per "
+                                   "capture-level anomaly to FILE ('-' for standard output), "
+                                   "each flushed at once.")
+exec_opt = click.option("--exec", "exec_program", metavar="PROGRAM",
+                        help="Run PROGRAM for each finished dump, as netdumpd's -i hook: "
+                             "REASON IP HOSTNAME INFOFILE COREFILE.")
+exec_timeout_opt = click.option("--exec-timeout", default=60.0, show_default=True,
+                                type=click.FloatRange(min=0), metavar="SECONDS",
+                                help="Kill a hook still running after this long.")

@@ -4,8 +4,9 @@ from __future__ import annotations
 import gc
 from contextlib import nullcontext
 from itertools import islice
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
+from analyzer.anomalies import Kind
 from analyzer.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREADABLE, Failure
 from analyzer.protocol.core import NetdumpTracker
 from analyzer.recovery.dump import DEFAULT_MAX_DUMP_SIZE, Recovery
@@ -25,6 +26,18 @@ def _slices(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
+def _each(calls: Iterable[Callable]) -> Callable | None:
+    """One callback calling each of ``calls`` (None when there are none)."""
+    calls = list(calls)
+    if not calls:
+        return None
+
+    def call_all(entry) -> None:
+        for call in calls:
+            call(entry)
+    return call_all
+
+
 class Analysis:
     """Wires the core to the recovery sink, an optional file writer and extra sinks.
 
@@ -32,17 +45,35 @@ class Analysis:
     """
 
     def __init__(self, outdir: str | None = None, max_dump_size: int = DEFAULT_MAX_DUMP_SIZE,
-                 sinks: Iterable = ()):
+                 sinks: Iterable = (), on_dump: Iterable[Callable] = (),
+                 on_anomaly: Iterable[Callable] = ()):
+        """``on_dump`` callbacks get each dump's record the moment it ends, its files final
+        (``extract``); ``on_anomaly`` ones get each capture-level anomaly as it is found."""
         self.tracker = NetdumpTracker()
         self.offload = Offload()  # hashing and file writes, beside the parsing
         self.writer = FileWriter(outdir, self.offload) if outdir else None
         w = self.writer
+        self.on_dump = list(on_dump)
         self.recovery = Recovery(max_dump_size,
                                  on_data=w.data if w else None,
                                  on_start=w.start if w else None,
-                                 on_end=w.end if w else None,
-                                 offload=self.offload)
+                                 on_end=self._ended,
+                                 offload=self.offload,
+                                 on_anomaly=_each(on_anomaly))
         self.sinks = list(sinks)
+        if w and w.leftovers:
+            shown = ", ".join(w.leftovers[:10])
+            more = f" and {len(w.leftovers) - 10} more" if len(w.leftovers) > 10 else ""
+            self.recovery.capture_anomaly(
+                Kind.PART_FILES_FOUND, 0,
+                f"the output directory holds {len(w.leftovers)} .part file(s) of an "
+                f"interrupted run, left as they are: {shown}{more}")
+
+    def _ended(self, rec) -> None:
+        if self.writer:
+            self.writer.end(rec)
+        for call in self.on_dump:
+            call(rec)
 
     def run(self, items: Iterable) -> None:
         """Feed datagrams/notices through; a reader with ``batches()`` is taken a buffer at
@@ -101,7 +132,8 @@ class Analysis:
 
 def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
                  sinks: tuple = (), progress=None,
-                 verify_checksums: bool = True) -> tuple[Analysis, dict, int]:
+                 verify_checksums: bool = True, on_dump: Iterable[Callable] = (),
+                 on_anomaly: Iterable[Callable] = ()) -> tuple[Analysis, dict, int]:
     """Read the captures through the whole pipeline; returns (analysis, report, exit code).
 
     ``progress``, when given, is a context manager factory ``progress(reader)`` returning a
@@ -116,7 +148,7 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: i
         raise Failure(unreadable[0][1])
     reader = open_captures(paths, verify_checksums=verify_checksums)
     try:
-        analysis = Analysis(outdir, max_dump_size, sinks)
+        analysis = Analysis(outdir, max_dump_size, sinks, on_dump, on_anomaly)
     except WriteError as exc:
         raise Failure(str(exc)) from None
     error = None

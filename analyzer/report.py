@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import IO, Iterable
 
+from analyzer.anomalies import Kind
 from analyzer import __version__
 from analyzer.framemap import FrameMap
 from analyzer.recovery.dump import DumpRecord
@@ -123,14 +124,18 @@ def summary_line(rec: DumpRecord) -> str:
             state = f"INCOMPLETE, {size - lost} of {size} bytes"
         if missing:
             state += f", missing {_ranges(missing)}"
-        if rec.has_anomaly("kdh-missing") and not no_kdh:
+        if rec.has_anomaly(Kind.KDH_MISSING) and not no_kdh:
             state += ", no KDH"
-        if rec.has_anomaly("finished-missing"):
+        if rec.has_anomaly(Kind.FINISHED_MISSING):
             state += ", no FINISHED"
+        if rec.cut_frame and not rec.finished_frame:
+            state += f", capture cut at frame {rec.cut_frame}"
+        if rec.refused:
+            state += ", data beyond --max-dump-size refused"
         key_missing = rec.key_missing()
         if key_missing:
             state += f", key missing {_ranges(key_missing)}"
-    if rec.has_anomaly("path-refused"):
+    if rec.has_anomaly(Kind.PATH_REFUSED):
         saved = "saved" if rec.files else "would be saved"
         state += f", path '{printable(where)}' refused, {saved} in the output directory"
     files = f" -> {', '.join(printable(f) for f in rec.files)}" if rec.files else ""

@@ -46,7 +46,8 @@ local DATASIZE = 4096
 local p = Proto("fbsd_netdump", "FreeBSD netdump")
 local F, OLD, E, TYPE_NAMES = part("fields")(p)
 local audit = part("audit")
-local S = part("state")(audit)
+local files = part("files")
+local S = part("state")(audit, files)
 
 ----------------------------------------------------------------------------------------
 -- Preferences
@@ -122,7 +123,7 @@ local function add_flag(tree, field, range, ex)
 end
 
 local dissect_kdh, dissect_ekcd, kdh_host = part("kdh")(F, E, bxor, add_gen)
-local X = part("export")(part("files"), bxor)
+local X = part("export")(files, bxor)
 
 -- The client's address with its real range: the IP source (destination for an ACK).
 local ip_src_f, ip_dst_f = Field.new("ip.src"), Field.new("ip.dst")
@@ -172,6 +173,7 @@ local function flags_tree(t, r)
     return fl
 end
 
+-- Returns the flags item when the frame has a problem (one umbrella item per frame).
 local function message_analysis(t, r, rec)
     add_gen(t, F.session, r, rec.session.id)
     if rec.first_copy then
@@ -193,12 +195,12 @@ local function message_analysis(t, r, rec)
         add_gen(t, F.capture_duplicate_of, r, rec.capture_dup_of)
         add_old(t, OLD.capture_duplicate_of, r, rec.capture_dup_of)
     end
-    if not message_problem(rec) then return end
+    if not message_problem(rec) then return nil end
     local fl = flags_tree(t, r)
     if rec.capture_dup_of then
         add_flag(fl, F.capture_duplicate, r, E.capture_duplicate)
         add_old(fl, OLD.capture_duplicate, r, true)
-        return
+        return fl
     end
     if rec.new_dump then
         add_flag(fl, F.new_dump, r, E.new_dump)
@@ -230,6 +232,7 @@ local function message_analysis(t, r, rec)
         add_flag(fl, F.unacked, r, E.unacked)
         add_old(fl, OLD.unacked, r, true)
     end
+    return fl
 end
 
 local function ack_analysis(t, r, rec)
@@ -345,9 +348,9 @@ local function message_tree(tree, tvb, pinfo, m, rec)
     elseif mtype == 5 and prange and m.offset == 0 then
         dissect_ekcd(prange, t)
     end
-    if rec ~= nil then message_analysis(t, r, rec) end
+    local fl = rec ~= nil and message_analysis(t, r, rec) or nil
     if #bad > 0 then
-        local fl = add_gen(t, F.flags, r)
+        fl = fl or flags_tree(t, r)
         for _, b in ipairs(bad) do add_flag(fl, b[1], b[1] == F.unsafe_path and r or tvb(16, 4), b[2]) end
     end
     return host
@@ -478,5 +481,6 @@ end
 p:register_heuristic("udp", heuristic)
 register_ports()
 
-part("stats")(p, S)
+local stats = part("stats")(p, S)
 X.register()
+part("gui")(S, X, stats, files)

@@ -1,6 +1,7 @@
 """The audit as a pipeline sink: protocol events in, one :class:`SessionAudit` per dump."""
 from __future__ import annotations
 
+from analyzer.anomalies import Kind
 from analyzer.audit.session import SessionAudit
 from analyzer.protocol.events import (
     Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
@@ -46,11 +47,11 @@ class AuditSink:
             elif kind is SessionEnded:
                 sessions[ev.session].end(ev.reason)
             elif kind is Anomaly and ev.session is not None:
-                if ev.kind == "icmp-unreachable":
+                if ev.kind == Kind.ICMP_UNREACHABLE:
                     frames = sessions[ev.session].icmp_unreachable
                     if len(frames) < 50:
                         frames.append((ev.frame,))
-                elif ev.kind == "truncated-capture" and ev.session in sessions:
+                elif ev.kind == Kind.TRUNCATED_CAPTURE and ev.session in sessions:
                     sessions[ev.session].capture_cut = (ev.frame, ev.detail)
 
     def _start(self, ev: SessionStarted) -> None:

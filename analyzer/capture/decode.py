@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from analyzer.anomalies import Kind
 from analyzer.capture.ipv4 import Reassembler
 from analyzer.datagram import Datagram, Notice, Unreachable
 
@@ -276,7 +277,7 @@ class Decoder:
         if captured_end - udp < 8:
             if cut:
                 return None  # the truncated-capture notice covers it
-            return [Notice("snaplen-truncated", frame,
+            return [Notice(Kind.SNAPLEN_TRUNCATED, frame,
                            f"UDP {sport} -> {dport}: only {captured_end - udp} of the 8 UDP "
                            f"header bytes captured (IP length {totlen}); datagram not decoded", ts)]
         return self._udp(data[udp:captured_end], ip_payload, src, dst, frame, ts, link, bad_ip, cut)
@@ -311,7 +312,7 @@ class Decoder:
         out = notices if notices is not None else []
         if missing:
             if not cut:
-                out.append(Notice("snaplen-truncated", frame,
+                out.append(Notice(Kind.SNAPLEN_TRUNCATED, frame,
                                   f"UDP {sport} -> {dport}: {missing} of {dlen - 8} payload bytes "
                                   f"not captured (snap length)", ts))
         elif self.verify and not bad:
@@ -328,7 +329,7 @@ class Decoder:
             return notices or None
         payload, frames, more_frames, link, bad_ip = done
         if len(payload) < 8:
-            notices.append(Notice("ip-fragments", frame,
+            notices.append(Notice(Kind.IP_FRAGMENTS, frame,
                                   f"reassembled IPv4 datagram {socket.inet_ntoa(src)} -> "
                                   f"{socket.inet_ntoa(dst)} id 0x{ident:04x} is {len(payload)} "
                                   f"bytes, too short for UDP", ts))
@@ -338,7 +339,7 @@ class Decoder:
             return notices or None
         listed = frames if frames[-1] == frame else frames + [frame]
         more = f" and {more_frames} more" if more_frames else ""
-        notices.append(Notice("ip-fragments", frame,
+        notices.append(Notice(Kind.IP_FRAGMENTS, frame,
                               f"UDP {sport} -> {dport} datagram of {len(payload)} bytes reassembled "
                               f"from IPv4 fragments (id 0x{ident:04x}, frames "
                               f"{', '.join(map(str, listed))}{more})", ts))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from collections import OrderedDict
 
+from analyzer.anomalies import Kind
 from analyzer.datagram import Notice
 
 MAX_SETS = 1024
@@ -90,7 +91,7 @@ class Reassembler:
         if s.ports is None:
             ports = " (first fragment not captured, ports unknown)"
         return Notice(
-            "ip-fragments", s.frames[0],
+            Kind.IP_FRAGMENTS, s.frames[0],
             f"{self._describe(key)}{ports} never completed ({why}): fragments in frames "
             f"{_fmt_frames(s.frames, s.more_frames)}; missing payload bytes {', '.join(parts)}",
             s.ts,
@@ -156,7 +157,7 @@ class Reassembler:
         end = offset + len(data)
         if end > MAX_BYTES:
             notices.append(Notice(
-                "ip-fragments", frame,
+                Kind.IP_FRAGMENTS, frame,
                 f"{self._describe(key)}: fragment at offset {offset} ends at byte {end}, "
                 f"beyond the IPv4 maximum of {MAX_BYTES}; fragment dropped", ts))
             return notices, None
@@ -173,13 +174,13 @@ class Reassembler:
             if s.total is None:
                 if s.covered and s.covered[-1][1] > end:
                     notices.append(Notice(
-                        "ip-fragments", frame,
+                        Kind.IP_FRAGMENTS, frame,
                         f"{self._describe(key)}: last fragment ends at byte {end} but earlier "
                         f"fragments reach byte {s.covered[-1][1]}; extra bytes ignored", ts))
                 s.total = end
             elif s.total != end:
                 notices.append(Notice(
-                    "ip-fragments", frame,
+                    Kind.IP_FRAGMENTS, frame,
                     f"{self._describe(key)}: last fragment says the datagram is {end} bytes, "
                     f"an earlier one said {s.total}; first kept", ts))
         if s.total is not None and end > s.total:
@@ -197,7 +198,7 @@ class Reassembler:
             conflict = self._merge(s, offset, end, data)
             if conflict:
                 notices.append(Notice(
-                    "ip-fragments", frame,
+                    Kind.IP_FRAGMENTS, frame,
                     f"{self._describe(key)}: fragment in frame {frame} overlaps earlier fragments "
                     f"(frames {_fmt_frames(s.frames[:-1], s.more_frames)}) with different bytes at "
                     f"payload bytes {_fmt_ranges(conflict)}; the first copy is kept", ts))

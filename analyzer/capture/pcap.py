@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 
+from analyzer.anomalies import Kind
 from analyzer.capture.decode import LT_ETHERNET, fast_other, VLAN_TPIDS, datagram_bad
 from analyzer.capture.fileformat import MAX_CAPLEN, Opened
 from analyzer.capture.speedups import LINKTYPES, link_cache
@@ -16,7 +17,7 @@ ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHHH")
 
 def cut_notice(frame: int, ts: int, have: int, caplen: int, what: str, error: str | None) -> Notice:
     why = f" ({error})" if error else ""
-    return Notice("truncated-capture", frame,
+    return Notice(Kind.TRUNCATED_CAPTURE, frame,
                   f"the file ends inside {what} {frame}{why}: {caplen - have} of its {caplen} "
                   f"captured bytes are lost", ts)
 
@@ -70,7 +71,7 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                 if caplen > limit:
                     ts = sec * 1000000000 + frac * frac_mul
                     cap["truncated"] = True
-                    add(Notice("truncated-capture", frame + 1,
+                    add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
                                  f"record {frame + 1} claims {caplen} captured bytes, more than the "
                                  f"{'snap length ' + str(o.snaplen) if caplen <= MAX_CAPLEN else 'maximum ' + str(MAX_CAPLEN)}; "
                                  f"the file is corrupt from here and the rest of it is not read", ts))
@@ -154,11 +155,11 @@ def walk_pcap(ctx, o: Opened, cap: dict):
                     out.extend(items)
             elif rest:
                 frame += 1
-                add(Notice("truncated-capture", frame,
+                add(Notice(Kind.TRUNCATED_CAPTURE, frame,
                            f"the file ends inside the header of record {frame} ({rest} of 16 bytes"
                            f"{'; ' + src.error if src.error else ''}); the record is lost", ts))
             else:
-                add(Notice("truncated-capture", frame + 1,
+                add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
                            f"the file could not be read to its end after frame {frame} ({src.error}); "
                            f"the rest is lost", ts))
         cap["frames"] = frame - first

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+from analyzer.anomalies import Kind
 from analyzer.capture.decode import LT_ETHERNET, fast_other, SUPPORTED_LINKTYPES, VLAN_TPIDS, datagram_bad
 from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened, linktype_name
 from analyzer.capture.pcap import ETH_FAST, cut_notice
@@ -126,7 +127,7 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
 
     def stop(why: str) -> Notice:
         cap["truncated"] = True
-        return Notice("truncated-capture", frame + 1,
+        return Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
                       f"{why} after frame {frame}; the file is corrupt from here and the rest of "
                       f"it is not read", ts)
 
@@ -290,7 +291,7 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                     clocks.append(_compiled_clock(ifc))
                     nif += 1
                     if not ifc.ok:
-                        add(Notice("unsupported-link", frame + 1,
+                        add(Notice(Kind.UNSUPPORTED_LINK, frame + 1,
                                    f"interface {nif - 1} of section {section} has "
                                    f"{linktype_name(ifc.lt)}, which is not read; its frames are skipped", ts))
                 elif btype in OTHER_FRAME_BLOCKS:
@@ -347,15 +348,15 @@ def walk_pcapng(ctx, o: Opened, cap: dict):
                             out.extend(items)
                     yield out
                     return
-                add(Notice("truncated-capture", frame + 1,
+                add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
                            f"the file ends inside a pcapng block of type 0x{btype:08x} after frame "
                            f"{frame} ({rest} of {blen} bytes{'; ' + err if err else ''})", ts))
             elif rest:
-                add(Notice("truncated-capture", frame + 1,
+                add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
                            f"the file ends inside a pcapng block header after frame {frame} "
                            f"({rest} of 12 bytes{'; ' + err if err else ''})", ts))
             else:
-                add(Notice("truncated-capture", frame + 1,
+                add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
                            f"the file could not be read to its end after frame {frame} ({err}); "
                            f"the rest is lost", ts))
         cap["frames"] = frame - first

@@ -4,87 +4,45 @@ Fed :class:`~analyzer.datagram.Datagram` and :class:`~analyzer.datagram.Notice` 
 capture order, :meth:`NetdumpTracker.feed` returns events; :meth:`close` ends what is open.
 No files, sockets or clocks: the same bytes in always give the same events out.
 
-Sessions are keyed by client IPv4 address, as netdumpd keys them. Per-seqno state is kept
-only for a window of recent seqnos (retransmissions happen inside the burst in flight); older
-seqnos are folded into interval sets, so memory does not grow with the dump.
+Sessions are keyed by client IPv4 address, as netdumpd keys them; their states and
+transitions are in :mod:`analyzer.protocol.state`. Each message kind has one rule here
+(:meth:`~NetdumpTracker._client_message`, :meth:`~NetdumpTracker._server_datagram`), written
+with its common case first; :meth:`~NetdumpTracker.feed_many` is only a loop around them.
 """
 from __future__ import annotations
 
 import socket
-import struct
 
 from analyzer import speedups
+from analyzer.anomalies import Kind
 from analyzer.datagram import Datagram, Notice, Unreachable
-from analyzer.intervals import IntervalSet
 from analyzer.protocol.events import (
-    Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
+    Ack, Anomaly, DumpFinished, Message, ServerPort, SessionEnded, SessionStarted,
 )
-from analyzer.wire import CLIENT_PORT, DATASIZE, HERALD_PORT, MSG_HDR, MsgType
+from analyzer.protocol.session import S_ACKED, S_FIRST, S_FRAME, S_PAYLOAD, S_TS, WINDOW, Session
+from analyzer.protocol.state import (
+    EVICTABLE, FINISHED_SEEN, FINISHING, IN_FLIGHT, ON_HERALD, OVER, after_finished_ack,
+)
+from analyzer.wire import ACK, CLIENT_PORT, DATASIZE, HERALD_PORT, MSG_HDR, MsgType
 
 _HDR = MSG_HDR.struct
 _HDR_SIZE = _HDR.size
-_ACK = struct.Struct(">I")
-_HERALD, _FINISHED, _VMCORE, _KDH = (MsgType.HERALD, MsgType.FINISHED, MsgType.VMCORE, MsgType.KDH)
+_ACK = ACK.struct
+_HERALD, _FINISHED = MsgType.HERALD, MsgType.FINISHED
 
-WINDOW = 4096  # seqnos remembered in detail; a burst is at most ~64 packets
 MAX_SESSIONS = 512  # open sessions at once; more is a flood, not dumps
 MAX_TWINS = 8  # hosts claiming one client address (different MACs) kept apart
 IDLE_TIMEOUT = 600 * 10**9  # netdumpd's CLIENT_TIMEOUT: a silent session is over
 SWEEP_EVERY = 10 * 10**9  # netdumpd's CLIENT_TPASS: how often it looks
 
-
-# What the capture showed of one seqno, first and latest copy: a plain list (cheaper to
-# make than an object, and a dump makes millions) indexed by these.
-S_FIRST, S_FRAME, S_TS, S_PAYLOAD, S_ACKED = range(5)  # S_ACKED: frame of the first ACK, 0 while none
 _new = speedups.new_tuple  # event constructor: new(cls, *fields), compiled when built
-
-
-class Session:
-    __slots__ = ("id", "client", "ip", "key", "mac", "twin", "server", "server_port",
-                 "data_seen", "finished", "sent", "acked", "recent", "recent_acks",
-                 "capture_duplicates", "last_ts", "ports_seen", "horizon")
-
-    def __init__(self, sid: int, ip: bytes, server: bytes, key: object, twin: bool):
-        self.id = sid
-        self.ip = ip
-        self.key = key  # the address, with the VLAN tags when there are any
-        self.mac: bytes | None = None  # the client's link-layer address, once seen
-        self.twin = twin  # a second host claiming an address already in use
-        self.client = socket.inet_ntoa(ip)
-        self.server = socket.inet_ntoa(server)
-        self.server_port: int | None = None
-        self.data_seen = False  # a VMCORE or KDH arrived (netdumpd's any_data_rcvd)
-        self.finished = False
-        self.sent = IntervalSet()  # seqnos seen from the client
-        self.acked = IntervalSet()  # seqnos seen acknowledged
-        self.recent: dict[int, list] = {}  # seqno -> [first frame, frame, ts, payload, acked]
-        self.recent_acks: dict[int, tuple[int, int]] = {}  # seqno -> (first ack frame, ts)
-        self.capture_duplicates = 0
-        self.last_ts = 0
-        self.ports_seen: set[int] = set()  # server ports ACKs came from
-        self.horizon = -1  # seqnos at or below it were pruned (see prune)
-
-    def prune(self, seqno: int) -> None:
-        """Forget the seqnos a window behind ``seqno``. They nearly always are the run just
-        past the previous horizon, popped one by one (rebuilding the dicts every window
-        cost more than the rest of the fast lane); anything else rebuilds them."""
-        horizon = seqno - WINDOW
-        lo = self.horizon
-        recent, racks = self.recent, self.recent_acks
-        if lo < horizon <= lo + 2 * WINDOW:
-            pop, pop_ack = recent.pop, racks.pop
-            for k in range(lo + 1, horizon + 1):
-                pop(k, None)
-                pop_ack(k, None)
-        if horizon > lo + 2 * WINDOW or len(recent) > WINDOW + WINDOW // 2 \
-                or len(racks) > WINDOW + WINDOW // 2:
-            self.recent = {k: v for k, v in recent.items() if k > horizon}
-            self.recent_acks = {k: v for k, v in racks.items() if k > horizon}
-        self.horizon = max(lo, horizon)
 
 
 class NetdumpTracker:
     """Turns datagrams into protocol events. One instance per analysis run."""
+
+    __slots__ = ("sessions", "twins", "max_sessions", "_next_id", "_last_frame", "_last_sid",
+                 "_pending", "dropped_sessions", "_next_sweep", "_cut_frame")
 
     def __init__(self, max_sessions: int = MAX_SESSIONS):
         self.sessions: dict[object, Session] = {}  # current session per client address (+VLAN)
@@ -96,122 +54,44 @@ class NetdumpTracker:
         self._pending: list[Notice] = []  # notices waiting for their frame's datagram
         self.dropped_sessions = 0
         self._next_sweep = 0
+        self._cut_frame = 0  # the record a cut file ends inside: its lost bytes are the cut's
 
     # -- entry points -------------------------------------------------------------------
 
     def feed(self, item: Datagram | Notice) -> list:
-        if type(item) is not Datagram:
-            return self._notice(item)
         events: list = []
-        self._datagram(item, events)
+        if type(item) is Datagram:
+            self._datagram(item, events)
+        else:
+            events += self._notice(item)
         return events
-
-    def _datagram(self, item: Datagram, events: list) -> None:
-        if self._pending:
-            self._flush_pending(item.frame, events)
-        if item.ts >= self._next_sweep:
-            self._sweep(item, events)
-        if item.sport == CLIENT_PORT:
-            self._client_datagram(item, events)
-        elif item.dport == CLIENT_PORT:
-            self._server_datagram(item, events)
-        elif item.dport == HERALD_PORT:
-            self._client_datagram(item, events)  # a HERALD from an odd source port
 
     def feed_many(self, items) -> list:
         """The events of a list of items: exactly those of :meth:`feed` on each, in order.
 
-        A fast lane takes the two cases that make up nearly all of a dump, a new VMCORE
-        seqno past every earlier one and the first ACK of a seqno past every acked one, from
-        a known session on its known port and link address. It does what the general path
-        does for them, step for step; anything else (and any doubt) falls through to the
-        general path at the bottom of the loop.
+        Only the loop is batched (one event list, the methods looked up once); every item
+        goes through the same rules as in :meth:`feed`.
         """
         events: list = []
-        ap = events.append
-        general = self._datagram
-        sessions = self.sessions
-        twins = self.twins
+        datagram = self._datagram
+        notice = self._notice
         Dgram = Datagram
-        new = _new  # module attribute read per batch: tests swap in the pure constructor
-        Msg = Message
-        AckEv = Ack
-        unpack = _HDR.unpack_from
-        from_bytes = int.from_bytes
-        hdr = _HDR_SIZE
-        vmcore = int(_VMCORE)
-        window2 = 2 * WINDOW
-        pending, next_sweep = self._pending, self._next_sweep  # changed by the general path only
-        # The session of the last fast-lane client message, by source and link identity
-        # (readers reuse one link tuple per host); forgotten whenever the general path runs.
-        c_src = c_link = c_s = None
-        last = None  # (frame, session id) of the last fast-lane datagram, stored on self lazily
         for d in items:
             if type(d) is Dgram:
-                frame, ts, src, dst, sport, dport, payload, missing, link, bad = d
-                if not pending and ts < next_sweep and not missing and not bad:
-                    if sport == CLIENT_PORT:
-                        # client message: a new VMCORE seqno past every earlier one?
-                        if link is c_link and src == c_src:
-                            s = c_s
-                        elif link is None or not link[1]:
-                            s = sessions.get(src)
-                            if s is not None and (link is None or s.mac == link[0]):
-                                c_src, c_link, c_s = src, link, s
-                            else:
-                                s = None
-                        else:
-                            s = None
-                        size = len(payload)
-                        if s is not None and size >= hdr:
-                            mtype, seqno, offset, length, _aux = unpack(payload)
-                            if mtype == vmcore and length + hdr == size and length <= DATASIZE \
-                                    and dport == s.server_port and s.sent.add_past(seqno):
-                                sid = s.id
-                                s.last_ts = ts
-                                last = frame, sid
-                                body = payload[hdr:]
-                                recent = s.recent
-                                recent[seqno] = [frame, frame, ts, body, 0]
-                                if len(recent) > window2:
-                                    s.prune(seqno)
-                                ap(new(Msg, sid, frame, ts, vmcore, seqno, offset, length, body,
-                                       False, frame, False))
-                                s.data_seen = True
-                                continue
-                    elif dport == CLIENT_PORT and (link is None or not link[1]):
-                        # server reply: the first ACK of a seqno past every acked one?
-                        s = sessions.get(dst)
-                        if s is not None and len(payload) == 4 and sport == s.server_port \
-                                and not (twins and dst in twins):
-                            seqno = from_bytes(payload, "big")
-                            racks = s.recent_acks
-                            if seqno not in racks and s.acked.add_past(seqno):
-                                sid = s.id
-                                s.last_ts = ts
-                                last = frame, sid
-                                racks[seqno] = (frame, ts)
-                                sent = s.recent.get(seqno)
-                                if sent is not None:
-                                    sent[S_ACKED] = frame
-                                    ap(new(AckEv, sid, frame, ts, seqno, sent[S_FIRST], False,
-                                           frame, sport))
-                                else:
-                                    ap(new(AckEv, sid, frame, ts, seqno, 0, False, frame, sport))
-                                continue
-            # the general path
-            if last is not None:
-                self._last_frame, self._last_sid = last
-                last = None
-            if type(d) is Dgram:
-                general(d, events)
+                datagram(d, events)
             else:
-                events += self._notice(d)
-            c_src = None
-            pending, next_sweep = self._pending, self._next_sweep
-        if last is not None:
-            self._last_frame, self._last_sid = last
+                events += notice(d)
         return events
+
+    def _datagram(self, d: Datagram, events: list) -> None:
+        if self._pending:
+            self._flush_pending(d[0], events)
+        if d[1] >= self._next_sweep:
+            self._sweep(d, events)
+        if d[4] == CLIENT_PORT or d[5] == HERALD_PORT:
+            self._client_datagram(d, events)  # (a HERALD may come from an odd source port)
+        elif d[5] == CLIENT_PORT:
+            self._server_datagram(d, events)
 
     def close(self) -> list:
         """End every open session (end of capture)."""
@@ -237,9 +117,10 @@ class NetdumpTracker:
         if type(n) is Unreachable:
             self._unreachable(n, events)
             return events
-        if n.kind == "truncated-capture":
+        if n.kind == Kind.TRUNCATED_CAPTURE:
+            self._cut_frame = n.frame
             # The dumps in flight when the file was cut are the ones it hurts.
-            hit = [s.id for s in self._all() if not s.finished]
+            hit = [s.id for s in self._all() if s.state in IN_FLIGHT]
             for sid in hit:
                 events.append(Anomaly(sid, n.kind, n.frame, n.detail))
             if not hit:
@@ -258,14 +139,14 @@ class NetdumpTracker:
             twins = self.twins.get(n.orig_src)
             s = twins[0] if twins else None
         port = n.orig_dport
-        if s is not None and s.finished:
+        if s is not None and s.state in FINISHED_SEEN:
             detail = (f"ICMP port unreachable for the client's datagram to port {port} after "
                       "FINISHED: the server had closed the session, so its FINISHED ACK was "
                       "lost on the way to the client")
         else:
             detail = (f"ICMP port unreachable from {socket.inet_ntoa(n.src)}: nothing listens "
                       f"on port {port} for {socket.inet_ntoa(n.orig_src)}:{n.orig_sport}")
-        events.append(Anomaly(s.id if s is not None else None, "icmp-unreachable", n.frame,
+        events.append(Anomaly(s.id if s is not None else None, Kind.ICMP_UNREACHABLE, n.frame,
                               detail))
 
     def _flush_pending(self, frame: int | None, events: list) -> None:
@@ -290,10 +171,6 @@ class NetdumpTracker:
     def _all(self) -> list[Session]:
         return [*self.sessions.values(), *(t for ts in self.twins.values() for t in ts)]
 
-    @staticmethod
-    def _key(ip: bytes, link: object) -> object:
-        return ip if link is None or not link[1] else (ip, link[1])
-
     def _twin(self, key: object, s: Session, mac: bytes, d: Datagram, events: list) -> Session | None:
         """Another host sends as this client: keep its packets apart, under its own session."""
         twins = self.twins.get(key, [])
@@ -302,25 +179,34 @@ class NetdumpTracker:
                 return t
         if len(twins) >= MAX_TWINS:
             return s
-        events.append(Anomaly(s.id, "ip-conflict", d.frame,
+        events.append(Anomaly(s.id, Kind.IP_CONFLICT, d.frame,
                               f"a second host (MAC {mac.hex(':')}) sends as {s.client}, "
                               f"whose dump comes from MAC {s.mac.hex(':')}; kept apart"))
         return None
 
+    def _make_room(self, d: Datagram, events: list) -> None:
+        """At the open-session limit: sessions whose dump is over go first, then the oldest
+        one that never carried data."""
+        over = [x for x in self.sessions.values() if x.state is OVER]
+        if over:
+            self._end(min(over, key=lambda x: x.last_ts), "finished", d.frame, events)
+            return
+        idle = [x for x in self.sessions.values() if x.state in EVICTABLE]
+        if idle:
+            victim = min(idle, key=lambda x: x.last_ts)
+            self._end(victim, "evicted", d.frame, events)
+            events.append(Anomaly(victim.id, Kind.SESSION_LIMIT, d.frame,
+                                  f"more than {self.max_sessions} open sessions: this one "
+                                  "carried no data and was closed to make room"))
+
     def _open(self, d: Datagram, ip: bytes, server: bytes, herald: bytes | None,
               events: list, key: object = None, twin: bool = False) -> Session | None:
         if len(self.sessions) >= self.max_sessions:
-            idle = [x for x in self.sessions.values() if not x.data_seen]
-            if idle:
-                victim = min(idle, key=lambda x: x.last_ts)
-                self._end(victim, "evicted", d.frame, events)
-                events.append(Anomaly(victim.id, "session-limit", d.frame,
-                                      f"more than {self.max_sessions} open sessions: this one "
-                                      "carried no data and was closed to make room"))
+            self._make_room(d, events)
         if len(self.sessions) >= self.max_sessions:
             self.dropped_sessions += 1
             if self.dropped_sessions == 1 or self.dropped_sessions % 1000 == 0:
-                events.append(Anomaly(None, "session-limit", d.frame,
+                events.append(Anomaly(None, Kind.SESSION_LIMIT, d.frame,
                                       f"more than {self.max_sessions} open sessions; "
                                       f"{self.dropped_sessions} dropped so far"))
             return None
@@ -344,115 +230,160 @@ class NetdumpTracker:
         else:
             del self.sessions[s.key]
 
+    def _over(self, s: Session, frame: int, events: list) -> None:
+        """The dump is over (FINISHED ACKed, or seen in a one-way capture). The session stays
+        for the client's late copies until its next HERALD or the idle timeout."""
+        s.enter(after_finished_ack(s.state))
+        s.let_go()
+        events.append(DumpFinished(s.id, frame))
+
     # -- client messages ----------------------------------------------------------------
 
     def _client_datagram(self, d: Datagram, events: list) -> None:
-        payload = d.payload
-        size = len(payload)
-        full = size + d.missing
-        link = d.link
-        key = d.src if link is None or not link[1] else (d.src, link[1])
+        """The rule for a client message: its session, checks, then taken as a new seqno
+        (past every earlier one, nearly always) or as a copy of one already sent."""
+        frame, ts, src, _dst, _sport, dport, payload, missing, link, bad = d
+        key = src if link is None or not link[1] else (src, link[1])
         s = self.sessions.get(key)
-        twin = False
-        if s is not None and link is not None and s.mac is not None and link[0] != s.mac:
-            s = self._twin(key, s, link[0], d, events)
-            twin = s is None
-        if full < _HDR_SIZE or size < _HDR_SIZE:
-            if s is None:
-                s = self._open(d, d.src, d.dst, None, events, key, twin) \
-                    if full >= _HDR_SIZE else None
-            sid = s.id if s else None
-            self._last_frame = d.frame
-            self._last_sid = sid
-            if full < _HDR_SIZE:
-                events.append(Anomaly(sid, "runt", d.frame, f"{full}-byte datagram from "
-                                      f"{socket.inet_ntoa(d.src)}, a header needs {_HDR_SIZE}"))
-            else:
-                events.append(Anomaly(sid, "snaplen-truncated", d.frame,
-                                      f"header cut by the capture ({size} of {full} bytes kept)"))
+        if len(payload) < _HDR_SIZE:
+            self._short(d, s, key, events)
             return
         mtype, seqno, offset, length, _aux = _HDR.unpack_from(payload)
-        if mtype == _HERALD:
-            if s is not None and (s.data_seen or s.finished):
-                if s.finished:
-                    self._end(s, "finished", d.frame, events)  # the next dump of this client
-                else:
-                    events.append(Anomaly(s.id, "dump-restarted", d.frame,
-                                          "a new HERALD after data: the client started over"))
-                    self._end(s, "restarted", d.frame, events)
-                twin, s = s.twin, None
-            if s is None:
-                s = self._open(d, d.src, d.dst, payload[_HDR_SIZE:] if full == _HDR_SIZE + length
-                               else None, events, key, twin)
-                if s is None:
-                    return
-        elif s is None:
-            s = self._open(d, d.src, d.dst, None, events, key, twin)
+        if s is None or mtype == _HERALD or (link is not s.link and link is not None
+                                             and s.mac is not None and link[0] != s.mac):
+            s = self._session_for(d, s, key, mtype, length, events)
             if s is None:
                 return
-            events.append(Anomaly(s.id, "herald-missing", d.frame,
-                                  "capture starts after the HERALD; data port learned from "
-                                  "the client's messages"))
         sid = s.id
-        s.last_ts = d.ts
-        if s.mac is None and link is not None:
-            s.mac = link[0]
-        self._attribute_pending(d.frame, sid, events)
-        if d.bad_checksum:
-            events.append(Anomaly(sid, "bad-checksum", d.frame,
+        s.last_ts = ts
+        if link is not s.link:  # (readers hand one link tuple per host: nearly always the same)
+            s.link = link
+            if s.mac is None and link is not None:
+                s.mac = link[0]
+        if self._pending:
+            self._attribute_pending(frame, sid, events)
+        else:
+            self._last_frame = frame
+            self._last_sid = sid
+        if bad:
+            events.append(Anomaly(sid, Kind.BAD_CHECKSUM, frame,
                                   "checksum wrong (not offload-looking): data not trusted"))
             return
+        full = len(payload) + missing
         if _HDR_SIZE + length != full:
-            events.append(Anomaly(sid, "bad-length", d.frame,
+            events.append(Anomaly(sid, Kind.BAD_LENGTH, frame,
                                   f"mh_len {length} but {full - _HDR_SIZE} payload bytes"))
             return
         if not 1 <= mtype <= 5:
-            events.append(Anomaly(sid, "unknown-type", d.frame, f"message type {mtype}"))
+            events.append(Anomaly(sid, Kind.UNKNOWN_TYPE, frame, f"message type {mtype}"))
             return
-        if d.missing:
-            events.append(Anomaly(sid, "snaplen-truncated", d.frame,
-                                  f"{d.missing} of {length} payload bytes not captured"))
+        if missing and frame != self._cut_frame:
+            events.append(Anomaly(sid, Kind.SNAPLEN_TRUNCATED, frame,
+                                  f"{missing} of {length} payload bytes not captured"))
         if length > DATASIZE:
-            events.append(Anomaly(sid, "oversized-payload", d.frame,
+            events.append(Anomaly(sid, Kind.OVERSIZED_PAYLOAD, frame,
                                   f"{length}-byte payload: netdumpd accepts at most {DATASIZE}"))
-        if mtype != _HERALD and d.dport != HERALD_PORT and s.server_port != d.dport:
-            if s.server_port is None:
-                s.server_port = d.dport
-                events.append(ServerPort(sid, d.dport, d.frame))
-            else:
-                events.append(Anomaly(sid, "server-port-changed", d.frame,
-                                      f"client now sends to port {d.dport}, "
-                                      f"was {s.server_port}"))
+        if dport != s.server_port and mtype != _HERALD and dport != HERALD_PORT:
+            self._client_port(s, dport, frame, events)
         body = payload[_HDR_SIZE:]
         recent = s.recent
-        prev = recent.get(seqno)
-        if prev is None and seqno < s.sent.max and s.sent.contains(seqno):
-            prev = [0, 0, 0, None, 0]  # sent long ago: folded away, details forgotten
-        if prev is not None:
-            if prev[S_TS] == d.ts and prev[S_PAYLOAD] == body:
-                s.capture_duplicates += 1  # the capture saw one frame twice
-                return
+        if s.sent.add_past(seqno):
+            prev = None
+        else:
+            prev = recent.get(seqno)
+            if prev is None:
+                if seqno < s.sent.max and s.sent.contains(seqno):
+                    prev = [0, 0, 0, None, 0]  # sent long ago: folded away, details forgotten
+                else:
+                    s.sent.add(seqno, seqno + 1)
+        if prev is None:
+            recent[seqno] = [frame, frame, ts, body, 0]
+            if len(recent) > 2 * WINDOW:
+                s.prune(seqno)
+            events.append(_new(Message, sid, frame, ts, mtype, seqno, offset, length, body,
+                               False, frame, False))
+        elif prev[S_TS] == ts and prev[S_PAYLOAD] == body:
+            s.capture_duplicates += 1  # the capture saw one frame twice
+            return
+        else:
             conflict = prev[S_PAYLOAD] is not None and prev[S_PAYLOAD] != body
             first = prev[S_FIRST]
             if conflict:
-                events.append(Anomaly(sid, "conflicting-retransmit", d.frame,
-                                      f"seq {seqno} at offset {offset}: frame {d.frame} "
+                events.append(Anomaly(sid, Kind.CONFLICTING_RETRANSMIT, frame,
+                                      f"seq {seqno} at offset {offset}: frame {frame} "
                                       f"differs from frame {prev[S_FRAME]}"))
             if first:
-                prev[S_FRAME], prev[S_TS], prev[S_PAYLOAD] = d.frame, d.ts, body
-            events.append(Message(sid, d.frame, d.ts, mtype, seqno, offset, length, body,
+                prev[S_FRAME], prev[S_TS], prev[S_PAYLOAD] = frame, ts, body
+            events.append(Message(sid, frame, ts, mtype, seqno, offset, length, body,
                                   True, first, conflict))
+        to = s.moves.get(mtype)
+        if to is not None:
+            s.enter(to)
+            if to is FINISHING:
+                s.finished_seqno = seqno
+                if not s.acked:  # a one-way capture: no ACK will show the end
+                    self._over(s, frame, events)
+
+    def _session_for(self, d: Datagram, s: Session | None, key: object, mtype: int,
+                     length: int, events: list) -> Session | None:
+        """The session of a client message when it is not simply the current one: another
+        host sending as this address, a HERALD (the next dump, or a restart), or none yet."""
+        twin = False
+        link = d.link
+        if s is not None and link is not None and s.mac is not None and link[0] != s.mac:
+            s = self._twin(key, s, link[0], d, events)
+            twin = s is None
+        if mtype == _HERALD:
+            if s is not None:
+                reason = ON_HERALD[s.state]
+                if reason is None:
+                    return s
+                if reason == "restarted":
+                    events.append(Anomaly(s.id, Kind.DUMP_RESTARTED, d.frame,
+                                          "a new HERALD after data: the client started over"))
+                self._end(s, reason, d.frame, events)
+                twin = s.twin
+            whole = len(d.payload) + d.missing == _HDR_SIZE + length
+            return self._open(d, d.src, d.dst, d.payload[_HDR_SIZE:] if whole else None,
+                              events, key, twin)
+        if s is None:
+            s = self._open(d, d.src, d.dst, None, events, key, twin)
+            if s is not None:
+                events.append(Anomaly(s.id, Kind.HERALD_MISSING, d.frame,
+                                      "capture starts after the HERALD; data port learned "
+                                      "from the client's messages"))
+        return s
+
+    def _short(self, d: Datagram, s: Session | None, key: object, events: list) -> None:
+        """A datagram too short for a header: a runt, or a header the capture cut."""
+        twin = False
+        link = d.link
+        if s is not None and link is not None and s.mac is not None and link[0] != s.mac:
+            s = self._twin(key, s, link[0], d, events)
+            twin = s is None
+        full = len(d.payload) + d.missing
+        if s is None and full >= _HDR_SIZE:
+            s = self._open(d, d.src, d.dst, None, events, key, twin)
+        sid = s.id if s else None
+        self._last_frame = d.frame
+        self._last_sid = sid
+        if full < _HDR_SIZE:
+            events.append(Anomaly(sid, Kind.RUNT, d.frame, f"{full}-byte datagram from "
+                                  f"{socket.inet_ntoa(d.src)}, a header needs {_HDR_SIZE}"))
+        elif d.frame != self._cut_frame:
+            events.append(Anomaly(sid, Kind.SNAPLEN_TRUNCATED, d.frame,
+                                  f"header cut by the capture ({len(d.payload)} of {full} "
+                                  "bytes kept)"))
+
+    @staticmethod
+    def _client_port(s: Session, dport: int, frame: int, events: list) -> None:
+        """The client sends to a data port other than the known one (or the first one)."""
+        if s.server_port is None:
+            s.server_port = dport
+            events.append(ServerPort(s.id, dport, frame))
         else:
-            s.sent.add(seqno, seqno + 1)
-            recent[seqno] = [d.frame, d.frame, d.ts, body, 0]
-            if len(recent) > 2 * WINDOW:
-                s.prune(seqno)
-            events.append(Message(sid, d.frame, d.ts, mtype, seqno, offset, length, body,
-                                  False, d.frame))
-        if mtype == _VMCORE or mtype == _KDH:
-            s.data_seen = True
-        elif mtype == _FINISHED:
-            s.finished = True
+            events.append(Anomaly(s.id, Kind.SERVER_PORT_CHANGED, frame,
+                                  f"client now sends to port {dport}, was {s.server_port}"))
 
     @staticmethod
     def _ack_owner(candidates: list[Session], d: Datagram) -> Session:
@@ -471,54 +402,74 @@ class NetdumpTracker:
     # -- server replies -----------------------------------------------------------------
 
     def _server_datagram(self, d: Datagram, events: list) -> None:
-        key = self._key(d.dst, d.link)
+        """The rule for a server reply: checks, then taken as the first ACK of a seqno (past
+        every acked one, nearly always) or as a duplicate."""
+        frame, ts, _src, dst, sport, _dport, payload, missing, link, bad = d
+        key = dst if link is None or not link[1] else (dst, link[1])
         s = self.sessions.get(key)
-        twins = self.twins.get(key)
-        if twins and s is not None:
-            s = self._ack_owner([s, *twins], d)
-        if len(d.payload) + d.missing != 4 or d.missing:
-            sid = s.id if s else None
-            events.append(Anomaly(sid, "bad-length", d.frame,
-                                  f"{len(d.payload) + d.missing}-byte reply to the client "
+        if self.twins:
+            twins = self.twins.get(key)
+            if twins and s is not None:
+                s = self._ack_owner([s, *twins], d)
+        if len(payload) != 4 or missing:
+            events.append(Anomaly(s.id if s else None, Kind.BAD_LENGTH, frame,
+                                  f"{len(payload) + missing}-byte reply to the client "
                                   "port; an ACK is 4 bytes"))
             return
         if s is None:
-            s = self._open(d, d.dst, d.src, None, events, key)
+            s = self._open(d, dst, d.src, None, events, key)
             if s is None:
                 return
-            events.append(Anomaly(s.id, "herald-missing", d.frame,
+            events.append(Anomaly(s.id, Kind.HERALD_MISSING, frame,
                                   "capture starts after the HERALD; first packet is an ACK"))
         sid = s.id
-        s.last_ts = d.ts
-        self._attribute_pending(d.frame, sid, events)
-        if s.server_port is None:
-            s.server_port = d.sport
-            events.append(ServerPort(sid, d.sport, d.frame))
-        elif d.sport != s.server_port and d.sport not in s.ports_seen and len(s.ports_seen) < 16:
-            s.ports_seen.add(d.sport)
-            events.append(Anomaly(sid, "server-port-changed", d.frame,
-                                  f"an ACK from server port {d.sport}; the dump's data port is "
-                                  f"{s.server_port}"))
-        if d.bad_checksum:
-            events.append(Anomaly(sid, "bad-checksum", d.frame,
+        s.last_ts = ts
+        if self._pending:
+            self._attribute_pending(frame, sid, events)
+        else:
+            self._last_frame = frame
+            self._last_sid = sid
+        if sport != s.server_port:
+            self._reply_port(s, sport, frame, events)
+        if bad:
+            events.append(Anomaly(sid, Kind.BAD_CHECKSUM, frame,
                                   "ACK checksum wrong (not offload-looking): not trusted"))
             return
-        (seqno,) = _ACK.unpack(d.payload)
+        (seqno,) = _ACK.unpack(payload)
         first = s.recent_acks.get(seqno)
-        if first is not None and first[1] == d.ts:
+        if first is None:
+            acked = s.acked
+            new = acked.add_past(seqno)
+            if not new and not (seqno < acked.max and acked.contains(seqno)):
+                acked.add(seqno, seqno + 1)
+                new = True
+            if new:
+                s.recent_acks[seqno] = (frame, ts)
+                sent = s.recent.get(seqno)
+                if sent is not None:
+                    sent[S_ACKED] = frame
+                    events.append(_new(Ack, sid, frame, ts, seqno, sent[S_FIRST], False, frame,
+                                       sport))
+                else:
+                    events.append(_new(Ack, sid, frame, ts, seqno, 0, False, frame, sport))
+                if seqno == s.finished_seqno and s.state is FINISHING:
+                    self._over(s, frame, events)
+                return
+        elif first[1] == ts:
             s.capture_duplicates += 1
             return
-        duplicate = first is not None or (seqno < s.acked.max and s.acked.contains(seqno))
         sent = s.recent.get(seqno)
-        message_frame = sent[S_FIRST] if sent is not None else 0
-        if first is None:
-            first_ack = 0 if duplicate else d.frame
-            if not duplicate:
-                s.acked.add(seqno, seqno + 1)
-                s.recent_acks[seqno] = (d.frame, d.ts)
-                if sent is not None:
-                    sent[S_ACKED] = d.frame
-        else:
-            first_ack = first[0]
-        events.append(Ack(sid, d.frame, d.ts, seqno, message_frame, duplicate, first_ack,
-                          d.sport))
+        events.append(Ack(sid, frame, ts, seqno, sent[S_FIRST] if sent is not None else 0,
+                          True, first[0] if first is not None else 0, sport))
+
+    @staticmethod
+    def _reply_port(s: Session, sport: int, frame: int, events: list) -> None:
+        """An ACK from a port other than the known one (or the first one seen)."""
+        if s.server_port is None:
+            s.server_port = sport
+            events.append(ServerPort(s.id, sport, frame))
+        elif sport not in s.ports_seen and len(s.ports_seen) < 16:
+            s.ports_seen.add(sport)
+            events.append(Anomaly(s.id, Kind.SERVER_PORT_CHANGED, frame,
+                                  f"an ACK from server port {sport}; the dump's data port is "
+                                  f"{s.server_port}"))

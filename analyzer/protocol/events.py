@@ -55,9 +55,18 @@ class Anomaly(NamedTuple):
     detail: str
 
 
+class DumpFinished(NamedTuple):
+    """The server ACKed the FINISHED (or a one-way capture showed it): the dump is over and
+    can be saved now. The session stays open for late copies until its SessionEnded."""
+
+    session: int
+    frame: int
+
+
 class SessionEnded(NamedTuple):
     session: int
-    reason: str  # "finished" (a FINISHED, then the client's next HERALD), "restarted" (new
+    reason: str  # "finished" (a FINISHED, then the client's next HERALD; or the session
+    # limit closing a finished one), "restarted" (new
     # HERALD after data, no FINISHED), "timeout" (600 s silent, as netdumpd),
     # "evicted" (session limit reached, no data), "end-of-capture"
     frame: int

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
+from analyzer.anomalies import Kind
 from analyzer.intervals import IntervalSet
 from analyzer.protocol.events import (
-    Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
+    Ack, Anomaly, DumpFinished, Message, ServerPort, SessionEnded, SessionStarted,
 )
 from analyzer.recovery import infofile
 from analyzer.recovery.hashing import StreamingHash
@@ -30,10 +31,10 @@ def _roundup(n: int, to: int) -> int:
 class DumpRecord:
     # fixed fields: more than an instance dictionary shares keys for, on the hot path
     __slots__ = (
-        "_kinds", "_limit", "_limit_for", "acks", "anomalies", "anomalies_dropped", "client",
-        "duplicate_acks", "end_reason", "files", "finished_frame", "first_frame", "first_ts",
+        "_kinds", "_limit", "_limit_for", "acks", "claimed_end", "cut_frame", "anomalies", "anomalies_dropped", "client",
+        "done", "duplicate_acks", "end_reason", "files", "finished_frame", "first_frame", "first_ts",
         "herald_dir", "herald_path", "herald_payload", "herald_seen", "info_blocks",
-        "kdh_length_ok", "kdh_raw", "key", "last_frame", "last_ts", "messages", "retransmits",
+        "kdh_length_ok", "kdh_raw", "key", "last_frame", "refused_end", "last_ts", "messages", "retransmits",
         "server", "server_port", "session", "sha256", "vmcore", "vmcore_hash",
     )
 
@@ -58,9 +59,13 @@ class DumpRecord:
         self.vmcore_hash = StreamingHash(offload)
         self.kdh_raw: bytes | None = None
         self.kdh_length_ok = True  # dumplength within --max-dump-size
+        self.refused_end = 0  # end of the furthest data refused by --max-dump-size
+        self.claimed_end = 0  # furthest offset + mh_len of a VMCORE message taken
+        self.cut_frame = 0  # the frame where the capture file was cut mid-dump, if it was
         self.info_blocks: list[bytes] = []  # one per KDH message, as netdumpd appends them
         self.finished_frame = 0
         self.end_reason: str | None = None
+        self.done = False  # the dump is over and saved; late copies are only counted
         self.anomalies: list[dict] = []
         self.anomalies_dropped = 0
         self.files: list[str] = []  # set by the writer
@@ -69,7 +74,7 @@ class DumpRecord:
         self._limit_for: bytes | None = None  # the KDH the cached limit was computed for
         self._limit = 0
         if herald.refused:
-            self.add_anomaly("path-refused", ev.frame,
+            self.add_anomaly(Kind.PATH_REFUSED, ev.frame,
                              f"HERALD path {herald.text!r} refused ({herald.refused}); "
                              "netdumpd would use its default directory")
 
@@ -85,10 +90,24 @@ class DumpRecord:
 
     @property
     def vmcore_length(self) -> int:
-        """The vmcore's length as netdumpd would leave it: KDH dumplength, else what arrived."""
-        if self.kdh_raw is not None and self.kdh_length_ok:
+        """The vmcore's length: KDH dumplength, else as far as the client's VMCORE messages
+        reached (refused data and the bytes a cut frame lost included: they are missing)."""
+        if self.kdh_raw is not None:
             return parse_kdh(self.kdh_raw)["dumplength"]
-        return self.vmcore.max
+        return max(self.vmcore.max, self.claimed_end, self.refused_end)
+
+    @property
+    def file_length(self) -> int:
+        """The vmcore file's length: the KDH dumplength when it is within --max-dump-size,
+        else as far as the messages taken reach (refused data makes no big file)."""
+        if self.kdh_raw is not None and self.kdh_length_ok:
+            return self.vmcore_length
+        return max(self.vmcore.max, self.claimed_end)
+
+    @property
+    def refused(self) -> bool:
+        """Data was refused because of --max-dump-size."""
+        return bool(self.refused_end) or not self.kdh_length_ok
 
     @property
     def key_length(self) -> int:
@@ -140,7 +159,8 @@ class Recovery:
     def __init__(self, max_dump_size: int = DEFAULT_MAX_DUMP_SIZE,
                  on_data: Callable | None = None,
                  on_start: Callable | None = None,
-                 on_end: Callable | None = None, offload=None):
+                 on_end: Callable | None = None, offload=None,
+                 on_anomaly: Callable | None = None):
         self.offload = offload  # runs the hashing in the background when given
         self.records: dict[int, DumpRecord] = {}
         self.capture_anomalies: list[dict] = []
@@ -149,14 +169,15 @@ class Recovery:
         self.on_data = on_data
         self.on_start = on_start
         self.on_end = on_end
+        self.on_anomaly = on_anomaly  # each capture-level anomaly, as it is found
 
     def handle(self, events: list) -> None:
         """Take a list of events in order.
 
         New VMCORE data that continues the dump past everything it holds so far (nearly all
-        of it) is gathered into one run per dump and applied at once (coverage, hash, file)
-        before any other event of the list is looked at; the result is the same as taking
-        the messages one by one.
+        of it) is gathered into one run per dump and taken at once by the same steps as a
+        single message (:meth:`_count`, :meth:`_take`) before any other event of the list is
+        looked at; the result is the same as taking the messages one by one.
         """
         records = self.records
         run_rec = None  # the dump of the run being gathered
@@ -164,28 +185,26 @@ class Recovery:
         parts: list = []
         last = None
         vmcore = int(_VMCORE)
-        max_size = self.max_dump_size
+        refusal = self._refusal
         for ev in events:
             kind = type(ev)
             if kind is Message:
-                sid, frame, ts, mtype, _seq, offset, _length, data, retransmit, _first, conflict = ev
-                rec = records[sid]
-                if mtype == vmcore and data and not retransmit and not conflict:
-                    end = offset + len(data)
-                    if end <= max_size and (rec.kdh_raw is None or end <= rec.vmcore_limit()):
-                        if rec is not run_rec or offset != run_end:
-                            if run_rec is not None:
-                                self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
-                                run_rec = None
-                            if offset == rec.vmcore.max:
-                                run_rec, run_start, run_n, parts = rec, offset, 0, []
-                        if run_rec is not None:
-                            rec.last_frame, rec.last_ts = frame, ts
-                            parts.append(data)
-                            run_end = end
-                            run_n += 1
-                            last = ev
-                            continue
+                rec = records[ev[0]]
+                offset, data = ev[5], ev[7]
+                if ev[3] == vmcore and data and not ev[8] and not ev[10] and not rec.done:
+                    if run_rec is not None and (rec is not run_rec or offset != run_end):
+                        self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
+                        run_rec = None
+                    if (run_rec is not None or offset == rec.vmcore.max) and \
+                            refusal(rec, offset, len(data)) is None:
+                        if run_rec is None:
+                            run_rec, run_start, run_n, parts = rec, offset, 0, []
+                        rec.last_frame, rec.last_ts = ev[1], ev[2]
+                        parts.append(data)
+                        run_end = offset + len(data)
+                        run_n += 1
+                        last = ev
+                        continue
                 if run_rec is not None:
                     self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
                     run_rec = None
@@ -205,65 +224,96 @@ class Recovery:
 
     def _apply_run(self, rec: DumpRecord, start: int, end: int, n: int, parts: list,
                    last: Message) -> None:
-        """In-order VMCORE data of ``n`` messages covering [start, end), none rejected."""
-        rec.messages["VMCORE"] += n
-        rec.vmcore.add(start, end)
-        data = parts[0] if n == 1 else b"".join(parts)
-        rec.vmcore_hash.feed(start, data)
-        if self.on_data:
-            self.on_data(rec, last, start, data)
+        """In-order VMCORE data of ``n`` messages covering [start, end), none refused."""
+        self._count(rec, last, n)
+        self._take(rec, last, start, parts[0] if n == 1 else b"".join(parts))
 
     def _other(self, ev, kind) -> None:
         records = self.records
         if kind is Anomaly:
             if ev.session is None:
-                if len(self.capture_anomalies) < MAX_ANOMALIES:
-                    self.capture_anomalies.append(
-                        {"kind": ev.kind, "frame": ev.frame, "detail": ev.detail})
-                else:
-                    self.capture_anomalies_dropped += 1
+                self.capture_anomaly(ev.kind, ev.frame, ev.detail)
             else:
-                records[ev.session].add_anomaly(ev.kind, ev.frame, ev.detail)
+                rec = records[ev.session]
+                rec.add_anomaly(ev.kind, ev.frame, ev.detail)
+                if ev.kind == Kind.TRUNCATED_CAPTURE and not rec.cut_frame:
+                    rec.cut_frame = ev.frame
         elif kind is SessionStarted:
             rec = records[ev.session] = DumpRecord(ev, self.offload)
             if self.on_start:
                 self.on_start(rec)
         elif kind is ServerPort:
             records[ev.session].server_port = ev.port
+        elif kind is DumpFinished:
+            rec = records[ev.session]
+            if rec.complete:  # else late (reordered) copies may still fill it: wait
+                self._end(rec, "finished")
         elif kind is SessionEnded:
-            self._end(records[ev.session], ev)
+            self._end(records[ev.session], ev.reason)
+
+    def capture_anomaly(self, kind: str, frame: int, detail: str) -> None:
+        """An anomaly of the capture (or the run), tied to no dump."""
+        entry = {"kind": kind, "frame": frame, "detail": detail}
+        if len(self.capture_anomalies) < MAX_ANOMALIES:
+            self.capture_anomalies.append(entry)
+        else:
+            self.capture_anomalies_dropped += 1
+        if self.on_anomaly:
+            self.on_anomaly(entry)
+
+    @staticmethod
+    def _count(rec: DumpRecord, ev: Message, n: int = 1) -> None:
+        """``n`` well-formed messages like ``ev``, the last of them ``ev`` (when they were
+        seen is set as each is looked at: an ACK may come between them)."""
+        rec.messages[TYPE_NAMES[ev.type]] += n
+        rec.retransmits += ev.retransmit
+
+    def _refusal(self, rec: DumpRecord, offset: int, n: int) -> tuple[str, bool] | None:
+        """Why VMCORE data at [offset, offset + n) is not taken, and whether --max-dump-size
+        is the reason; None when it is taken."""
+        end = offset + n
+        if end > self.max_dump_size:
+            return (f"VMCORE at offset {offset} (+{n}) is past the {self.max_dump_size}-byte "
+                    "limit; data beyond --max-dump-size refused", True)
+        if rec.kdh_raw is not None and end > rec.vmcore_limit():
+            return (f"VMCORE at offset {offset} (+{n}) is past the KDH dumplength "
+                    f"{rec.vmcore_length}", False)
+        return None
+
+    def _take(self, rec: DumpRecord, ev: Message, start: int, data: bytes) -> None:
+        """Accepted VMCORE data: coverage, hash, file."""
+        added = rec.vmcore.add(start, start + len(data))
+        if ev.offset + ev.length > rec.claimed_end:  # (more than the data when a frame was cut)
+            rec.claimed_end = ev.offset + ev.length
+        # A new seqno over bytes already received may carry other bytes: the hash must
+        # not trust its first copy (a resend of the same seqno is checked by the core).
+        rewrite = ev.conflict or (added < len(data) and not ev.retransmit)
+        rec.vmcore_hash.feed(start, data, rewrite)
+        if self.on_data:
+            self.on_data(rec, ev, start, data)
 
     def _message(self, rec: DumpRecord, ev: Message) -> None:
         rec.last_frame, rec.last_ts = ev.frame, ev.ts
+        self._count(rec, ev)
+        if rec.done:
+            return  # a late copy after the dump was saved: counted only
         mtype = ev.type
-        rec.messages[TYPE_NAMES[mtype]] += 1
-        rec.retransmits += ev.retransmit
         data = ev.payload
         if mtype == _VMCORE:
             if not data:
                 return
-            end = ev.offset + len(data)
-            if end > self.max_dump_size:
-                rec.add_anomaly("offset-out-of-range", ev.frame,
-                                f"VMCORE at offset {ev.offset} (+{len(data)}) is past the "
-                                f"{self.max_dump_size}-byte limit")
+            refused = self._refusal(rec, ev.offset, len(data))
+            if refused is not None:
+                why, past_limit = refused
+                rec.add_anomaly(Kind.OFFSET_OUT_OF_RANGE, ev.frame, why)
+                if past_limit:
+                    rec.refused_end = max(rec.refused_end, ev.offset + len(data))
                 return
-            if rec.kdh_raw is not None and end > rec.vmcore_limit():
-                rec.add_anomaly("offset-out-of-range", ev.frame,
-                                f"VMCORE at offset {ev.offset} (+{len(data)}) is past the "
-                                f"KDH dumplength {rec.vmcore_length}")
-                return
-            added = rec.vmcore.add(ev.offset, end)
-            # A new seqno over bytes already received may carry other bytes: the hash must
-            # not trust its first copy (a resend of the same seqno is checked by the core).
-            rewrite = ev.conflict or (added < len(data) and not ev.retransmit)
-            rec.vmcore_hash.feed(ev.offset, data, rewrite)
-            if self.on_data:
-                self.on_data(rec, ev, ev.offset, data)
+            self._take(rec, ev, ev.offset, data)
         elif mtype == _KEY:
             end = ev.offset + len(data)
             if end > 1 << 20:
-                rec.add_anomaly("offset-out-of-range", ev.frame,
+                rec.add_anomaly(Kind.OFFSET_OUT_OF_RANGE, ev.frame,
                                 f"EKCD_KEY at offset {ev.offset} (+{len(data)}): a key blob "
                                 "is 4096 bytes")
                 return
@@ -276,15 +326,11 @@ class Recovery:
             if not rec.finished_frame:
                 rec.finished_frame = ev.frame
 
-    @staticmethod
-    def _vmcore_limit(rec: DumpRecord) -> int:
-        return rec.vmcore_limit()
-
     def _kdh(self, rec: DumpRecord, ev: Message) -> None:
         if ev.length < KDH_SIZE or len(ev.payload) < KDH_SIZE:
             rec.info_blocks.append(infofile.kdh_block(ev.payload))
             if len(ev.payload) >= ev.length:
-                rec.add_anomaly("bad-length", ev.frame,
+                rec.add_anomaly(Kind.BAD_LENGTH, ev.frame,
                                 f"KDH of {ev.length} bytes; netdumpd needs {KDH_SIZE}")
             return
         raw = bytes(ev.payload[:KDH_SIZE])
@@ -295,32 +341,39 @@ class Recovery:
         kdh = parse_kdh(raw)
         rec.kdh_length_ok = kdh["dumplength"] <= self.max_dump_size
         if not rec.kdh_length_ok:
-            rec.add_anomaly("offset-out-of-range", ev.frame,
+            rec.add_anomaly(Kind.OFFSET_OUT_OF_RANGE, ev.frame,
                             f"KDH dumplength {kdh['dumplength']} is past the "
-                            f"{self.max_dump_size}-byte limit; ignored")
+                            f"{self.max_dump_size}-byte limit; data beyond --max-dump-size refused")
         if not kdh["parity_ok"]:
-            rec.add_anomaly("kdh-parity", ev.frame, "the 128 header words do not XOR to 0")
+            rec.add_anomaly(Kind.KDH_PARITY, ev.frame, "the 128 header words do not XOR to 0")
         limit = rec.vmcore_limit()
         if rec.vmcore.max > limit:
-            rec.add_anomaly("offset-out-of-range", ev.frame,
+            rec.add_anomaly(Kind.OFFSET_OUT_OF_RANGE, ev.frame,
                             f"VMCORE data reaches offset {rec.vmcore.max}, past the KDH "
                             f"dumplength {kdh['dumplength']}")
 
-    def _end(self, rec: DumpRecord, ev: SessionEnded) -> None:
-        rec.end_reason = "finished" if rec.finished_frame else ev.reason
-        if rec.kdh_raw is None and not rec.has_anomaly("kdh-missing"):
-            rec.add_anomaly("kdh-missing", rec.last_frame, "no kerneldumpheader was captured")
+    def _end(self, rec: DumpRecord, reason: str) -> None:
+        """The dump is over (its FINISHED was ACKed, or its session ended): nothing more is
+        taken into it, its hash is final, and the writer finishes its files now."""
+        if rec.done:
+            return
+        rec.done = True
+        rec.end_reason = "finished" if rec.finished_frame else reason
+        if rec.kdh_raw is None and not rec.has_anomaly(Kind.KDH_MISSING):
+            rec.add_anomaly(Kind.KDH_MISSING, rec.last_frame, "no kerneldumpheader was captured")
         if not rec.finished_frame:
-            rec.add_anomaly("finished-missing", rec.last_frame,
+            rec.add_anomaly(Kind.FINISHED_MISSING, rec.last_frame,
                             "no FINISHED message was captured"
-                            + ("; the client started a new dump" if ev.reason == "restarted"
+                            + ("; the client started a new dump" if reason == "restarted"
                                else ""))
         rec.sha256 = rec.vmcore_hash.digest(rec.vmcore_length)
+        rec.vmcore_hash = None  # a finished dump leaves only its summary behind
         if self.on_end:
             self.on_end(rec)
+        rec.info_blocks = []  # written into its info file by now
 
     def finish_capture(self, dropped_sessions: int) -> None:
         if dropped_sessions:
             self.capture_anomalies.append(
-                {"kind": "session-limit", "frame": 0,
+                {"kind": Kind.SESSION_LIMIT, "frame": 0,
                  "detail": f"{dropped_sessions} sessions dropped over the open-session limit"})

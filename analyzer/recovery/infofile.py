@@ -85,6 +85,13 @@ def kdh_block(raw: bytes) -> bytes:
 
 STATUS_COMPLETE = b"Dump complete\n"
 STATUS_TIMED_OUT = b"Dump incomplete: client timed out\n"
+STATUS_LACKING = b"Dump incomplete: the capture lacks part of the dump\n"
+STATUS_REFUSED = b"Dump incomplete: data beyond --max-dump-size refused\n"
+
+
+def status_cut(frame: int) -> bytes:
+    """The capture file was cut before the dump ended (not the client's doing)."""
+    return b"Dump incomplete: the capture ends mid-dump, at frame %d\n" % frame
 
 
 def missing_lines(missing: list[tuple[int, int]], what: str = "vmcore") -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from analyzer.anomalies import Kind
 from analyzer.protocol.events import Message
 from analyzer.recovery import infofile
 from analyzer.recovery.dump import DumpRecord
@@ -164,6 +165,7 @@ class FileWriter:
         except OSError as exc:
             raise WriteError(f"cannot use output directory {outdir}: {exc.strerror}") from exc
         self.outdir = outdir
+        self.leftovers = _leftover_parts(outdir)  # *.part files of an interrupted run
         self.open: dict[int, _DumpFiles] = {}
         self._indices: dict[tuple[bytes, ...], dict[str, set[int]]] = {}  # see _taken
 
@@ -179,7 +181,7 @@ class FileWriter:
         except OSError as exc:
             if not parts:
                 raise WriteError(f"cannot write in {self.outdir}: {exc.strerror}") from exc
-            rec.add_anomaly("path-refused", rec.first_frame,
+            rec.add_anomaly(Kind.PATH_REFUSED, rec.first_frame,
                             f"cannot create {rec.herald_path!r} in the output directory "
                             f"({exc.strerror}); writing to the output directory itself")
             parts = ()
@@ -265,7 +267,7 @@ class FileWriter:
             except FileExistsError:
                 os.unlink(f"info.{host}.{index}", dir_fd=dir_fd)
                 continue
-        rec.add_anomaly("no-free-index", rec.first_frame,
+        rec.add_anomaly(Kind.NO_FREE_INDEX, rec.first_frame,
                         f"no free index below {MAX_DUMPS} for {host}; dump not written")
         return None
 
@@ -273,7 +275,7 @@ class FileWriter:
         files.drain()
         fd, dir_fd = files.vmcore_fd, files.dir_fd
         view = rec.view
-        length = rec.vmcore_length
+        length = rec.file_length
         size = os.fstat(fd).st_size
         if view is not None and view.truncate_to is not None and rec.kdh_length_ok:
             os.ftruncate(fd, view.truncate_to)  # netdumpd chops the compressed block padding
@@ -296,7 +298,7 @@ class FileWriter:
                 os.unlink(part, dir_fd=dir_fd)
                 written.append(relative_name(files.parts, target))
             except FileExistsError:
-                rec.add_anomaly("name-taken", rec.last_frame,
+                rec.add_anomaly(Kind.NAME_TAKEN, rec.last_frame,
                                 f"{target} appeared meanwhile; kept the data as {part}")
                 written.append(relative_name(files.parts, part))
         if rec.sha256 is None:
@@ -327,11 +329,33 @@ def info_text(rec: DumpRecord) -> bytes:
     text.append(infofile.missing_lines(rec.key_missing(), "key"))
     if rec.kdh_raw is None:
         text.append(b"  Missing: the kerneldumpheader (KDH) was not captured\n")
-    if not rec.finished_frame:
+    if rec.refused:
+        text.append(infofile.STATUS_REFUSED)
+    elif not rec.finished_frame and rec.cut_frame:
+        text.append(infofile.status_cut(rec.cut_frame))
+    elif not rec.finished_frame:
         text.append(infofile.STATUS_TIMED_OUT)
     else:
-        text.append(b"Dump incomplete: the capture lacks part of the dump\n")
+        text.append(infofile.STATUS_LACKING)
     return b"".join(text)
+
+
+_STEMS = ("info.", "vmcore.", "vmcore_encrypted.", "key.")
+MAX_SCANNED = 100_000  # directory entries looked at for leftovers at most
+
+
+def _leftover_parts(outdir: str) -> list[str]:
+    """The dump files still under a ``.part`` name in the output directory (relative
+    paths, sorted): an earlier run was interrupted there. They are left as they are."""
+    found, seen = [], 0
+    for top, dirs, names in os.walk(outdir):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(top, d))]
+        seen += len(names) + len(dirs)
+        found += [os.path.relpath(os.path.join(top, n), outdir) for n in names
+                  if n.endswith(".part") and n.startswith(_STEMS)]
+        if seen > MAX_SCANNED:
+            break
+    return sorted(found)
 
 
 def _read_bounds(dir_fd: int, host: str) -> int | None:

@@ -14,7 +14,8 @@ local M = {}
 
 local HERALD, FINISHED, VMCORE, KDH = 1, 2, 3, 4
 M.ROUND_GAP = 100000000   -- a pause this long between resends starts a new round (ns)
-M.DUP_WINDOW = 50000000   -- a second copy sooner than this is a network duplicate (ns)
+M.DUP_WINDOW = 1000000000 -- the default poll timeout: a copy sooner than half of it (or of
+                          -- the shortest timeout seen) is a network duplicate (ns)
 local MAX_BUFFER = 65536  -- the largest send call
 local KEEP_UNACKED = 4096 -- folded seqnos still waiting for a (late) ACK
 
@@ -48,7 +49,8 @@ local timeouts_in = M.timeouts_in
 function M.new()
     return {
         cur = nil, prev = nil, bursts = 0,
-        seq_max = 0, spacing = 0, last_tx_ts = 0,
+        seq_max = 0, spacing = 0, last_tx_ts = 0, last_ts = 0, gap_ack = 0, acks = 0,
+        turnaround = nil, -- shortest last-ACK-to-next-burst time where the sizes ended a burst
         timeouts = {},                       -- sorted observed resend timeouts
         old = {}, old_q = {}, old_head = 1, old_n = 0, old_serial = 0, -- unacked, folded
     }
@@ -72,7 +74,7 @@ local function new_burst(A, mtype, seq, offset, length, ts)
     return {
         type = mtype, first_seq = seq, last_seq = seq, packets = 0,
         off_start = offset, off_next = offset, first_len = length, last_len = length,
-        last_tx_ts = ts, unacked = 0, rounds = 0, round_last_seq = 0, in_round = false,
+        last_tx_ts = ts, last_ack_ts = 0, unacked = 0, rounds = 0, round_last_seq = 0, in_round = false,
         slots = {},
     }
 end
@@ -89,10 +91,32 @@ local function unfinished(b)
     return b.last_len == b.first_len and b.off_next - b.off_start < MAX_BUFFER
 end
 
-local function paused(A, b, gap)
-    local spacing = A.spacing
-    if b.unacked == 0 then return gap > math.max(4 * spacing, 50000) end
-    return gap > math.max(20 * spacing, 5000000)
+-- Had the client every ACK of ``b`` and time to start its next call?  A VMCORE or key
+-- call is whole 4 KiB blocks; with ACKs in the capture, the time since the last one against
+-- the shortest turnaround seen; one-way, the gap against the packet spacing.
+local function moved_on(A, b, gap, ts)
+    if (b.type == VMCORE or b.type == 5) and (b.off_next - b.off_start) % 4096 ~= 0 then return false end
+    if A.acks > 0 then
+        if b.unacked > 0 then return false end
+        if A.turnaround ~= nil then return ts - b.last_ack_ts >= floor(A.turnaround / 2) end
+    end
+    return gap > math.max(4 * A.spacing, 50000)
+end
+
+local function learn_turnaround(A, t)
+    if 0 < t and t < M.ROUND_GAP and (A.turnaround == nil or t < A.turnaround) then A.turnaround = t end
+end
+
+-- A gap of whole poll timeouts before a new burst: was the client waiting on the previous
+-- call rather than resending this one?
+local function wait_explained(A, prev)
+    if prev == nil then return false end
+    return prev.unacked > 0 or prev.packets < prev.last_seq - prev.first_seq + 1 or A.gap_ack > M.ROUND_GAP
+end
+
+-- half the shortest resend timeout seen (half the default before any)
+local function dup_window(A)
+    return floor((A.timeouts[1] or M.DUP_WINDOW) / 2)
 end
 
 -- unacked_old: an insertion-ordered set of seqnos with no ACK when their burst was folded
@@ -184,18 +208,31 @@ local function first_copy(A, ts, mtype, seq, offset, length, gap)
     local hidden = false
     if cur ~= nil and continues(cur, mtype, seq, offset) and offset + length - cur.off_start <= MAX_BUFFER then
         if cur.in_round and ts - cur.last_tx_ts <= M.ROUND_GAP then
-            hidden = true -- more of the resend round: the tail's first copies were lost
-        elseif gap > M.ROUND_GAP and unfinished(cur) and timeouts_in(gap, median_timeout(A)) > 0 then
+            if moved_on(A, cur, gap, ts) then
+                cur = nil -- every packet ACKed, then a pause: the next call
+            else
+                hidden = true -- more of the resend round: the tail's first copies were lost
+            end
+        elseif gap > M.ROUND_GAP and unfinished(cur) and timeouts_in(gap, median_timeout(A)) > 0
+                and not (cur.packets == 1 and cur.unacked == 0 and A.acks > 0) then
             round(A, cur, ts, seq)
             hidden = true
-        elseif cur.rounds > 0 or paused(A, cur, gap) then
+        elseif cur.rounds > 0 or moved_on(A, cur, gap, ts) then
             cur = nil
         end
     else
+        if cur ~= nil and cur.unacked == 0 and cur.last_ack_ts ~= 0 and A.acks > 0 then
+            learn_turnaround(A, ts - cur.last_ack_ts)
+        end
         cur = nil
     end
     if cur == nil then
         local k = A.cur ~= nil and timeouts_in(gap, median_timeout(A)) or 0
+        if k > 0 and wait_explained(A, A.cur) then
+            -- the previous call's resends went uncaptured: its rounds, not this burst's
+            A.cur.rounds = A.cur.rounds + k
+            k = 0
+        end
         cur = open_burst(A, mtype, seq, offset, length, ts)
         if k > 0 then
             cur.rounds = k
@@ -217,14 +254,16 @@ local function first_copy(A, ts, mtype, seq, offset, length, gap)
 end
 
 -- A copy of a seqno already captured.
-local function resend(A, ts, seq)
+local function resend(A, ts, seq, conflict)
     local b = A.cur
     local s = b and b.slots[seq]
     if s == nil and A.prev ~= nil then
         s = A.prev.slots[seq]
         if s ~= nil then b = A.prev end
     end
-    if s ~= nil and ts - s.last < M.DUP_WINDOW then return "network_duplicate" end
+    if s ~= nil and ts - s.last < dup_window(A) and not conflict then
+        return "network_duplicate" -- the same bytes, sooner than any resend could come
+    end
     if s == nil then
         return A.old[seq] ~= nil and "needed" or "spurious"
     end
@@ -238,12 +277,14 @@ end
 -- One well-formed message in capture order.  Returns its class: "new", "out_of_order",
 -- "hidden" (a needed resend whose earlier copies the capture never saw), "needed",
 -- "spurious" or "network_duplicate".
-function M.message(A, ts, mtype, seq, offset, length, retransmit)
+function M.message(A, ts, mtype, seq, offset, length, retransmit, conflict)
     local last_tx = A.last_tx_ts
     local gap = last_tx ~= 0 and ts - last_tx or 0
+    A.gap_ack = last_tx ~= 0 and A.last_ts - last_tx or 0 -- to the last event before this one
+    A.last_ts = ts
     local class
     if retransmit then
-        class = resend(A, ts, seq)
+        class = resend(A, ts, seq, conflict)
     else
         class = first_copy(A, ts, mtype, seq, offset, length, gap)
     end
@@ -252,7 +293,9 @@ function M.message(A, ts, mtype, seq, offset, length, retransmit)
 end
 
 -- One ACK (``duplicate``: an ACK of this seqno was captured before).
-function M.ack(A, seq, duplicate)
+function M.ack(A, ts, seq, duplicate)
+    A.acks = A.acks + 1
+    A.last_ts = ts
     local b = A.cur
     local s = b and b.slots[seq]
     if s == nil and A.prev ~= nil then
@@ -266,6 +309,7 @@ function M.ack(A, seq, duplicate)
     if not duplicate then
         s.ack = true
         b.unacked = b.unacked - 1
+        b.last_ack_ts = ts
     end
 end
 

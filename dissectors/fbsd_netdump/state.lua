@@ -8,7 +8,7 @@ local HDR_LEN = 24
 local BYTES_WINDOW = 1024 -- how many recent seqnos keep their bytes (conflicts, capture copies)
 local KEEP_HOLES = 4096   -- a seqno jump longer than this is not tracked seqno by seqno
 
-return function(audit)
+return function(audit, files)
     local S = {}
 
     function S.reset()
@@ -30,6 +30,7 @@ return function(audit)
             bytes = {},     -- seqno -> raw bytes of the latest copy (recent seqnos only)
             acked = {},     -- seqno -> first ACK record
             holes = {},     -- seqno not (yet) captured -> its gap object
+            vmcore = files.ranges(), dumplength = nil, -- for the Dumps window
             audit = audit.new(),
         }
         S.sessions[#S.sessions + 1] = sess
@@ -81,7 +82,9 @@ return function(audit)
             last.next_copy = pinfo.number
             rec.prev_rec = last
             copies[2] = rec
-            if last_raw ~= nil and last_raw ~= raw then rec.conflict = true end
+            if last_raw ~= nil and last_raw ~= raw and last_raw:sub(HDR_LEN + 1) ~= raw:sub(HDR_LEN + 1) then
+                rec.conflict = true -- other payload bytes (the core compares payloads)
+            end
         else
             sess.tx[seqno] = { rec, rec }
             local max = sess.max_seq
@@ -107,10 +110,16 @@ return function(audit)
             if mtype == 3 then sess.data_bytes = sess.data_bytes + length end
         end
         rec.abs = abs
+        if mtype == 3 then
+            files.add(sess.vmcore, offset, offset + length)
+        elseif mtype == 4 and #raw >= HDR_LEN + 512 then
+            sess.dumplength = files.kdh_dumplength(raw:sub(HDR_LEN + 1))
+        end
         sess.bytes[seqno] = raw
         sess.counts[mtype] = sess.counts[mtype] + 1
         if mtype == 2 then sess.finished = true end
-        local class = audit.message(sess.audit, ns, mtype, seqno, offset, length, copies ~= nil)
+        local class = audit.message(sess.audit, ns, mtype, seqno, offset, length, copies ~= nil,
+            rec.conflict == true)
         if class ~= "new" then
             rec.class = class
             sess.classes[class] = sess.classes[class] + 1
@@ -127,7 +136,7 @@ return function(audit)
 
     -- An ACK, first pass.
     function S.ack(pinfo, client, seqno, rec)
-        local t, _, abs = times(pinfo)
+        local t, ns, abs = times(pinfo)
         local sess = S.current[client]
         rec.t = t
         if sess == nil then
@@ -163,7 +172,7 @@ return function(audit)
                 c = c.prev_rec
             end
         end
-        audit.ack(sess.audit, seqno, first ~= nil)
+        audit.ack(sess.audit, ns, seqno, first ~= nil)
         if first then
             rec.dup_of = first.frame
             first.dups = (first.dups or 0) + 1

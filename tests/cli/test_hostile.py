@@ -353,7 +353,7 @@ def test_max_dump_size_caps_data_offsets_and_kdh_lengths(tmp_path):
     _small_on_disk(out / "vmcore.192.0.2.7.0", len(IMG))
 
 
-def test_kdh_dumplength_over_the_cap_is_ignored(tmp_path):
+def test_kdh_dumplength_over_the_cap_is_refused_data_and_makes_no_big_file(tmp_path):
     def build(c):
         c.data(IMG)
         c.kdh(1 << 40)
@@ -361,7 +361,10 @@ def test_kdh_dumplength_over_the_cap_is_ignored(tmp_path):
     p, rep, out = _dump_with(tmp_path, build, "--max-dump-size", "1M")
     (s,) = rep["sessions"]
     assert "offset-out-of-range" in kinds(s)
-    assert s["vmcore"]["length"] == len(IMG)
+    assert p.returncode == EXIT_INCOMPLETE and s["status"] == "incomplete"
+    assert s["vmcore"]["length"] == 1 << 40 and s["vmcore"]["missing"] == [[len(IMG), 1 << 40]]
+    assert (out / "info.192.0.2.7.0").read_bytes().endswith(
+        b"Dump incomplete: data beyond --max-dump-size refused\n")
     _small_on_disk(out / "vmcore.192.0.2.7.0", len(IMG))
 
 

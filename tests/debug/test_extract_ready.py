@@ -65,10 +65,10 @@ def test_no_kdh_the_dump_line_shows_the_panic_from_the_msgbuf(tmp_path):
     (tmp_path / "cap.pcap").write_bytes(send_dump(md.image, kdh=False))
     proc = run_cli("extract", tmp_path / "cap.pcap", "-o", tmp_path / "out")
     assert proc.returncode == 3, proc.stderr
-    line, = proc.stdout.splitlines()
-    assert "no KDH" in line
-    assert line.endswith("[msgbuf: panic: page fault; FreeBSD 14.1-RELEASE "
-                         "releng/14.1-n267679-10e31f0946d8 GENERIC amd64]")
+    line, note = proc.stdout.splitlines()  # the dump's line as it ended, then the msgbuf's
+    assert line.startswith("dump 1: ") and "no KDH" in line
+    assert note == ("dump 1: [msgbuf: panic: page fault; FreeBSD 14.1-RELEASE "
+                    "releng/14.1-n267679-10e31f0946d8 GENERIC amd64]")
 
 
 def test_summary_decompresses_in_private_and_lists_no_files(tmp_path):

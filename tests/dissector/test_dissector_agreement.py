@@ -35,6 +35,10 @@ SIMULATED = {
                             "--capture-loss", "0.01", "--seed", "5"],
     "two-clients-12": ["--generation", "12", "--size", "512k", "--clients", "2", "--loss", "0.02",
                        "--seed", "7"],
+    # 4096-byte payloads: burst ends are block boundaries, where the audit's turnaround rule
+    # decides between a resend round and a new call
+    "jumbo-12-capture-loss": ["--generation", "12", "--size", "2m", "--mtu", "9000", "--loss", "0.05",
+                              "--capture-loss", "0.02", "--seed", "23"],
 }
 CLASSES = ("retransmission", "needed", "spurious", "hidden", "network_duplicate", "out_of_order",
            "capture_duplicate")
@@ -77,9 +81,11 @@ def dissector_sessions(capture: Path) -> list[dict]:
                 "client": layer.get("client"), "messages": Counter(), "retransmits": 0,
                 "acks": 0, "duplicate_acks": 0, **{c: 0 for c in CLASSES}})
             flags = layer.get("analysis.flags")
+            flags = [] if flags is None else flags if isinstance(flags, list) else [flags]
 
             def has(flag: str) -> bool:
-                return flags is not None and flags.get(f"fbsd_netdump.analysis.{flag}") is not None
+                return any(hasattr(f, "get") and f.get(f"fbsd_netdump.analysis.{flag}") is not None
+                           for f in flags)
 
             found = {c for c in CLASSES if has(c) or has(f"{c}_retransmission")}
             for c in found:

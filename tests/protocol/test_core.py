@@ -225,3 +225,25 @@ def test_next_dump_after_a_finished_one_is_not_a_restart():
     ev = run(c.items)
     assert [e.reason for e in of(ev, SessionEnded)] == ["finished", "end-of-capture"]
     assert "dump-restarted" not in [a.kind for a in of(ev, Anomaly)]
+
+
+def test_the_record_a_cut_file_ends_in_is_truncated_capture_only():
+    from analyzer.datagram import Notice
+    c = Conversation()
+    c.herald()
+    c.send(MsgType.VMCORE, offset=0, payload=b"x" * 1448)
+    c.send(MsgType.VMCORE, offset=1448, payload=b"y" * 1448)
+    *whole, last = c.items
+    cut = last._replace(payload=last.payload[:-100], missing=100)
+    ev = NetdumpTracker().feed_many([*whole, Notice("truncated-capture", cut.frame, "cut"), cut])
+    assert [a.kind for a in of(ev, Anomaly)] == ["truncated-capture"]
+    assert of(ev, Message)[-1].payload == b"y" * 1348
+
+
+def test_a_frame_cut_by_the_snap_length_is_still_snaplen_truncated():
+    c = Conversation()
+    c.herald()
+    d = c.send(MsgType.VMCORE, offset=0, payload=b"x" * 1448)
+    c.items[-1] = d._replace(payload=d.payload[:-100], missing=100)
+    ev = NetdumpTracker().feed_many(c.items)
+    assert [a.kind for a in of(ev, Anomaly)] == ["snaplen-truncated"]

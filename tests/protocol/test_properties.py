@@ -91,3 +91,58 @@ def test_any_order_or_duplication_of_a_dump_gives_the_same_bytes(tmp_path_factor
     assert rec.complete
     assert (out / "crash/web1/vmcore.192.0.2.7.0").read_bytes() == img
     assert rec.sha256 == hashlib.sha256(img).hexdigest()
+
+
+def _dump_like(draw):
+    """A clean dump's datagrams, shuffled a little, some dropped, some doubled."""
+    c, _img = clean_dump(size=draw(st.integers(1, 9)) * 1448 + draw(st.integers(0, 1447)))
+    items = list(c.items)
+    for _ in range(draw(st.integers(0, 6))):
+        i, j = draw(st.integers(0, len(items) - 1)), draw(st.integers(0, len(items) - 1))
+        op = draw(st.sampled_from(["swap", "drop", "double"]))
+        if op == "swap":
+            items[i], items[j] = items[j], items[i]
+        elif op == "drop" and len(items) > 1:
+            del items[i]
+        else:
+            items.insert(j, items[i])
+    return [d._replace(frame=k + 1, ts=10**9 + k * 1000) for k, d in enumerate(items)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_feed_many_in_any_batches_equals_feed_one_by_one(data):
+    from analyzer.datagram import Notice
+    from analyzer.protocol.core import NetdumpTracker
+    items = _dump_like(data.draw)
+    noisy = data.draw(st.lists(st.tuples(st.integers(0, len(items)),
+                                         st.sampled_from(["truncated-capture",
+                                                          "ip-fragments"])), max_size=3))
+    for pos, kind in sorted(noisy, reverse=True):
+        frame = items[pos - 1].frame if pos else 0
+        items.insert(pos, Notice(kind, frame, "noise"))
+    one = NetdumpTracker()
+    expected = [e for item in items for e in one.feed(item)] + one.close()
+    many = NetdumpTracker()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(items)), max_size=5)))
+    got = []
+    for a, b in zip([0, *cuts], [*cuts, len(items)]):
+        got += many.feed_many(items[a:b])
+    assert got + many.close() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_recovery_takes_a_list_of_events_as_it_takes_them_one_by_one(data):
+    from analyzer.protocol.core import NetdumpTracker
+    from analyzer.recovery.dump import Recovery
+    from analyzer.report import session_json
+    items = _dump_like(data.draw)
+    t = NetdumpTracker()
+    events = t.feed_many(items) + t.close()
+    whole, single = Recovery(), Recovery()
+    whole.handle(events)
+    for ev in events:
+        single.handle([ev])
+    assert [session_json(r) for r in whole.records.values()] == \
+        [session_json(r) for r in single.records.values()]
