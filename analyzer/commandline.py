@@ -158,7 +158,8 @@ def emit_report(report: dict, json_out: str | None, records, quiet: bool,
         for rec in records if not lines_printed else ():
             click.echo(summary_line(rec) + notes.get(rec.session, ""), file=lines_to)
         for session, note in notes.items() if lines_printed else ():
-            click.echo(f"dump {session}:{note}", file=lines_to)
+            if note:
+                click.echo(f"dump {session}:{note}", file=lines_to)
         if not records:
             click.echo("no netdump sessions found", file=sys.stderr)
         several = len(report.get("captures", [])) > 1

@@ -77,7 +77,7 @@ def make_ready(report: dict, outdir: str, private_key: str | None = None,
         session["inspect"] = entry
         if problems:
             notes[session["id"]] = f" [not ready to debug: {problems[0]}]"
-        elif session.get("kdh") is None:
+        elif session.get("kdh") is None and _no_kdh_note(entry):
             notes[session["id"]] = _no_kdh_note(entry)
     return notes
 
