@@ -173,76 +173,66 @@ local function flags_tree(t, r)
     return fl
 end
 
+-- A link or value under its name, and under its old name (hidden) for one release.
+local function add_link(t, r, key, old_key, value)
+    add_gen(t, F[key], r, value)
+    add_old(t, OLD[old_key or key], r, value)
+end
+
+-- A problem flag with its expert item, and its old name (hidden) when it had one.
+local function add_problem(fl, r, key)
+    add_flag(fl, F[key], r, E[key])
+    if OLD[key] then add_old(fl, OLD[key], r, true) end
+end
+
 -- Returns the flags item when the frame has a problem (one umbrella item per frame).
 local function message_analysis(t, r, rec)
     add_gen(t, F.session, r, rec.session.id)
     if rec.first_copy then
-        add_gen(t, F.first_copy, r, rec.first_copy)
-        add_old(t, OLD.retransmission_of, r, rec.first_copy)
+        add_link(t, r, "first_copy", "retransmission_of", rec.first_copy)
         add_old(t, OLD.prev_transmission, r, rec.prev_copy or rec.first_copy)
         if rec.prev_copy then add_gen(t, F.previous_copy, r, rec.prev_copy) end
     end
-    if rec.next_copy then
-        add_gen(t, F.next_copy, r, rec.next_copy)
-        add_old(t, OLD.next_transmission, r, rec.next_copy)
-    end
+    if rec.next_copy then add_link(t, r, "next_copy", "next_transmission", rec.next_copy) end
     if rec.acked_in then
-        add_gen(t, F.acked_in, r, rec.acked_in)
-        add_old(t, OLD.ack_frame, r, rec.acked_in)
+        add_link(t, r, "acked_in", "ack_frame", rec.acked_in)
         add_old(t, OLD.ack_rtt, r, rec.rtt)
     end
-    if rec.capture_dup_of then
-        add_gen(t, F.capture_duplicate_of, r, rec.capture_dup_of)
-        add_old(t, OLD.capture_duplicate_of, r, rec.capture_dup_of)
-    end
+    if rec.capture_dup_of then add_link(t, r, "capture_duplicate_of", nil, rec.capture_dup_of) end
     if not message_problem(rec) then return nil end
     local fl = flags_tree(t, r)
     if rec.capture_dup_of then
-        add_flag(fl, F.capture_duplicate, r, E.capture_duplicate)
-        add_old(fl, OLD.capture_duplicate, r, true)
+        add_problem(fl, r, "capture_duplicate")
         return fl
     end
     if rec.new_dump then
-        add_flag(fl, F.new_dump, r, E.new_dump)
+        add_problem(fl, r, "new_dump")
         add_gen(fl, F.prev_session, r, rec.prev_session)
-        add_old(fl, OLD.new_dump, r, true)
     end
     local missing = gap_missing(rec)
     if missing then
-        add_flag(fl, F.seq_gap, r, E.seq_gap)
-        add_gen(fl, F.seq_gap_missing, r, missing)
-        add_old(fl, OLD.seq_gap, r, true)
-        add_old(fl, OLD.seq_gap_missing, r, missing)
+        add_problem(fl, r, "seq_gap")
+        add_link(fl, r, "seq_gap_missing", nil, missing)
     end
     local c = rec.class and CLASS[rec.class]
     if c then
         if rec.class == "needed" or rec.class == "hidden" or rec.class == "spurious" then
-            add_gen(fl, F.retransmission, r, true)
-            add_old(fl, OLD.retransmission, r, true)
+            add_link(fl, r, "retransmission", nil, true)
             if rec.class == "hidden" then add_gen(fl, F.needed, r, true) end
             if rec.class == "spurious" then add_old(fl, OLD.spurious, r, true) end
         end
         add_flag(fl, c[1], r, c[2])
     end
-    if rec.conflict then
-        add_flag(fl, F.conflict, r, E.conflict)
-        add_old(fl, OLD.conflict, r, true)
-    end
-    if rec.unacked then
-        add_flag(fl, F.unacked, r, E.unacked)
-        add_old(fl, OLD.unacked, r, true)
-    end
+    if rec.conflict then add_problem(fl, r, "conflict") end
+    if rec.unacked then add_problem(fl, r, "unacked") end
     return fl
 end
 
 local function ack_analysis(t, r, rec)
     if rec.session then add_gen(t, F.session, r, rec.session.id) end
     if rec.capture_dup_of then
-        add_gen(t, F.capture_duplicate_of, r, rec.capture_dup_of)
-        add_old(t, OLD.capture_duplicate_of, r, rec.capture_dup_of)
-        local fl = flags_tree(t, r)
-        add_flag(fl, F.capture_duplicate, r, E.capture_duplicate)
-        add_old(fl, OLD.capture_duplicate, r, true)
+        add_link(t, r, "capture_duplicate_of", nil, rec.capture_dup_of)
+        add_problem(flags_tree(t, r), r, "capture_duplicate")
         return
     end
     if rec.acks_frame then
@@ -251,21 +241,13 @@ local function ack_analysis(t, r, rec)
         add_old(t, OLD.acked_frame, r, rec.acks_frame)
         add_old(t, OLD.ack_rtt, r, rec.rtt)
     end
-    if rec.dup_of then
-        add_gen(t, F.dup_ack_of, r, rec.dup_of)
-        add_old(t, OLD.dup_ack_of, r, rec.dup_of)
-    end
+    if rec.dup_of then add_link(t, r, "dup_ack_of", nil, rec.dup_of) end
     if not (rec.unseen or rec.dup_of) then return end
     local fl = flags_tree(t, r)
-    if rec.unseen then
-        add_flag(fl, F.ack_unseen, r, E.ack_unseen)
-        add_old(fl, OLD.ack_unseen, r, true)
-    end
+    if rec.unseen then add_problem(fl, r, "ack_unseen") end
     if rec.dup_of then
-        add_flag(fl, F.duplicate_ack, r, E.duplicate_ack)
-        add_gen(fl, F.dup_ack_num, r, rec.dup_num)
-        add_old(fl, OLD.duplicate_ack, r, true)
-        add_old(fl, OLD.dup_ack_num, r, rec.dup_num)
+        add_problem(fl, r, "duplicate_ack")
+        add_link(fl, r, "dup_ack_num", nil, rec.dup_num)
     end
 end
 

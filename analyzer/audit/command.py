@@ -52,11 +52,13 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
                                       if csv_dir else "")
     with interruptible(left):
         analysis, report, code = run_either(merge, captures, None, max_dump_size, sinks=(sink,),
-                                            progress=progress_for(not quiet), vantage=merge)
+                                            progress=progress_for(not quiet), vantage=merge,
+                                            vantage_plot=bool(plot_dir))
     sink.add_to_report(report)
-    _frames_per_file(report)
-    if merge:
+    if merge:  # its audit counts the union's datagrams, not a file's frames
         analysis.vantage.add_to_report(report)
+    else:
+        _frames_per_file(report)
     if not quiet:
         from analyzer.audit.render import render_report
         render_report(report, _console(to_stderr=json_out == "-"))
@@ -67,6 +69,9 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
     if plot_dir:
         from analyzer.audit.plots import write_plots
         written = write_plots(sink, report, plot_dir)
+        if merge:
+            from analyzer.merge.plots import write_vantage_plots
+            written += write_vantage_plots(analysis.vantage, sink, report, plot_dir)
         if not quiet:
             click.echo(f"plots: {len(written)} PNG files in {plot_dir}", err=True)
     sys.exit(code)

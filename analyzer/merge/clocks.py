@@ -14,7 +14,7 @@ from statistics import median
 
 from analyzer.merge.views import View, match_key
 
-PREFIX = 100_000  # items read from the start of each view for the estimate
+PREFIX = 20_000  # items read from the start of each view for the estimate
 MIN_PAIRS = 3
 
 

@@ -28,10 +28,11 @@ def _open(views: list[View], verify: bool) -> tuple[list[View], list]:
 
 def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
               sinks: tuple = (), progress=None, verify_checksums: bool = True,
-              vantage: bool = False):
+              vantage: bool = False, vantage_plot: bool = False):
     """Like :func:`analyzer.pipeline.run_analysis`, for simultaneous views; returns
     (analysis, report, exit code). With ``vantage``, ``analysis.vantage`` is the
-    :class:`~analyzer.merge.vantage.VantageSink` (its ``add_to_report`` adds the table)."""
+    :class:`~analyzer.merge.vantage.VantageSink` (its ``add_to_report`` adds the table;
+    with ``vantage_plot`` it also gathers the points of the vantage plot)."""
     from analyzer.capture import CaptureError
     from analyzer.recovery.writer import WriteError
     from analyzer.report import build_report, session_json
@@ -52,7 +53,7 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
     extra = (frames,)
     if vantage:
         from analyzer.merge.vantage import VantageSink
-        extra += (VantageSink(source, order),)
+        extra += (VantageSink(source, order, vantage_plot),)
     try:
         analysis = Analysis(outdir, max_dump_size, (*sinks, *extra))
     except WriteError as exc:
@@ -133,5 +134,6 @@ def run_either(merge: bool, captures: tuple[str, ...], outdir: str | None, max_d
     if merge:
         return run_merge(captures, outdir, max_dump_size, **kw)
     kw.pop("vantage", None)
+    kw.pop("vantage_plot", None)
     from analyzer.pipeline import run_analysis
     return run_analysis(captures, outdir, max_dump_size, **kw)

@@ -135,11 +135,15 @@ class UnionSource:
         recs.remove(rec)
         if not recs:
             del open_by_key[rec.key]
-        rank = self.rank
-        vi, _t, item = max(rec.copies, key=lambda c: (_quality(c[2]), rank[c[0]]))
         self.frame += 1
         frame = self.frame
-        if type(item) is Datagram and _quality(item)[0]:
+        copies = rec.copies
+        if len(copies) == 1:
+            vi, _t, item = copies[0]
+        else:
+            rank = self.rank
+            vi, _t, item = max(copies, key=lambda c: (_quality(c[2]), rank[c[0]]))
+        if len(copies) > 1 and type(item) is Datagram and _quality(item)[0]:
             for vj, _t, other in rec.copies:
                 if vj != vi and _quality(other)[0] and other.payload != item.payload:
                     out.append(Notice("vantage-conflict", frame, self._conflict(

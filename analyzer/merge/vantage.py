@@ -21,7 +21,9 @@ counters, so memory does not grow with the dump.
 from __future__ import annotations
 
 from analyzer.audit.bursts import timeouts_in
+from analyzer.audit.stats import CappedPoints, Decimator
 from analyzer.protocol.events import Ack, Message, SessionEnded
+from analyzer.wire import MsgType
 
 REORDER_NS = 50_000_000  # a seqno behind a higher one by more than this was resent
 WINDOW = 512  # seqnos kept in detail behind the highest one
@@ -30,8 +32,12 @@ IN_ROUND_NS = 400_000  # resends of one round go back to back; a new burst waits
 
 
 class _Session:
-    def __init__(self, nviews: int):
+    def __init__(self, nviews: int, plot: bool = False):
         self.n = nviews
+        # for the plot: VMCORE transmissions seen by every view (decimated), and those some
+        # view missed, by the set of views (path ranks) that saw them (capped)
+        self.plot_all = Decimator() if plot else None
+        self.plot_some: dict[int, CappedPoints] = {}
         self.copies: dict[int, list[list]] = {}  # seqno -> [[ts, mask, acked], ...]
         self.first: dict[int, int] = {}  # seqno -> time of its first seen copy
         self.from_acks: dict[int, int] = {}  # seqno -> unseen copies told by ACKs
@@ -69,6 +75,15 @@ class _Session:
             self.top = seqno
             if len(self.first) > 2 * WINDOW:
                 self._settle(seqno - WINDOW)
+
+    def plot_point(self, ts: int, offset: int, ranks: int) -> None:
+        if ranks == (1 << self.n) - 1:
+            self.plot_all.add(ts, offset)
+        else:
+            pts = self.plot_some.get(ranks)
+            if pts is None:
+                pts = self.plot_some[ranks] = CappedPoints(5000)
+            pts.add(ts, offset)
 
     def ack(self, seqno: int, ts: int) -> None:
         self.last_ts = ts
@@ -117,8 +132,9 @@ class VantageSink:
     """``handle(events)``; ``add_to_report(report)`` puts a "vantage" object into each
     session's "audit"."""
 
-    def __init__(self, source, order):
+    def __init__(self, source, order, plot: bool = False):
         self.source = source
+        self.plot = plot  # collect the points of the vantage plot
         self.order = order  # views from the client's side to the server's side
         self.rank_bit = {v.index: 1 << r for r, v in enumerate(order)}
         self.sessions: dict[int, _Session] = {}
@@ -137,10 +153,13 @@ class VantageSink:
             if kind is Message:
                 s = self.sessions.get(ev.session)
                 if s is None:
-                    s = self.sessions[ev.session] = _Session(len(self.order))
+                    s = self.sessions[ev.session] = _Session(len(self.order), self.plot)
                 info = seen.get(ev.frame)
                 if info is not None:
-                    s.message(ev.seqno, ev.ts, self._ranks(info[0]))
+                    ranks = self._ranks(info[0])
+                    s.message(ev.seqno, ev.ts, ranks)
+                    if s.plot_all is not None and ev.type == MsgType.VMCORE:
+                        s.plot_point(ev.ts, ev.offset, ranks)
             elif kind is Ack:
                 s = self.sessions.get(ev.session)
                 if s is not None:

@@ -31,7 +31,9 @@ _HDR = MSG_HDR.struct
 class TapSpec:
     """One capture point. ``miss_packets``: client transmission numbers (1-based, as
     ``DumpSpec.drop_packets``) the tap misses; ``miss_acks``: seqnos whose every ACK it
-    misses; ``drop``: probability it misses any other frame."""
+    misses; ``drop``: probability it misses any other frame; ``alter_packets``: client
+    transmissions it records with the last payload byte changed (checksums made to match,
+    as a capture host whose NIC corrupts after checking would show them)."""
 
     name: str
     position: float  # 0 = client host, 1 = server host
@@ -39,6 +41,7 @@ class TapSpec:
     clock_offset_s: float = 0.0
     miss_packets: tuple = ()
     miss_acks: tuple = ()
+    alter_packets: tuple = ()
     format: str = "pcap"
     link: str = "ethernet"
     tsres: str = "us"
@@ -134,7 +137,8 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
                     ta = arrivals[0] if arrivals else t_sent + d
                     if rec[0] in tap.spec.miss_packets:
                         continue
-                    if tap.see(t_sent + int(p * (ta - t_sent)), f):
+                    copy = _altered(f) if rec[0] in tap.spec.alter_packets else f
+                    if tap.see(t_sent + int(p * (ta - t_sent)), copy):
                         r["seen"].append(tap.spec.name)
                     if p >= 1.0:
                         for extra in arrivals[1:]:  # a network duplicate
@@ -180,6 +184,11 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
     truth.union_missing = {k: _union(truth.attempts[k], state, k) for k in dumps}
     truth.transmission_records = records
     return {t.name: Path(outputs[t.name]) for t in taps}, truth
+
+
+def _altered(f: tuple) -> tuple:
+    payload = f[6][:-1] + bytes([f[6][-1] ^ 0xFF])
+    return (*f[:6], payload, *f[7:])
 
 
 def _missing(att, cov: IntervalSet, kdh_seen: bool) -> list[list[int]]:

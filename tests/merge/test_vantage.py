@@ -79,3 +79,32 @@ def test_extract_and_summary_carry_no_vantage(captured):
     report, _code = run.merge(vantage=False)
     assert "audit" not in report["sessions"][0]
     assert len(report["sessions"][0]["views"]) == 3
+
+
+def test_the_vantage_plot_marks_each_transmission_by_the_points_that_saw_it(captured):
+    from analyzer.merge.run import run_merge
+    from analyzer.wire import MsgType
+    run = captured(three_taps(0.05), network=NetworkSpec(loss=0.03), seed=21,
+                   loss_at=(0.25, 0.75))
+    analysis, _report, _code = run_merge(run.views(), None, 1 << 40, vantage=True,
+                                         vantage_plot=True)
+    (s,) = analysis.vantage.sessions.values()
+    names = [t.name for t in run.taps]
+    want: dict[int, int] = {}
+    for r in run.truth.transmission_records:
+        if r["type"] == MsgType.VMCORE and r["seen"]:
+            ranks = sum(1 << names.index(n) for n in r["seen"])
+            want[ranks] = want.get(ranks, 0) + 1
+    got = {ranks: len(pts.points) for ranks, pts in s.plot_some.items()}
+    assert got == {k: n for k, n in want.items() if k != 0b111}
+    assert s.plot_all.count == want[0b111]
+
+
+def test_audit_merge_plot_writes_the_vantage_png(captured, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tests.cli.test_hostile import cli
+    run = captured(three_taps(0.05), seed=22)
+    p = cli("audit", "-q", "--merge", *run.views(), "--plot", tmp_path / "plots")
+    assert p.returncode in (0, 3), p.stderr
+    png = tmp_path / "plots" / "dump-1-192.0.2.10-vantage.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,163 @@
+"""The --merge command line: views, ring-buffer views, conflicts between views, bad views."""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analyzer.capture import open_captures
+from analyzer.datagram import Datagram
+from analyzer.merge.views import parse_views
+from analyzer.simulate.vantage import TapSpec
+from analyzer.wire import MSG_HDR
+from tests.cli.test_hostile import cli, one_line_error
+
+
+def _taps(**server):
+    return [TapSpec("mirror", 0.5, miss_packets=(6, 17), clock_offset_s=-30.0),
+            TapSpec("server", 1.0, miss_packets=(9,), clock_offset_s=600.0, **server)]
+
+
+def split_pcap(path: str, first: int) -> tuple[str, str]:
+    """A classic pcap cut into two ring-buffer files, ``first`` records in the first."""
+    data = open(path, "rb").read()
+    head, pos, cuts = data[:24], 24, []
+    while pos < len(data):
+        cuts.append(pos)
+        (incl,) = struct.unpack_from("<I", data, pos + 8)
+        pos += 16 + incl
+    a, b = path + ".1", path + ".2"
+    open(a, "wb").write(data[:cuts[first]])
+    open(b, "wb").write(head + data[cuts[first]:])
+    return a, b
+
+
+def _copy_of(path: str, seqno: int) -> Datagram:
+    """The file's copy of the client message with this seqno (its one copy)."""
+    for d in open_captures([path]):
+        if type(d) is Datagram and len(d.payload) >= 24 and d.sport == 20024 \
+                and MSG_HDR.struct.unpack_from(d.payload)[1] == seqno:
+            return d
+    raise AssertionError(seqno)
+
+
+def _frame_of(path: str, seqno: int) -> int:
+    return _copy_of(path, seqno).frame
+
+
+def test_extract_merge_writes_the_union(captured, tmp_path):
+    run = captured(_taps())
+    out = tmp_path / "out"
+    p = cli("extract", "--merge", *run.views(), "-o", out, "--json", tmp_path / "r.json")
+    assert p.returncode == 0, p.stderr
+    (session,) = json.loads((tmp_path / "r.json").read_text())["sessions"]
+    assert session["status"] == "complete"
+    vmcore = next(f for f in session["files"] if "vmcore" in f)
+    assert (out / vmcore).read_bytes() == run.truth.file_bytes(
+        run.truth.dumps[0].session.core_name)
+    assert [sorted(v) for v in session["views"]] == [
+        ["capture", "clock_offset_s", "frames", "missing"]] * 2
+
+
+def test_without_merge_the_files_are_one_capture_in_sequence(captured, tmp_path):
+    run = captured(_taps())
+    p = cli("summary", *run.views(), "--json", "-")
+    sessions = json.loads(p.stdout)["sessions"]
+    assert len(sessions) == 2  # the same dump twice, read one after the other
+    assert all("views" not in s for s in sessions)
+
+
+def test_a_ring_buffer_view_is_written_with_commas(captured):
+    run = captured(_taps())
+    a, b = split_pcap(run.paths["mirror"], 150)
+    whole = cli("summary", "--merge", run.paths["mirror"], run.paths["server"], "--json", "-")
+    ring = cli("summary", "--merge", f"{a},{b}", run.paths["server"], "--json", "-")
+    w, r = json.loads(whole.stdout), json.loads(ring.stdout)
+    assert [c["path"] for c in r["captures"]] == [a, b, run.paths["server"]]
+    (ws,), (rs,) = w["sessions"], r["sessions"]
+    assert rs["views"][0]["capture"] == f"{a},{b}"
+    assert rs["views"][0]["missing"] == ws["views"][0]["missing"] != []
+    assert rs["views"][0]["clock_offset_s"] == ws["views"][0]["clock_offset_s"]
+    assert rs["vmcore"] == ws["vmcore"]
+
+
+def test_views_that_disagree_on_bytes_name_both_frames(captured):
+    # the server's capture shows transmission 20 with another last byte
+    run = captured(_taps(alter_packets=(20,)))
+    report, code = run.merge(vantage=False)
+    (session,) = report["sessions"]
+    (conflict,) = [a for a in session["anomalies"] if a["kind"] == "vantage-conflict"]
+    seqno = 20  # no loss, no resend: transmission n carries seqno n
+    mirror, server = run.paths["mirror"], run.paths["server"]
+    assert f"{mirror} frame {_frame_of(mirror, seqno)}" in conflict["detail"]
+    assert f"{server} frame {_frame_of(server, seqno)}" in conflict["detail"]
+    assert conflict["file"] == server and conflict["frame"] == _frame_of(server, seqno)
+    # the copy nearest the server is the one kept, as netdumpd got it
+    kept = _copy_of(server, seqno).payload
+    _t, _s, offset, length, _a = MSG_HDR.struct.unpack_from(kept)
+    dump = bytearray(run.truth.file_bytes(run.truth.dumps[0].session.core_name))
+    assert dump[offset + length - 1] != kept[-1]
+    dump[offset + length - 1] = kept[-1]
+    assert session["vmcore"]["missing"] == []
+    assert session["vmcore"]["sha256"] == hashlib.sha256(dump).hexdigest()
+
+
+def test_an_unreadable_view_is_one_line_and_the_others_still_count(captured, tmp_path):
+    run = captured(_taps())
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    p = cli("summary", "--merge", *run.views(), bad, "--json", tmp_path / "r.json")
+    assert p.returncode == 1
+    assert str(bad) in one_line_error(p)
+    report = json.loads((tmp_path / "r.json").read_text())
+    (session,) = report["sessions"]
+    assert session["status"] == "complete" and len(session["views"]) == 2
+    assert report["captures"][-1]["error"]
+
+
+def test_audit_merge_adds_the_vantage_object(captured, tmp_path):
+    run = captured(_taps())
+    p = cli("audit", "--merge", *run.views(), "--json", tmp_path / "r.json")
+    assert p.returncode == 0, p.stderr
+    assert "Capture points of dump 1" in p.stdout
+    (session,) = json.loads((tmp_path / "r.json").read_text())["sessions"]
+    vantage = session["audit"]["vantage"]
+    assert sorted(vantage) == ["lost_between", "order", "tap_drops", "transmissions"]
+    assert sorted(vantage["transmissions"]) == ["seen_by", "seen_by_all", "seen_by_none",
+                                                "total"]
+    assert vantage == run.truth.vantage[0]
+
+
+names = st.text(st.characters(blacklist_characters=",", blacklist_categories=("Cs",)),
+                min_size=1, max_size=8)
+
+
+@given(st.lists(st.lists(names, min_size=1, max_size=3), min_size=1, max_size=4))
+def test_each_argument_is_one_view_and_commas_join_its_files(views):
+    parsed = parse_views([",".join(files) for files in views])
+    assert [v.paths for v in parsed] == views
+    assert [v.name for v in parsed] == [",".join(files) for files in views]
+
+
+def test_a_view_sharing_nothing_with_the_others_says_so(tmp_path):
+    from analyzer.merge.run import run_merge
+    from analyzer.simulate import DumpSpec, simulate
+    a, _ = simulate(tmp_path / "a.pcap", DumpSpec(size=64 << 10), seed=1)
+    b, _ = simulate(tmp_path / "b.pcap", DumpSpec(size=64 << 10, client_ip="192.0.2.99"), seed=2)
+    _analysis, report, _code = run_merge((str(a), str(b)), None, 1 << 40)
+    problem = report["views"][1]["problem"]
+    assert problem.startswith(f"{b}: no messages in common")
+    assert report["views"][0]["problem"] is None
+    assert sorted(s["client"] for s in report["sessions"]) == ["192.0.2.10", "192.0.2.99"]
+
+
+def test_a_merge_audit_does_not_put_union_frames_into_a_file(captured, tmp_path):
+    run = captured(_taps())
+    p = cli("audit", "-q", "--merge", *run.views(), "--json", tmp_path / "r.json")
+    (session,) = json.loads((tmp_path / "r.json").read_text())["sessions"]
+    timeline = session["audit"]["timeline"]
+    assert p.returncode == 0 and "file" not in timeline["herald"]
+    assert session["first_frame_file"] == run.paths["server"]
