@@ -26,6 +26,9 @@ class _LazyGroup(click.Group):
     """Commands from other modules are imported only when named (start-up stays small)."""
 
     lazy = {"audit": ("analyzer.audit.command", "audit_command"),
+            "decompress": ("analyzer.debug.command", "decompress_command"),
+            "decrypt": ("analyzer.debug.command", "decrypt_command"),
+            "inspect": ("analyzer.debug.command", "inspect_command"),
             "messages": ("analyzer.audit.command", "messages_command"),
             "simulate": ("analyzer.simulate.command", "simulate_command"),
             "wireshark": ("analyzer.wireshark", "wireshark_group")}
