@@ -21,14 +21,15 @@ run: venv
 	@find out -name 'info.*' | sort | while read -r f; do echo "== $$f"; cat "$$f"; done
 
 # The dissector tests need tshark; the GUI smoke test wireshark-qt, Xvfb, xdotool and xwd (x11-apps);
-# the Lua 5.4 syntax test lua5.4 (Debian packages). Installed when one is missing.
+# the Lua 5.4 syntax test lua5.4; the streaming tests tcpdump (Debian packages). Installed
+# when one is missing.
 tshark:
 	@{ command -v tshark && command -v wireshark && command -v Xvfb && command -v xwd && command -v xdotool \
-	   && command -v lua5.4; } >/dev/null 2>&1 || { \
-	  echo "installing tshark, wireshark-qt, xvfb, x11-apps, xdotool, lua5.4 (Debian packages)"; \
+	   && command -v lua5.4 && command -v tcpdump; } >/dev/null 2>&1 || { \
+	  echo "installing tshark, wireshark-qt, xvfb, x11-apps, xdotool, lua5.4, tcpdump (Debian packages)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true; \
-	  apt-get update -qq && apt-get install -y -qq tshark wireshark-qt xvfb x11-apps xdotool lua5.4 >/dev/null; }
+	  apt-get update -qq && apt-get install -y -qq tshark wireshark-qt xvfb x11-apps xdotool lua5.4 tcpdump >/dev/null; }
 
 test-deps: $(PY) tshark
 	$(PIP) install -q -e '.[test]'

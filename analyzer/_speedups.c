@@ -423,7 +423,7 @@ static PyObject *result(Py_ssize_t pos, long long frame, int have_ts, long long 
  *           Datagram, links) -> (pos, frame, ts or None)
  * Records of a pcap file from pos on; stops before the first record that is not whole in
  * buf, claims more than limit bytes, or needs the Python walker. ts is the time of the last
- * frame walked whose time the Python walker keeps (VLAN-tagged and non-Ethernet frames). */
+ * frame walked. */
 static PyObject *walk_pcap(PyObject *self, PyObject *args)
 {
     Py_buffer b, ports;
@@ -454,10 +454,9 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
             goto done;
         if (k == PYTHON)
             break;
-        if (vlan) {
-            have_ts = 1;
-            last_ts = ts;
-        }
+        (void)vlan;
+        have_ts = 1;
+        last_ts = ts;
         pos += 16 + caplen;
         frame += 1;
     }

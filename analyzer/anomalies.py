@@ -35,6 +35,7 @@ class Kind(enum.StrEnum):
     ICMP_UNREACHABLE = "icmp-unreachable"
     NAME_TAKEN = "name-taken"
     UNSUPPORTED_LINK = "unsupported-link"
+    OVERSIZED_RECORD = "oversized-record"
     PART_FILES_FOUND = "part-files-found"
 
 
@@ -52,7 +53,8 @@ MEANINGS: dict[Kind, str] = {
     Kind.KDH_PARITY: "the kernel dump header's parity check fails",
     Kind.KDH_MISSING: "no kernel dump header was captured",
     Kind.FINISHED_MISSING: "no FINISHED message was captured",
-    Kind.TRUNCATED_CAPTURE: "the capture file ends in the middle of a record",
+    Kind.TRUNCATED_CAPTURE: "the capture file ends in the middle of a record, or is corrupt from "
+                            "some record on",
     Kind.SNAPLEN_TRUNCATED: "a frame was cut by the capture's snap length; its lost bytes are "
                             "missing",
     Kind.IP_FRAGMENTS: "fragmented IPv4 (netdump never fragments); reassembled, or reported "
@@ -77,8 +79,10 @@ MEANINGS: dict[Kind, str] = {
                            "was lost",
     Kind.NAME_TAKEN: "a final file name appeared during the run; the data stays under its "
                      "`.part` name",
-    Kind.UNSUPPORTED_LINK: "a pcapng interface has a link type that is not decoded; its "
-                           "frames are counted and skipped",
+    Kind.UNSUPPORTED_LINK: "a capture or pcapng interface of a link type not decoded: its "
+                           "frames are counted, not read",
+    Kind.OVERSIZED_RECORD: "a record longer than the file header's snap length (read all the "
+                           "same; the first of each file is reported)",
     Kind.PART_FILES_FOUND: "the output directory holds `.part` files of an interrupted run; "
                            "they are named, and left as they are",
 }

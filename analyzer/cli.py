@@ -14,8 +14,8 @@ import click
 
 from analyzer import __version__
 from analyzer.commandline import (captures_arg, emit_report, exec_opt, exec_timeout_opt,
-                                  json_lines_opt, json_opt, lines_stream, merge_opt,
-                                  output_dir_option, progress_for, quiet_opt, size_opt,
+                                  follow_for, follow_opts, json_lines_opt, json_opt, lines_stream,
+                                  merge_opt, output_dir_option, progress_for, quiet_opt, size_opt,
                                   verify_opt)
 from analyzer.debug.ready import decompress_opt, private_key_opt
 from analyzer.exits import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE, EXIT_USAGE,
@@ -68,10 +68,11 @@ def cli() -> None:
 @verify_opt
 @quiet_opt
 @merge_opt
+@follow_opts
 @private_key_opt
 @decompress_opt
 def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, max_dump_size,
-            no_verify, quiet, merge, private_key, decompress):
+            no_verify, quiet, merge, follow, idle, private_key, decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.debug.ready import check_private_key, make_ready
     from analyzer.merge.run import run_either
@@ -81,7 +82,8 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
                        "their info files say Dump incomplete"):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify, **live.callbacks)
+                                            verify_checksums=not no_verify, **live.callbacks,
+                                            **follow_for(follow, idle, merge))
     live.close()
     notes = make_ready(report, outdir, private_key, decompress)
     emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
@@ -97,9 +99,10 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
 @verify_opt
 @quiet_opt
 @merge_opt
+@follow_opts
 @private_key_opt
 @decompress_opt
-def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, merge,
+def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, merge, follow, idle,
             private_key, decompress):
     """The same analysis as extract, writing no dump files."""
     from analyzer.debug.ready import check_private_key, summary_ready
@@ -110,7 +113,8 @@ def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, mer
             summary_ready(private_key, decompress) as (outdir, finish):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify, **live.callbacks)
+                                            verify_checksums=not no_verify, **live.callbacks,
+                                            **follow_for(follow, idle, merge))
         notes = finish(report)
     live.close()
     emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,

@@ -194,6 +194,31 @@ def output_dir_option(*decls: str, help_text: str, **kw):
 
 
 json_opt = json_option()
+
+
+def follow_opts(command):
+    """``--follow`` and ``--idle SECONDS``: read captures as they are written."""
+    command = click.option(
+        "--idle", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+        help="With --follow: stop after SECONDS without new data.")(command)
+    return click.option(
+        "--follow", is_flag=True,
+        help="Keep reading captures still being written (as tail -f); a directory or glob "
+             "is a ring buffer (dumpcap -b). Ends on SIGINT/SIGTERM or after --idle.")(command)
+
+
+def follow_for(follow: bool, idle: float | None, merge: bool = False) -> dict:
+    """The ``follow`` argument of ``run_analysis`` (the readers' follow state), if any."""
+    if idle is not None and not follow:
+        raise click.UsageError("--idle needs --follow")
+    if not follow:
+        return {}
+    if merge:
+        raise click.UsageError("--follow does not go with --merge")
+    from analyzer.capture.follow import Follow
+    return {"follow": Follow(idle)}
+
+
 quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No per-dump lines, no progress bar.")
 verify_opt = click.option("--no-verify-checksums", "no_verify", is_flag=True,
                           help="Do not verify IPv4/UDP checksums (faster; a corrupted "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import nullcontext
+from functools import partial
 from itertools import islice
 from typing import Callable, Iterable, Iterator
 
@@ -133,7 +134,7 @@ class Analysis:
 def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
                  sinks: tuple = (), progress=None,
                  verify_checksums: bool = True, on_dump: Iterable[Callable] = (),
-                 on_anomaly: Iterable[Callable] = ()) -> tuple[Analysis, dict, int]:
+                 on_anomaly: Iterable[Callable] = (), follow=None) -> tuple[Analysis, dict, int]:
     """Read the captures through the whole pipeline; returns (analysis, report, exit code).
 
     ``progress``, when given, is a context manager factory ``progress(reader)`` returning a
@@ -143,10 +144,11 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: i
     from analyzer.recovery.writer import WriteError
     from analyzer.report import build_report
 
-    paths, unreadable = _readable(list(captures), CaptureError, open_captures)
+    opener = partial(open_captures, follow=follow)  # follow: capture.follow.Follow or None
+    paths, unreadable = _readable(list(captures), CaptureError, opener)
     if not paths:
         raise Failure(unreadable[0][1])
-    reader = open_captures(paths, verify_checksums=verify_checksums)
+    reader = opener(paths, verify_checksums=verify_checksums)
     try:
         analysis = Analysis(outdir, max_dump_size, sinks, on_dump, on_anomaly)
     except WriteError as exc:
@@ -206,6 +208,8 @@ def _readable(paths: list[str], capture_error, open_captures) -> tuple[list, lis
 def _with_unreadable(paths, captures: list[dict], unreadable: list) -> list[dict]:
     """The report's capture list in the order given, unreadable files included."""
     errors = dict(unreadable)
+    if not errors:  # a ring buffer given as one path is several files
+        return list(captures)
     read = iter(captures)
     return [{"path": p, "frames": 0, "truncated": False, "error": errors[p]} if p in errors
             else next(read) for p in paths]

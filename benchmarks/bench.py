@@ -153,11 +153,16 @@ def median_of(runs: list[dict]) -> dict:
     return r
 
 
-def measure(cmd: list[str], env: dict | None = None, interval: float = 0.005) -> dict:
-    """Run ``cmd``; wall time, peak RssAnon+RssShmem of its tree, its write syscalls."""
+def measure(cmd: list[str], env: dict | None = None, interval: float = 0.005,
+            piped_from: str | None = None) -> dict:
+    """Run ``cmd``; wall time, peak RssAnon+RssShmem of its tree, its write syscalls.
+    ``piped_from``: a file ``cat`` writes into the command's standard input (a pipe)."""
     t0 = time.perf_counter()
+    cat = subprocess.Popen(["cat", piped_from], stdout=subprocess.PIPE) if piped_from else None
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, stdin=cat.stdout if cat else None)
+    if cat:
+        cat.stdout.close()
     peak = 0
     import threading
     err: list[bytes] = []
@@ -168,6 +173,8 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.005) ->
         time.sleep(interval)
     wall = time.perf_counter() - t0
     reader.join()
+    if cat:
+        cat.wait()
     text = b"".join(err).decode(errors="replace")
     io = {}
     for line in text.splitlines():
@@ -191,18 +198,22 @@ def run_scan(path: str) -> dict:
     return r
 
 
-def run_cli(args: list[str], env: dict | None = None) -> dict:
-    return measure([PY, "-c", _IO_WRAP, *args], env=env)
+def run_cli(args: list[str], env: dict | None = None, piped_from: str | None = None) -> dict:
+    return measure([PY, "-c", _IO_WRAP, *args], env=env, piped_from=piped_from)
 
 
-def run_extract(path: str, extra: list[str] = (), env: dict | None = None) -> dict:
-    return median_of([_run_extract(path, extra, env) for _ in range(REPEAT)])
+def run_extract(path: str, extra: list[str] = (), env: dict | None = None,
+                piped: bool = False) -> dict:
+    return median_of([_run_extract(path, extra, env, piped) for _ in range(REPEAT)])
 
 
-def _run_extract(path: str, extra: list[str] = (), env: dict | None = None) -> dict:
+def _run_extract(path: str, extra: list[str] = (), env: dict | None = None,
+                 piped: bool = False) -> dict:
+    """``piped``: the capture comes through a pipe (``cat CAPTURE | extract -``)."""
     out = tempfile.mkdtemp(prefix="bench-out-", dir=CACHE)
     try:
-        r = run_cli(["extract", "-q", path, "-o", out, *extra], env=env)
+        r = run_cli(["extract", "-q", "-" if piped else path, "-o", out, *extra], env=env,
+                    piped_from=path if piped else None)
         # sparse check: allocated bytes vs apparent size of the vmcore files
         size = alloc = 0
         for dirpath, _dirs, files in os.walk(out):
@@ -277,6 +288,8 @@ def main() -> None:
             row("extract, Python walkers only", n, pp, frames[n])
             au = res[("audit", n)] = run_audit(paths[n])
             row("audit", n, au, frames[n])
+            pi = res[("extract-pipe", n)] = run_extract(paths[n], piped=True)
+            row("extract from a pipe (cat |)", n, pi, frames[n])
     ts = None
     if not a.no_tshark:
         frames_ts = frames["256m"]
@@ -321,6 +334,8 @@ def main() -> None:
     check("extract --no-verify-checksums time / scan-only time <= 3", f"{r:.2f}", r <= 3)
     r = res[("audit", big)]["s"] / res[("extract", big)]["s"]
     check("audit time / extract time <= 1.5", f"{r:.2f}", r <= 1.5)
+    r = res[("extract-pipe", big)]["s"] / res[("extract", big)]["s"]
+    check(f"extract from a pipe / from the file ({big}) <= 1.3", f"{r:.2f}", r <= 1.3)
     ng = big + "-ng"
     r = res[("extract", ng)]["s"] / res[("extract", big)]["s"] * \
         os.path.getsize(paths[big]) / os.path.getsize(paths[ng])
@@ -330,7 +345,7 @@ def main() -> None:
         r = ex_big / ts_mbps
         check(f"extract ({big}) vs tshark+lua (256m, scaled) >= 15x", f"{r:.1f}x", r >= 15)
     peaks = {n: max(res[(k, n)]["peak_mb"] for k in ("extract", "extract-nv", "extract-pure",
-                                                      "audit")
+                                                      "audit", "extract-pipe")
                     if (k, n) in res) for n in names}
     for n in names:
         check(f"peak memory {n} (extract/audit, RssAnon+RssShmem) < 150 MB",

@@ -6,8 +6,9 @@ import sys
 
 import click
 
-from analyzer.commandline import (captures_arg, emit_report, json_option, merge_opt,
-                                  output_dir_option, progress_for, quiet_opt, size_opt)
+from analyzer.commandline import (captures_arg, emit_report, follow_for, follow_opts, json_option,
+                                  merge_opt, output_dir_option, progress_for, quiet_opt,
+                                  size_opt)
 from analyzer.exits import EXIT_USAGE, Failure, OutputClosed, interruptible
 
 
@@ -34,8 +35,9 @@ def _console(to_stderr: bool):
 @size_opt
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report, no progress bar.")
 @merge_opt
+@follow_opts
 def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_dump_size,
-                  quiet, merge):
+                  quiet, merge, follow, idle):
     """Audit the transfer of every dump: bursts, retransmissions, ACKs, RTT, stalls, checks."""
     from analyzer.audit.sink import AuditSink
     if plot_dir:
@@ -53,7 +55,8 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
     with interruptible(left):
         analysis, report, code = run_either(merge, captures, None, max_dump_size, sinks=(sink,),
                                             progress=progress_for(not quiet), vantage=merge,
-                                            vantage_plot=bool(plot_dir))
+                                            vantage_plot=bool(plot_dir),
+                                            **follow_for(follow, idle, merge))
     sink.add_to_report(report)
     if merge:  # its audit counts the union's datagrams, not a file's frames
         analysis.vantage.add_to_report(report)

@@ -1,7 +1,7 @@
-"""Frame decoding below UDP: link layers, IPv4, UDP, checksums (the general, slower path).
+"""Frame decoding below UDP: IPv4, UDP, checksums (the general, slower path).
 
-The file walkers handle the common frame (untagged Ethernet, IPv4 without options, one
-whole UDP datagram) inline; everything else comes here. Nothing in this module raises on
+The frame taker (``frames.py``) handles the common frame (IPv4 without options carrying one
+whole UDP datagram) itself; everything else comes here. Link layers are in ``links.py``. Nothing in this module raises on
 malformed input: a frame that cannot be decoded is skipped.
 
 Ones'-complement sums: a byte string read as one big integer is congruent modulo 0xFFFF to
@@ -17,38 +17,14 @@ import struct
 
 from analyzer.anomalies import Kind
 from analyzer.capture.ipv4 import Reassembler
+from analyzer.capture.links import DECODERS
 from analyzer.datagram import Datagram, Notice, Unreachable
 
 _new = tuple.__new__
 
-# Link types (LINKTYPE_* values as stored in capture files).
-LT_NULL = 0
-LT_ETHERNET = 1
-LT_RAW_BSD1 = 12
-LT_RAW_BSD2 = 14
-LT_RAW = 101
-LT_LOOP = 108
-LT_SLL = 113
-LT_IPV4 = 228
-LT_SLL2 = 276
-SUPPORTED_LINKTYPES = frozenset({LT_NULL, LT_ETHERNET, LT_RAW_BSD1, LT_RAW_BSD2, LT_RAW,
-                                 LT_LOOP, LT_SLL, LT_IPV4, LT_SLL2})
-LINKTYPE_NAMES = {
-    LT_NULL: "BSD loopback", LT_ETHERNET: "Ethernet", LT_RAW_BSD1: "raw IP", LT_RAW_BSD2: "raw IP",
-    LT_RAW: "raw IP", LT_LOOP: "OpenBSD loopback", LT_SLL: "Linux cooked", LT_IPV4: "raw IPv4",
-    LT_SLL2: "Linux cooked v2",
-}
-
-ETH_IPV4 = 0x0800
-VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
-AF_INET_LE = b"\x02\x00\x00\x00"
-AF_INET_BE = b"\x00\x00\x00\x02"
-
-_H = struct.Struct("!H")
 _HH = struct.Struct("!HH")
 _IP = struct.Struct("!BxHHHxBH4s4s")  # vihl, totlen, id, frag, proto, csum, src, dst
 _UDP = struct.Struct("!HHHH")
-_SLL_HALEN = struct.Struct("!H")
 
 
 _M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
@@ -115,71 +91,7 @@ def udp_bad(src: bytes, dst: bytes, udp: bytes) -> bool:
     return not udp_offload_looking(src, dst, ulen, field)
 
 
-_IPUDP = struct.Struct("!BxH2xHxB2x4s4sHHHH")  # IPv4 without options, then UDP
-_RAWS = frozenset({LT_RAW, LT_IPV4, LT_RAW_BSD1, LT_RAW_BSD2})
 _M160, _M96 = (1 << 160) - 1, (1 << 96) - 1
-
-
-def fast_other(lt: int, buf: bytes, d: int, end: int, frame: int, ts: int,
-               ports: frozenset[int], verify: bool):
-    """Second-tier fast path for frames other than untagged Ethernet.
-
-    The frame is ``buf[d:end]``. Returns a Datagram, None when the frame is of no
-    interest, or False when it needs the general decoder (options, fragments, cuts, ...).
-    """
-    if lt == LT_ETHERNET:
-        p = d + 12
-        if p + 2 > end:
-            return None
-        et = buf[p] << 8 | buf[p + 1]
-        tags = ()
-        while et in VLAN_TPIDS:
-            if p + 6 > end:
-                return None
-            tci, et = _HH.unpack_from(buf, p + 2)
-            tags += (tci & 0x0FFF,)
-            p += 4
-        if et != ETH_IPV4:
-            return None
-        ip = p + 2
-        link = (buf[d + 6:d + 12], tags)
-    elif lt in _RAWS:
-        ip = d
-        link = None
-    elif lt == LT_SLL:
-        if d + 16 > end or buf[d + 14:d + 16] != b"\x08\x00":
-            return False
-        ip = d + 16
-        link = (buf[d + 6:d + 6 + min(buf[d + 5], 8)], ()) if not buf[d + 4] else False
-        if link is False:
-            return False
-    elif lt == LT_SLL2:
-        if d + 20 > end or buf[d:d + 2] != b"\x08\x00":
-            return False
-        ip = d + 20
-        link = (buf[d + 12:d + 12 + min(buf[d + 11], 8)], ())
-    elif lt == LT_NULL or lt == LT_LOOP:
-        fam = buf[d:d + 4]
-        if fam != AF_INET_LE and fam != AF_INET_BE:
-            return None
-        ip = d + 4
-        link = None
-    else:
-        return None
-    if ip + 28 > end:
-        return False
-    vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = _IPUDP.unpack_from(buf, ip)
-    if vihl >> 4 != 4 or proto != 17:
-        return False if proto == 1 and vihl >> 4 == 4 else None  # ICMP: general decoder
-    if vihl != 0x45 or frag & 0x3FFF:
-        return False
-    if sport not in ports and dport not in ports:
-        return None
-    ipend = ip + totlen
-    if ulen + 20 != totlen or ulen < 8 or ipend > end:
-        return False
-    bad = datagram_bad(buf, ip, ipend, ulen, sa, da, ucsum) if verify else False
-    return _new(Datagram, (frame, ts, sa, da, sport, dport, buf[ip + 28:ipend], 0, link, bad))
 
 
 class Decoder:
@@ -198,53 +110,11 @@ class Decoder:
             return None
 
     def _frame(self, lt: int, data: bytes, frame: int, ts: int, cut: bool) -> list | None:
-        n = len(data)
-        if lt == LT_ETHERNET:
-            if n < 14:
-                return None
-            p = 12
-            link_addr = data[6:12]
-        elif lt == LT_SLL:
-            if n < 16:
-                return None
-            halen = _SLL_HALEN.unpack_from(data, 4)[0]
-            link_addr = data[6:6 + min(halen, 8)]
-            p = 14
-        elif lt == LT_SLL2:
-            if n < 20:
-                return None
-            et = _H.unpack_from(data, 0)[0]
-            link_addr = data[12:12 + min(data[11], 8)]
-            if et == ETH_IPV4:
-                return self._ipv4(data, 20, (link_addr, ()), frame, ts, cut)
-            if et not in VLAN_TPIDS:
-                return None
-            # a tag right after the header: make it look like the Ethernet case
-            data = data[:18] + data[0:2] + data[20:]
-            p = 18
-        elif lt == LT_RAW or lt == LT_IPV4 or lt == LT_RAW_BSD1 or lt == LT_RAW_BSD2:
-            return self._ipv4(data, 0, None, frame, ts, cut)
-        elif lt == LT_NULL or lt == LT_LOOP:
-            fam = data[:4]
-            if fam != AF_INET_LE and fam != AF_INET_BE:
-                return None
-            return self._ipv4(data, 4, None, frame, ts, cut)
-        else:
+        decoder = DECODERS.get(lt)
+        found = decoder(data, 0, len(data)) if decoder is not None else None
+        if found is None:
             return None
-        # Ethernet-style type field at p, possibly a stack of VLAN tags.
-        if n < p + 2:
-            return None
-        et = data[p] << 8 | data[p + 1]
-        tags = []
-        while et in VLAN_TPIDS:
-            if n < p + 6:
-                return None
-            tci, et = _HH.unpack_from(data, p + 2)
-            tags.append(tci & 0x0FFF)
-            p += 4
-        if et != ETH_IPV4:
-            return None
-        return self._ipv4(data, p + 2, (link_addr, tuple(tags)), frame, ts, cut)
+        return self._ipv4(data, found[0], found[1], frame, ts, cut)
 
     def _ipv4(self, data: bytes, p: int, link: object, frame: int, ts: int, cut: bool) -> list | None:
         n = len(data)

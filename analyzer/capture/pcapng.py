@@ -1,21 +1,21 @@
-"""pcapng walker: every section and interface, each with its own link type and clock.
+"""pcapng blocks: every section and interface, each with its own link type and clock.
 
-Blocks are walked by hand (dpkt's reader only knows the first interface). Packet blocks
-(enhanced, simple and the obsolete packet block) are frames; interface blocks set link
-type, time resolution and offset; everything else is skipped.
+Packet blocks (enhanced, simple and the obsolete packet block) are frames; interface blocks
+set link type, snap length, time resolution and offset; the blocks Wireshark shows as frames
+without a packet are counted; everything else (name resolution, statistics, decryption
+secrets, custom blocks...) is skipped.
 """
 from __future__ import annotations
 
 import struct
 
 from analyzer.anomalies import Kind
-from analyzer.capture.decode import LT_ETHERNET, fast_other, SUPPORTED_LINKTYPES, VLAN_TPIDS, datagram_bad
-from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened, linktype_name
-from analyzer.capture.pcap import ETH_FAST, cut_notice
-from analyzer.capture.speedups import LINKTYPES, link_cache
+from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened
+from analyzer.capture.links import SUPPORTED_LINKTYPES, linktype_name
+from analyzer.capture.speedups import LINKTYPES
+from analyzer.capture.walker import FileWalker
 from analyzer.datagram import Datagram, Notice
 
-_new = tuple.__new__
 _NS = 1_000_000_000
 
 EPB = 6
@@ -94,276 +94,157 @@ def _compiled_clock(ifc: _Iface) -> tuple[int, int, int] | None:
     return None
 
 
-def walk_pcapng(ctx, o: Opened, cap: dict):
-    """Yield lists of Datagram/Notice items of one pcapng file, one list per buffer read
-    (the last may be empty); ``ctx`` is the reader."""
-    endian = o.endian
-    hdr, epb, pbk = _structs(endian)
-    fast = ETH_FAST.unpack_from
-    new = _new
-    Dgram = Datagram
-    ports = ctx.ports
-    verify = ctx.verify
-    decode = ctx.decoder.frame
-    src = o.source
-    chunk = ctx.chunk_size
-    base = ctx.bytes_read
-    first = ctx.frame
-    frame = first
-    buf = o.buf
-    pos = o.pos
-    n = len(buf)
-    ifaces: list[_Iface] = []
-    nif = 0
-    ts = 0
-    section = 0
-    out: list = []
-    add = out.append
-    chk = ctx.checks.extend if ctx.checks is not None else None  # see capture.checksums
-    # link identities of the last two source MACs, reused: one tuple per host, not per frame
-    mac_a = mac_b = b"\xff" * 7
-    link_a = link_b = None
-    bufbase = src.raw_pos - n  # file offset of buf[0] (plain files)
+class PcapngWalker(FileWalker):
+    def __init__(self, o: Opened, first: int, take, decoder, loop=None):
+        super().__init__(o, first, take, decoder, loop)
+        self.endian = o.endian
+        self.ifaces: list[_Iface] = []
+        self.clocks: list = []  # per interface, for the compiled loop (_compiled_clock)
+        self.section = 0
+        # the compiled loop walks the common blocks and stops before any other (speedups.py)
+        self.cwalk = loop.module.walk_pcapng if loop is not None else None
 
-    def stop(why: str) -> Notice:
-        cap["truncated"] = True
-        return Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
-                      f"{why} after frame {frame}; the file is corrupt from here and the rest of "
-                      f"it is not read", ts)
+    def records(self, buf, pos, out):
+        frame = self.frame
+        try:
+            pos, frame = self._blocks(buf, pos, out, frame)
+        finally:
+            self.frame = frame
+        return pos
 
-    # the compiled loop walks the common blocks and stops before any other (speedups.py)
-    cwalk = ctx.compiled.walk_pcapng if ctx.compiled is not None and chk is None else None
-    bitmap, links, clocks = ctx.port_bitmap, link_cache(), []
-    try:
+    def _blocks(self, buf, pos, out, frame):
+        endian = self.endian
+        hdr, epb, pbk = _structs(endian)
+        take = self.take
+        ifaces = self.ifaces
+        nif = len(ifaces)
+        cwalk = self.cwalk
+        loop = self.loop
+        n = len(buf)
         while True:
-            while True:
-                if cwalk is not None:
-                    pos, frame, t = cwalk(buf, pos, frame, endian == ">", clocks, bitmap, verify,
-                                          out, Dgram, links)
-                    if t is not None:
-                        ts = t
-                if pos + 12 > n:
+            if cwalk is not None:
+                pos, frame, t = cwalk(buf, pos, frame, endian == ">", self.clocks, loop.bitmap,
+                                      loop.verify, out, Datagram, self.links)
+                if t is not None:
+                    self.ts = t
+            if pos + 12 > n:
+                break
+            btype, blen = hdr(buf, pos)
+            self.frame = frame
+            if btype == SHB_TYPE:
+                bom = buf[pos + 8:pos + 12]
+                if bom == BOM_LE:
+                    endian = "<"
+                elif bom == BOM_BE:
+                    endian = ">"
+                else:
+                    self.stop(out, f"section header with a bad byte-order magic ({bom.hex(' ')})")
                     break
+                self.endian = endian
+                hdr, epb, pbk = _structs(endian)
                 btype, blen = hdr(buf, pos)
-                if btype == SHB_TYPE:
-                    bom = buf[pos + 8:pos + 12]
-                    if bom == BOM_LE:
-                        endian = "<"
-                    elif bom == BOM_BE:
-                        endian = ">"
-                    else:
-                        add(stop(f"section header with a bad byte-order magic ({bom.hex(' ')})"))
-                        yield out
-                        return
-                    hdr, epb, pbk = _structs(endian)
-                    btype, blen = hdr(buf, pos)
-                if blen < 12 or blen & 3 or blen > MAX_BLOCK:
-                    add(stop(f"pcapng block of type 0x{btype:08x} with a bad length ({blen})"))
-                    yield out
-                    return
-                end = pos + blen
-                if end > n:
+            if blen < 12 or blen & 3 or blen > MAX_BLOCK:
+                self.stop(out, f"pcapng block of type 0x{btype:08x} with a bad length ({blen})")
+                break
+            end = pos + blen
+            if end > n:
+                break
+            if buf[end - 4:end] != buf[pos + 4:pos + 8]:
+                self.stop(out, f"pcapng block of type 0x{btype:08x} whose trailing length "
+                               f"differs from its leading length ({blen})")
+                break
+            if btype == EPB or btype == PB:
+                if blen < 32:
+                    self.stop(out, f"{'enhanced ' if btype == EPB else ''}packet block too "
+                                   f"short ({blen} bytes)")
                     break
-                if buf[end - 4:end] != buf[pos + 4:pos + 8]:
-                    add(stop(f"pcapng block of type 0x{btype:08x} whose trailing length differs "
-                             f"from its leading length ({blen})"))
-                    yield out
-                    return
                 if btype == EPB:
-                    if blen < 32:
-                        add(stop(f"enhanced packet block too short ({blen} bytes)"))
-                        yield out
-                        return
                     _, _, iface, hi, lo, caplen, wirelen = epb(buf, pos)
-                    if caplen > blen - 32 or caplen > MAX_CAPLEN:
-                        add(stop(f"enhanced packet block of {blen} bytes claiming {caplen} captured bytes"))
-                        yield out
-                        return
-                    if iface >= nif:
-                        add(stop(f"packet on interface {iface}, but the section describes {nif}"))
-                        yield out
-                        return
-                    frame += 1
-                    d = pos + 28
-                    pos = end
-                    ifc = ifaces[iface]
-                    lt = ifc.lt
-                    if ifc.mul:
-                        ts = (hi << 32 | lo) * ifc.mul + ifc.off
-                    else:
-                        ts = ifc.ts(hi << 32 | lo)
-                    rend = d + caplen
-                    et = 0
-                    if lt == LT_ETHERNET and caplen >= 42:
-                        et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = fast(buf, d)
-                        if et == 0x0800 and vihl == 0x45:
-                            if proto != 17:
-                                if proto != 1:  # ICMP: the general decoder looks for port-unreachable
-                                    continue
-                            elif not frag & 0x3FFF:
-                                if sport not in ports and dport not in ports:
-                                    continue
-                                ipend = d + 14 + totlen
-                                if ulen + 20 == totlen and ulen >= 8 and ipend <= rend:
-                                    bad = False
-                                    if verify:
-                                        if ucsum and chk is not None:  # verified by the checksum helper
-                                            chk((len(out), bufbase + d + 14, bufbase + ipend))
-                                        else:
-                                            bad = datagram_bad(buf, d + 14, ipend, ulen, sa, da, ucsum)
-                                    if buf.startswith(mac_a, d + 6):
-                                        link = link_a
-                                    elif buf.startswith(mac_b, d + 6):
-                                        link = link_b
-                                    else:
-                                        mac_b, link_b = mac_a, link_a
-                                        mac_a = buf[d + 6:d + 12]
-                                        link = link_a = (mac_a, ())
-                                    add(new(Dgram, (frame, ts, sa, da, sport, dport,
-                                                    buf[d + 42:ipend], 0, link, bad)))
-                                    continue
-                        elif et != 0x0800 and et not in VLAN_TPIDS:
-                            continue
-                    if not (lt == LT_ETHERNET and et == 0x0800):
-                        item = fast_other(lt, buf, d, rend, frame, ts, ports, verify)
-                        if item is None:
-                            continue
-                        if item is not False:
-                            add(item)
-                            continue
-                    if ifc.ok:
-                        items = decode(lt, buf[d:rend], frame, ts)
-                        if items:
-                            out.extend(items)
-                    continue
-                if btype == SPB or btype == PB:
-                    if btype == SPB:
-                        if blen < 16:
-                            add(stop(f"simple packet block too short ({blen} bytes)"))
-                            yield out
-                            return
-                        if not nif:
-                            add(stop("simple packet block in a section without interfaces"))
-                            yield out
-                            return
-                        ifc = ifaces[0]
-                        wirelen = hdr(buf, pos + 4)[1]
-                        caplen = min(wirelen, blen - 16)
-                        if ifc.snaplen:
-                            caplen = min(caplen, ifc.snaplen)
-                        d = pos + 12
-                        # no timestamp in this block: keep the previous frame's time
-                    else:
-                        if blen < 32:
-                            add(stop(f"packet block too short ({blen} bytes)"))
-                            yield out
-                            return
-                        _, _, iface, _drops, hi, lo, caplen, wirelen = pbk(buf, pos)
-                        if caplen > blen - 32:
-                            add(stop(f"packet block of {blen} bytes claiming {caplen} captured bytes"))
-                            yield out
-                            return
-                        if iface >= nif:
-                            add(stop(f"packet on interface {iface}, but the section describes {nif}"))
-                            yield out
-                            return
-                        ifc = ifaces[iface]
-                        ts = ifc.ts(hi << 32 | lo)
-                        d = pos + 28
-                    if caplen > MAX_CAPLEN:
-                        add(stop(f"packet block claiming {caplen} captured bytes"))
-                        yield out
-                        return
-                    frame += 1
-                    pos = end
-                    if ifc.ok:
-                        items = decode(ifc.lt, buf[d:d + caplen], frame, ts)
-                        if items:
-                            out.extend(items)
-                    continue
+                else:
+                    _, _, iface, _drops, hi, lo, caplen, wirelen = pbk(buf, pos)
+                if caplen > blen - 32 or caplen > MAX_CAPLEN:
+                    self.stop(out, f"{'enhanced ' if btype == EPB else ''}packet block of "
+                                   f"{blen} bytes claiming {caplen} captured bytes")
+                    break
+                if iface >= nif:
+                    self.stop(out, f"packet on interface {iface}, but the section describes {nif}")
+                    break
+                ifc = ifaces[iface]
+                ts = self.ts = (hi << 32 | lo) * ifc.mul + ifc.off if ifc.mul else ifc.ts(hi << 32 | lo)
+                d = pos + 28
+            elif btype == SPB:
+                if blen < 16:
+                    self.stop(out, f"simple packet block too short ({blen} bytes)")
+                    break
+                if not nif:
+                    self.stop(out, "simple packet block in a section without interfaces")
+                    break
+                ifc = ifaces[0]
+                caplen = min(hdr(buf, pos + 4)[1], blen - 16)
+                if ifc.snaplen:
+                    caplen = min(caplen, ifc.snaplen)
+                d = pos + 12
+                ts = self.ts  # no timestamp in this block: keep the previous frame's time
+            else:
                 if btype == IDB:
                     ifc = _parse_idb(buf, pos, blen, endian)
                     if ifc is None:
-                        add(stop(f"interface description block too short ({blen} bytes)"))
-                        yield out
-                        return
+                        self.stop(out, f"interface description block too short ({blen} bytes)")
+                        break
                     ifaces.append(ifc)
-                    clocks.append(_compiled_clock(ifc))
+                    self.clocks.append(_compiled_clock(ifc))
                     nif += 1
                     if not ifc.ok:
-                        add(Notice(Kind.UNSUPPORTED_LINK, frame + 1,
-                                   f"interface {nif - 1} of section {section} has "
-                                   f"{linktype_name(ifc.lt)}, which is not read; its frames are skipped", ts))
+                        out.append(Notice(Kind.UNSUPPORTED_LINK, frame + 1,
+                                          f"interface {nif - 1} of section {self.section} has "
+                                          f"{linktype_name(ifc.lt)}, which is not read; its "
+                                          f"frames are counted, not decoded", self.ts))
                 elif btype in OTHER_FRAME_BLOCKS:
                     frame += 1
                 elif btype == SHB_TYPE:
                     if blen < 28:
-                        add(stop(f"section header too short ({blen} bytes)"))
-                        yield out
-                        return
+                        self.stop(out, f"section header too short ({blen} bytes)")
+                        break
                     major = struct.unpack_from(endian + "H", buf, pos + 12)[0]
                     if major != 1:
-                        add(stop(f"section header of unsupported pcapng version {major}"))
-                        yield out
-                        return
-                    ifaces = []
-                    clocks = []
+                        self.stop(out, f"section header of unsupported pcapng version {major}")
+                        break
+                    self.ifaces = ifaces = []
+                    self.clocks = []
                     nif = 0
-                    section += 1
+                    self.section += 1
                 pos = end
-            # The next block is not all in the buffer: hand over what was decoded, read more.
-            cap["frames"] = frame - first
-            ctx.frame = frame
-            if out:
-                yield out
-                out = []
-                add = out.append
-            more = src.read(chunk)
-            cap["frames"] = frame - first
-            ctx.bytes_read = base + src.raw_pos
-            if not more:
-                break
-            buf = buf[pos:] + more
-            pos = 0
-            n = len(buf)
-            bufbase = src.raw_pos - n
-        # End of file.
-        rest = n - pos
-        if rest or src.error:
-            cap["truncated"] = True
-            err = src.error
-            if rest >= 12:
-                btype, blen = hdr(buf, pos)
-                if btype == EPB and rest >= 28 and nif:
-                    _, _, iface, hi, lo, caplen, wirelen = epb(buf, pos)
-                    frame += 1
-                    if iface < nif:
-                        ifc = ifaces[iface]
-                        ts = ifc.ts(hi << 32 | lo)
-                    add(cut_notice(frame, ts, max(0, min(rest - 28, caplen)), min(caplen, MAX_CAPLEN),
-                                   "packet block of frame", err))
-                    if iface < nif and ifaces[iface].ok and caplen <= MAX_CAPLEN:
-                        items = decode(ifaces[iface].lt, buf[pos + 28:min(n, pos + 28 + caplen)], frame, ts, True)
-                        if items:
-                            out.extend(items)
-                    yield out
-                    return
-                add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
-                           f"the file ends inside a pcapng block of type 0x{btype:08x} after frame "
-                           f"{frame} ({rest} of {blen} bytes{'; ' + err if err else ''})", ts))
-            elif rest:
-                add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
-                           f"the file ends inside a pcapng block header after frame {frame} "
-                           f"({rest} of 12 bytes{'; ' + err if err else ''})", ts))
-            else:
-                add(Notice(Kind.TRUNCATED_CAPTURE, frame + 1,
-                           f"the file could not be read to its end after frame {frame} ({err}); "
-                           f"the rest is lost", ts))
-        cap["frames"] = frame - first
-        ctx.frame = frame
-        yield out
-    finally:
-        cap["frames"] = frame - first
-        ctx.frame = frame
-        ctx.bytes_read = base + src.raw_pos
-        o.close()
+                continue
+            frame += 1
+            pos = end
+            if ifc.ok:
+                take(ifc.lt, buf, d, d + caplen, frame, ts, out)
+        return pos, frame
+
+    def at_end(self, buf, pos, error, out):
+        rest = len(buf) - pos
+        err = f"; {error}" if error else ""
+        if rest >= 12:
+            hdr, epb, _ = _structs(self.endian)
+            btype, blen = hdr(buf, pos)
+            nif = len(self.ifaces)
+            if btype == EPB and rest >= 28 and nif:
+                _, _, iface, hi, lo, caplen, wirelen = epb(buf, pos)
+                ifc = self.ifaces[iface] if iface < nif else None
+                if ifc is not None:
+                    self.ts = ifc.ts(hi << 32 | lo)
+                self.cut(out, max(0, min(rest - 28, caplen)), min(caplen, MAX_CAPLEN),
+                         "packet block of frame", error)
+                if ifc is not None and ifc.ok and caplen <= MAX_CAPLEN:
+                    items = self.decoder.frame(ifc.lt, buf[pos + 28:min(len(buf), pos + 28 + caplen)],
+                                               self.cut_frame, self.ts, True)
+                    if items:
+                        out.extend(items)
+                return
+            out.append(Notice(Kind.TRUNCATED_CAPTURE, self.frame + 1,
+                              f"the file ends inside a pcapng block of type 0x{btype:08x} after "
+                              f"frame {self.frame} ({rest} of {blen} bytes{err})", self.ts))
+        else:
+            out.append(Notice(Kind.TRUNCATED_CAPTURE, self.frame + 1,
+                              f"the file ends inside a pcapng block header after frame "
+                              f"{self.frame} ({rest} of 12 bytes{err})", self.ts))

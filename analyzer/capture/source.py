@@ -6,6 +6,9 @@ stream early and is remembered in ``error`` so the walker can report the loss.
 from __future__ import annotations
 
 import os
+import select
+import stat
+import sys
 import zlib
 
 
@@ -134,28 +137,122 @@ class GzipSource:
             pass
 
 
-def open_source(path: str):
-    """Open ``path`` and return ``(source, size_on_disk)``; CaptureError when impossible."""
+class StreamFile:
+    """A pipe, FIFO or character device read as a file: the bytes looked at to recognise it
+    come first, a read returns what is there (several reads while more is ready, up to the
+    size asked), and a wait for data can be ended by ``stop`` (follow mode's signals)."""
+
+    def __init__(self, f, head: bytes):
+        self.f = f
+        self.fd = f.fileno()
+        self.head = head
+        self.stop = None  # a callable: True when the wait should end (see follow.py)
+
+    def read(self, n: int) -> bytes:
+        if self.head:
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        parts = []
+        got = 0
+        wait = True
+        while got < n:
+            if not self._ready(wait):
+                break
+            data = self.f.read(min(n - got, 1 << 20))
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+            wait = False  # after the first read only take what is there already
+        return b"".join(parts)
+
+    def _ready(self, wait: bool) -> bool:
+        while True:
+            try:
+                r, _, _ = select.select([self.fd], [], [], 0.2 if wait else 0)
+            except (OSError, ValueError):
+                return True  # not selectable: let read() block or fail
+            if r:
+                return True
+            if not wait or (self.stop is not None and self.stop()):
+                return False
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _Head:
+    """A followed file's first bytes, read to recognise it, handed back first."""
+
+    def __init__(self, f, head: bytes = b""):
+        self.f = f
+        self.head = head
+
+    def read(self, n: int) -> bytes:
+        if self.head:
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        return self.f.read(n)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def open_source(path: str, follow=None, newer=None, f=None):
+    """Open ``path`` (``-`` is standard input) and return ``(source, size_on_disk,
+    stream)``; CaptureError when impossible (``f``: the file, opened already). A stream
+    (pipe, FIFO, device) is never seeked.
+    With ``follow`` (a ``follow.Follow``) a regular file is read as it grows (``newer``:
+    see ``follow.GrowingFile``) and a stream's waits end when following stops."""
     try:
-        f = open(path, "rb", buffering=0)
+        if f is not None:
+            pass  # opened already (a ring buffer's file, see follow.Ring)
+        elif path == "-":
+            f = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
+        else:
+            f = open(path, "rb", buffering=0)
     except FileNotFoundError:
         raise CaptureError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CaptureError(f"{path}: is a directory") from None
     except PermissionError:
         raise CaptureError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise CaptureError(f"{path}: cannot open: {e.strerror or e}") from None
+    except (OSError, ValueError, AttributeError) as e:
+        raise CaptureError(f"{path}: cannot open: {getattr(e, 'strerror', None) or e}") from None
     try:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(2)
-        f.seek(0)
+        st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        stream = not stat.S_ISREG(st.st_mode)
+        if stream or follow is not None:
+            if stream:
+                raw = StreamFile(f, b"")
+                raw.stop = follow.should_stop if follow is not None else None
+            else:
+                from analyzer.capture.follow import GrowingFile
+                raw = _Head(GrowingFile(f, follow, newer))
+            head = b""
+            while len(head) < 2:
+                more = raw.read(2 - len(head))
+                if not more:
+                    break
+                head += more
+            raw.head = head
+            size = 0 if stream else st.st_size
+        else:
+            size = st.st_size
+            head = f.read(2)
+            f.seek(0)
+            raw = f
+    except IsADirectoryError:
+        f.close()
+        raise CaptureError(f"{path}: is a directory") from None
     except OSError as e:
         f.close()
         raise CaptureError(f"{path}: cannot read: {e.strerror or e}") from None
     if not head:
         f.close()
-        raise CaptureError(f"{path}: empty file")
+        raise CaptureError(f"{path}: empty {'input' if stream else 'file'}")
     if head == GZIP_MAGIC:
-        return GzipSource(f), size
-    return PlainSource(f), size
+        return GzipSource(raw), size, stream
+    return PlainSource(raw), size, stream

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from analyzer.capture import CaptureError, CaptureReader
-from analyzer.capture.decode import SUPPORTED_LINKTYPES, Decoder
+from analyzer.capture.decode import Decoder
+from analyzer.capture.links import SUPPORTED_LINKTYPES
 from analyzer.datagram import Datagram, Notice, Unreachable
 from tests.support.capture_builders import (
     ack, block, epb, ether, fragments, idb, msg, null, pcap, shb, sll, sll2, spb, udp_ip,

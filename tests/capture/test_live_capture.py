@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import pytest
 
 from analyzer.simulate.image import DumpImage
 from analyzer.simulate.live import run_live
+from tests.support.live_tools import CLIENT_IP, FILTER, SERVER_IP, stop, wait_started
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -32,30 +32,12 @@ def _require_capture():
 
 
 def _start_dumpcap(out: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [DUMPCAP, "-i", "lo", "-f", "udp port 20023 or udp port 20024", "-w", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([DUMPCAP, "-i", "lo", "-f", FILTER, "-w", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # dumpcap reports "Capturing on 'Loopback: lo'" once the filter is attached
-    deadline = time.monotonic() + 10
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if "Capturing on" in line or proc.poll() is not None:
-            break
-    if proc.poll() is not None:
-        pytest.fail(f"dumpcap exited early: {line}{proc.stderr.read()}")
-    time.sleep(0.3)
+    if not wait_started(proc, "Capturing on"):
+        pytest.fail(f"dumpcap exited early: {proc.stderr.read()}")
     return proc
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    time.sleep(0.3)  # let the last ACKs reach the ring buffer
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.parametrize("generation", ["13", "12"])
@@ -65,11 +47,12 @@ def test_live_loopback_capture_recovers_dump(tmp_path, generation, monkeypatch):
     proc = _start_dumpcap(cap)
     try:
         started = time.monotonic()
-        result = run_live(96 << 10, generation, path=None, seed=21,
+        result = run_live(96 << 10, generation, path=None, seed=21, client_ip=CLIENT_IP,
+                          server_ip=SERVER_IP,
                           drop_first_send_of=(4, 9))  # two real resends after the poll timeout
         assert time.monotonic() - started < 10
     finally:
-        _stop(proc)
+        stop(proc)
     assert result.outcome == "finished"
     expected = DumpImage(96 << 10, 21).read(0, 96 << 10)
     assert result.vmcore == expected

@@ -154,7 +154,8 @@ def test_dumps_window_exports_like_extract(gui_tools, tmp_path):
     env["DISPLAY"] = display.name
     stderr = open(tmp_path / "wireshark.stderr", "w")
     ws = subprocess.Popen(["wireshark", "-r", str(SAMPLE), "-X", f"lua_script:{LUA}",
-                           "-X", f"lua_script:{hook}"], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+                           "-X", f"lua_script:{hook}"], env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                          cwd=tmp_path)  # a folder typed with a key lost stays inside tmp_path
     try:
         screen = tmp_path / "screen.xwd"
         wait_for("the hook", lambda: log.exists() and log.read_text())

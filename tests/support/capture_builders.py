@@ -108,16 +108,22 @@ def null(ip_packet: bytes, byteorder: str = "little", family: int = 2) -> bytes:
 
 # -- classic pcap -------------------------------------------------------------------------
 
-def pcap(records, linktype: int = 1, endian: str = "<", nano: bool = False, snaplen: int = 65535) -> bytes:
-    """records: iterable of (ts_ns, data) or (ts_ns, data, origlen)."""
-    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
-    out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+def pcap(records, linktype: int = 1, endian: str = "<", nano: bool = False, snaplen: int = 65535,
+         magic: int | None = None, version: tuple = (2, 4), record_extra: bytes = b"",
+         lengths_swapped: bool = False) -> bytes:
+    """records: iterable of (ts_ns, data) or (ts_ns, data, origlen). ``magic`` and
+    ``record_extra`` (bytes after each standard record header) make the modified
+    (Kuznetzov) layouts; ``version`` (2, 2) with ``lengths_swapped`` the old one AIX writes."""
+    if magic is None:
+        magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = [struct.pack(endian + "IHHiIII", magic, *version, 0, 0, snaplen, linktype)]
     for rec in records:
         ts, data = rec[0], rec[1]
         orig = rec[2] if len(rec) > 2 else len(data)
         sec, ns = divmod(ts, 1_000_000_000)
         frac = ns if nano else ns // 1000
-        out.append(struct.pack(endian + "IIII", sec, frac, len(data), orig) + data)
+        lengths = (orig, len(data)) if lengths_swapped else (len(data), orig)
+        out.append(struct.pack(endian + "IIII", sec, frac, *lengths) + record_extra + data)
     return b"".join(out)
 
 
