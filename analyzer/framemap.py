@@ -6,7 +6,19 @@ this one mapping, so a frame reference can always be found in Wireshark.
 """
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
+
+# The one way free text names frames: "frame N", "frames N, M, ..." or "record N" (a capture
+# reader's record: a frame, or the cut one after the last), all with run-wide numbers, as the
+# core, the audit and the readers write their details.
+FRAME_REFERENCE = re.compile(r"\b((?:frame|record)s? )(\d+(?:, \d+)*)\b")
+
+
+def frame_label(frame: int, path: str | None, several: bool) -> str:
+    """How text names a frame: ``"27"``, or ``"27 of b.pcapng"`` when the run read several
+    files (a one-file run's text stays as it always was)."""
+    return f"{frame} of {path}" if several and path is not None else str(frame)
 
 
 class FrameMap:
@@ -57,12 +69,23 @@ class FrameMap:
     def label(self, frame: int) -> str:
         """``"27"`` in a one-file run, ``"27 of b.pcapng"`` when several files were read."""
         path, n = self.locate(frame)
-        return f"{n} of {path}" if path is not None and self.several else str(n)
+        return frame_label(n, path, self.several)
+
+    def retext(self, text: str) -> str:
+        """Free text with each frame it names (see ``FRAME_REFERENCE``) given as
+        :meth:`label` gives it: unchanged in a one-file run. Apply it once to a text."""
+        if not self.several:
+            return text
+        return FRAME_REFERENCE.sub(
+            lambda m: m[1] + ", ".join(self.label(int(n)) for n in m[2].split(", ")), text)
 
     def renumber(self, obj):
         """A copy of a JSON object whose frame references (``frame``, ``*_frame``,
         ``*_frames``) are numbered within their file, with that file beside each one
-        (``file``, ``*_frame_file``, ``*_frame_files``)."""
+        (``file``, ``*_frame_file``, ``*_frame_files``); frames its texts name are
+        rewritten by :meth:`retext`."""
+        if isinstance(obj, str):
+            return self.retext(obj)
         if isinstance(obj, list):
             return [self.renumber(v) for v in obj]
         if not isinstance(obj, dict):

@@ -19,11 +19,14 @@ def _seconds(ns: int) -> float:
 
 
 def _anomalies(items: Iterable[dict], frames: FrameMap) -> list[dict]:
-    """Anomalies with their frame numbered within its file, and that file beside it."""
+    """Anomalies with their frame numbered within its file, and that file beside it; so are
+    the frames their details name (a merged run's map only locates: its details are kept)."""
+    retext = getattr(frames, "retext", None)
     out = []
     for a in items:
         path, n = frames.locate(a["frame"])
-        out.append({**a, "frame": n, "file": path})
+        out.append({**a, "frame": n, "file": path,
+                    "detail": retext(a["detail"]) if retext else a["detail"]})
     return out
 
 

@@ -54,7 +54,8 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
                                       if csv_dir else "")
     with interruptible(left):
         analysis, report, code = run_either(merge, captures, None, max_dump_size, sinks=(sink,),
-                                            progress=progress_for(not quiet), vantage=merge,
+                                            progress=_watched(sink, progress_for(not quiet),
+                                                              merge), vantage=merge,
                                             vantage_plot=bool(plot_dir),
                                             **follow_for(follow, idle, merge))
     sink.add_to_report(report)
@@ -78,6 +79,21 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
         if not quiet:
             click.echo(f"plots: {len(written)} PNG files in {plot_dir}", err=True)
     sys.exit(code)
+
+
+def _watched(sink, progress, merge: bool):
+    """The ``progress`` hook, also handing the reader to the sink (its CSV rows then name
+    each frame's file); a merged run's union source has no files to name."""
+    if merge:
+        return progress
+    from contextlib import contextmanager, nullcontext
+
+    @contextmanager
+    def hook(reader):
+        sink.watch(reader)
+        with (progress(reader) if progress else nullcontext(reader)) as source:
+            yield source
+    return hook
 
 
 def _frames_per_file(report: dict) -> None:

@@ -3,16 +3,19 @@
 Rows wait in a small buffer until their burst is done (so a message row can name the frame
 of its ACK), then go to the file; memory stays bounded by one burst (or 10000 rows).
 ACK rows always name the frame of the message they acknowledge ("acks_frame").
+Frames are numbered as Wireshark numbers them, within the file the "file" column names
+(:mod:`analyzer.framemap`); rows are mapped as they are written, when their file has started.
 """
 from __future__ import annotations
 
 import csv
 import os
 
+from analyzer.framemap import FrameMap
 from analyzer.wire import TYPE_NAMES
 
 COLUMNS = ["frame", "time", "direction", "type", "seqno", "offset", "length",
-           "retransmission", "acked_in_frame", "acks_frame", "rtt"]
+           "retransmission", "acked_in_frame", "acks_frame", "rtt", "file"]
 FLUSH_ROWS = 10000
 ACKED_IN, ACKS, RTT = 8, 9, 10
 
@@ -22,7 +25,9 @@ def csv_path(directory: str, session: int, client: str) -> str:
 
 
 class SessionRows:
-    def __init__(self, directory: str, session: int, client: str):
+    def __init__(self, directory: str, session: int, client: str,
+                 frames: FrameMap | None = None):
+        self.frames = frames or FrameMap([])
         os.makedirs(directory, exist_ok=True)
         self.path = csv_path(directory, session, client)
         self.file = open(self.path, "w", newline="", encoding="ascii")
@@ -49,7 +54,13 @@ class SessionRows:
     def flush(self) -> None:
         if not self.buffer:
             return
+        locate = self.frames.locate
         for row in self.buffer:
+            path, row[0] = locate(row[0])
+            row.append(path or "")
+            for i in (ACKED_IN, ACKS):
+                if row[i] != "":
+                    row[i] = locate(row[i])[1]
             row[1] = f"{row[1] / 1e9:.9f}"
             if row[RTT] != "":
                 row[RTT] = f"{row[RTT] / 1e9:.9f}"

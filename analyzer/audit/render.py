@@ -10,6 +10,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.framemap import FrameMap, frame_label
+
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
@@ -36,6 +38,12 @@ def size(n: float | None) -> str:
 
 def rate(v: float | None) -> str:
     return "-" if v is None else f"{size(v)}/s"
+
+
+def _at(obj: dict, key: str = "frame", several: bool = False) -> str:
+    """The frame ``obj[key]`` names, with its file (the key beside it) when the run read
+    several files."""
+    return frame_label(obj[key], obj.get("file" if key == "frame" else f"{key}_file"), several)
 
 
 def _table(title: str, *cols: str, **kw) -> Table:
@@ -68,7 +76,7 @@ def advice_table(a: dict) -> Table | None:
     return t
 
 
-def timeline_table(a: dict) -> Table:
+def timeline_table(a: dict, several: bool = False) -> Table:
     tl = a["timeline"]
     t0 = (tl["herald"] or tl["first_data"] or {}).get("time")
     t = _table("Timeline", "event", "frame", "time (s)")
@@ -77,13 +85,13 @@ def timeline_table(a: dict) -> Table:
                        ("finished_ack", "FINISHED ACK")):
         p = tl[key]
         if p is None and key == "finished" and tl.get("capture_cut"):
-            t.add_row("capture cut", str(tl["capture_cut"]["frame"]), "the file ends here")
+            t.add_row("capture cut", _at(tl["capture_cut"], several=several), "the file ends here")
             continue
         if p is None:
             t.add_row(label, "-", "not captured")
         else:
             rel = f"+{p['time'] - t0:.6f}" if t0 is not None else f"{p['time']:.6f}"
-            t.add_row(label, str(p["frame"]), rel)
+            t.add_row(label, _at(p, several=several), rel)
     return t
 
 
@@ -185,7 +193,7 @@ def rtt_table(a: dict) -> Group | Text:
     return Group(t, h)
 
 
-def stalls_table(a: dict) -> Table | Text:
+def stalls_table(a: dict, several: bool = False) -> Table | Text:
     s = a["stalls"]
     if not s["count"]:
         return Text(f"Stalls: none over {secs(s['threshold'])}.", style="green")
@@ -193,7 +201,7 @@ def stalls_table(a: dict) -> Table | Text:
                "in total (longest first)", "duration", "after frame", "until frame",
                "burst", "cause")
     for x in s["longest"][:10]:
-        t.add_row(secs(x["duration"]), str(x["after_frame"]), str(x["frame"]),
+        t.add_row(secs(x["duration"]), _at(x, "after_frame", several), _at(x, several=several),
                   f"#{x['burst']}" if x["burst"] else "-", x["cause"])
     return t
 
@@ -210,15 +218,15 @@ def checks_table(a: dict) -> Table:
     return t
 
 
-def render_session(console: Console, session: dict) -> None:
+def render_session(console: Console, session: dict, several: bool = False) -> None:
     a = session["audit"]
     port = session.get("server_port")
     title = (f"dump {session['id']}: {session['client']} -> {session['server']}"
              f"{':' + str(port) if port else ''}  [{session['status']}; {a['outcome']}]")
     console.print(Rule(Text(title, style="bold")))
-    for part in (problems_table(a), advice_table(a), transfer_table(a), timeline_table(a),
-                 retrans_table(a), bursts_table(a), acks_table(a), rtt_table(a),
-                 stalls_table(a), checks_table(a)):
+    for part in (problems_table(a), advice_table(a), transfer_table(a),
+                 timeline_table(a, several), retrans_table(a), bursts_table(a), acks_table(a),
+                 rtt_table(a), stalls_table(a, several), checks_table(a)):
         if part is None:
             continue
         console.print(part)
@@ -228,9 +236,10 @@ def render_session(console: Console, session: dict) -> None:
 def render_report(report: dict, console: Console | None = None) -> None:
     console = console or Console()
     sessions = [s for s in report.get("sessions", []) if "audit" in s]
+    several = FrameMap(report.get("captures", [])).several
     if not sessions:
         console.print("no netdump sessions found")
     for s in sessions:
-        render_session(console, s)
+        render_session(console, s, several)
     for a in report.get("anomalies", [])[:20]:
-        console.print(f"capture: {a['kind']} at frame {a['frame']}: {a['detail']}")
+        console.print(f"capture: {a['kind']} at frame {_at(a, several=several)}: {a['detail']}")

@@ -21,6 +21,13 @@ class AuditSink:
         self.plot = plot
         self.csv_dir = csv_dir
         self.sessions: dict[int, SessionAudit] = {}
+        self.frames = None  # analyzer.framemap.FrameMap over the reader, once it is known
+
+    def watch(self, reader) -> None:
+        """Learn the reader's files, so that the CSV rows name each frame's file and its
+        number there (the reader's per-file list grows as the run reaches each file)."""
+        from analyzer.framemap import FrameMap
+        self.frames = FrameMap(reader)
 
     def handle(self, events: list) -> None:
         sessions = self.sessions
@@ -63,7 +70,7 @@ class AuditSink:
             sa.plot = PlotData()
         if self.csv_dir:
             from analyzer.audit.csvout import SessionRows
-            sa.rows = SessionRows(self.csv_dir, ev.session, ev.client)
+            sa.rows = SessionRows(self.csv_dir, ev.session, ev.client, self.frames)
         sa.plain = not (sa.plot or sa.rows)
         self.sessions[ev.session] = sa
 

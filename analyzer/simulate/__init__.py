@@ -15,7 +15,6 @@ Typical use in a test::
 from __future__ import annotations
 
 import heapq
-import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from analyzer.wire import MSG_HDR, MsgType
 
 from .engine import ClientRun, DumpSpec, NetworkSpec
 from .image import _mix
-from .pcapwriter import CaptureWriter
+from .pcapwriter import CaptureWriter, written_whole
 from .server import Server
 from .specs import check_network, check_probability
 from .truth import Attempt, GroundTruth
@@ -244,11 +243,8 @@ def simulate(output, dumps=DumpSpec(), network: NetworkSpec | None = None,
     """
     sim = _Sim(dumps, network, capture, seed, record, start_time)
     output = Path(output)
-    # written under a temporary name and renamed when complete: an interrupted run never
-    # leaves a half-written capture under the name asked for
-    part = output.with_name(f".{output.name}.{os.getpid()}.part")
-    writer = CaptureWriter(str(part), **sim.capture.writer_opts())
-    try:
+    with written_whole([output]) as (part,):
+        writer = CaptureWriter(str(part), **sim.capture.writer_opts())
         try:
             write = writer.write
             account = sim.account
@@ -256,10 +252,6 @@ def simulate(output, dumps=DumpSpec(), network: NetworkSpec | None = None,
                 account(f, write(f))
         finally:
             writer.close()
-        os.replace(part, output)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
     sim.finish()
     sim.truth.capture["file_frames"] = writer.frames
     if expected is not None:

@@ -16,8 +16,11 @@ large buffered writes; headers are cached per flow, so the clean path is fast.
 from __future__ import annotations
 
 import gzip as _gzip
+import os
 import struct
-from typing import BinaryIO, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
 
 LINKTYPES = {"ethernet": 1, "vlan": 1, "qinq": 1, "sll": 113, "sll2": 276, "raw": 101,
              "ipv4": 228, "null": 0}
@@ -317,3 +320,20 @@ def write_capture(path, frames: Iterable, **opts) -> CaptureWriter:
     finally:
         w.close()
     return w
+
+
+@contextmanager
+def written_whole(outputs: Iterable) -> Iterator[list[Path]]:
+    """Temporary names (same folder, hidden) to write the ``outputs`` under; renamed to them
+    when the block completes, removed when it fails: an interrupted run never leaves a
+    half-written capture under the name asked for."""
+    outputs = [Path(o) for o in outputs]
+    parts = [o.with_name(f".{o.name}.{os.getpid()}.part") for o in outputs]
+    try:
+        yield parts
+        for part, output in zip(parts, outputs):
+            os.replace(part, output)
+    except BaseException:
+        for part in parts:
+            part.unlink(missing_ok=True)
+        raise

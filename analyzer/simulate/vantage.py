@@ -22,7 +22,7 @@ from analyzer.wire import MSG_HDR, MsgType
 
 from . import CaptureSpec, _Sim
 from .image import _mix
-from .pcapwriter import CaptureWriter
+from .pcapwriter import CaptureWriter, written_whole
 
 _HDR = MSG_HDR.struct
 
@@ -106,75 +106,17 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
     """
     taps = sorted(taps, key=lambda t: t.position)
     sim = _Sim(dumps, network, CaptureSpec(point="mirror"), seed, True, start_time)
-    d2 = sim.runs[0].d // 2
-    d = sim.runs[0].d
     rng = random.Random(_mix(seed, 6999))
     where = dict(loss_where or {})
-    state = [_Tap(t, str(outputs[t.name]), seed, i) for i, t in enumerate(taps)]
     records: list[dict] = []
     by_rec: dict[int, dict] = {}
-    attempts = sim.truth.attempts
-    try:
-        for f in sim.frames():
-            m, role = f[0], f[1]
-            att, kind, seqno, send_no, copy, rec = f[7]
-            if kind == 0:
-                t_sent = m - d2
-                arrivals = rec[8] if rec is not None else []
-                r = {"dump": attempts.index(att), "n": rec[0], "seqno": seqno, "send": send_no,
-                     "type": int(rec[2]), "seen": [], "lost_at": None, "lost_between": None}
-                records.append(r)
-                by_rec[id(rec)] = r
-                q = None
-                if not arrivals:
-                    q = where.get(rec[0], rng.choice(loss_at))
-                    r["lost_at"] = q
-                    r["lost_between"] = list(_segment(taps, q, True))
-                for tap in state:
-                    p = tap.spec.position
-                    if q is not None and p >= q:
-                        continue
-                    ta = arrivals[0] if arrivals else t_sent + d
-                    if rec[0] in tap.spec.miss_packets:
-                        continue
-                    copy = _altered(f) if rec[0] in tap.spec.alter_packets else f
-                    if tap.see(t_sent + int(p * (ta - t_sent)), copy):
-                        r["seen"].append(tap.spec.name)
-                    if p >= 1.0:
-                        for extra in arrivals[1:]:  # a network duplicate
-                            tap.see(extra, f)
-            else:
-                ts = m - d2
-                ackrec = None
-                if kind == 1 and rec is not None:
-                    ackrec = next((a for a in rec[9] if a[0] == ts), None)
-                arrivals = ackrec[2] if ackrec is not None else ([ts + d] if kind == 2 else [])
-                q = None
-                if not arrivals:
-                    q = rng.choice(loss_at)
-                if kind == 1 and id(rec) in by_rec:
-                    by_rec[id(rec)].setdefault("acks", []).append(
-                        {"seen": [], "lost_at": q})
-                for tap in state:
-                    p = tap.spec.position
-                    if q is not None and p <= q:
-                        continue
-                    if kind == 1 and seqno in tap.spec.miss_acks:
-                        continue
-                    ta = arrivals[0] if arrivals else ts + d
-                    if tap.see(ts + int((1 - p) * (ta - ts)), f) and kind == 1 \
-                            and id(rec) in by_rec:
-                        by_rec[id(rec)]["acks"][-1]["seen"].append(tap.spec.name)
-                    if p <= 0.0:
-                        for extra in arrivals[1:]:
-                            tap.see(extra, f)
+    with written_whole(outputs[t.name] for t in taps) as parts:
+        state = [_Tap(t, str(p), seed, i) for i, (t, p) in enumerate(zip(taps, parts))]
+        try:
+            _run(sim, state, taps, records, by_rec, rng, where, loss_at)
+        finally:
             for tap in state:
-                tap.flush(m - d2 - 1, attempts)
-        for tap in state:
-            tap.flush(None, attempts)
-    finally:
-        for tap in state:
-            tap.writer.close()
+                tap.writer.close()
     sim.finish()
     truth = sim.truth
     truth.vantage = vantage_truth(taps, records, outputs)
@@ -184,6 +126,71 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
     truth.union_missing = {k: _union(truth.attempts[k], state, k) for k in dumps}
     truth.transmission_records = records
     return {t.name: Path(outputs[t.name]) for t in taps}, truth
+
+
+def _run(sim, state: list[_Tap], taps: list[TapSpec], records: list, by_rec: dict, rng,
+         where: dict, loss_at: tuple) -> None:
+    """Every simulated frame to the taps that see it, with its transmission's record."""
+    d2 = sim.runs[0].d // 2
+    d = sim.runs[0].d
+    attempts = sim.truth.attempts
+    for f in sim.frames():
+        m, role = f[0], f[1]
+        att, kind, seqno, send_no, copy, rec = f[7]
+        if kind == 0:
+            t_sent = m - d2
+            arrivals = rec[8] if rec is not None else []
+            r = {"dump": attempts.index(att), "n": rec[0], "seqno": seqno, "send": send_no,
+                 "type": int(rec[2]), "seen": [], "lost_at": None, "lost_between": None}
+            records.append(r)
+            by_rec[id(rec)] = r
+            q = None
+            if not arrivals:
+                q = where.get(rec[0], rng.choice(loss_at))
+                r["lost_at"] = q
+                r["lost_between"] = list(_segment(taps, q, True))
+            for tap in state:
+                p = tap.spec.position
+                if q is not None and p >= q:
+                    continue
+                ta = arrivals[0] if arrivals else t_sent + d
+                if rec[0] in tap.spec.miss_packets:
+                    continue
+                copy = _altered(f) if rec[0] in tap.spec.alter_packets else f
+                if tap.see(t_sent + int(p * (ta - t_sent)), copy):
+                    r["seen"].append(tap.spec.name)
+                if p >= 1.0:
+                    for extra in arrivals[1:]:  # a network duplicate
+                        tap.see(extra, f)
+        else:
+            ts = m - d2
+            ackrec = None
+            if kind == 1 and rec is not None:
+                ackrec = next((a for a in rec[9] if a[0] == ts), None)
+            arrivals = ackrec[2] if ackrec is not None else ([ts + d] if kind == 2 else [])
+            q = None
+            if not arrivals:
+                q = rng.choice(loss_at)
+            if kind == 1 and id(rec) in by_rec:
+                by_rec[id(rec)].setdefault("acks", []).append(
+                    {"seen": [], "lost_at": q})
+            for tap in state:
+                p = tap.spec.position
+                if q is not None and p <= q:
+                    continue
+                if kind == 1 and seqno in tap.spec.miss_acks:
+                    continue
+                ta = arrivals[0] if arrivals else ts + d
+                if tap.see(ts + int((1 - p) * (ta - ts)), f) and kind == 1 \
+                        and id(rec) in by_rec:
+                    by_rec[id(rec)]["acks"][-1]["seen"].append(tap.spec.name)
+                if p <= 0.0:
+                    for extra in arrivals[1:]:
+                        tap.see(extra, f)
+        for tap in state:
+            tap.flush(m - d2 - 1, attempts)
+    for tap in state:
+        tap.flush(None, attempts)
 
 
 def _altered(f: tuple) -> tuple:

@@ -154,3 +154,47 @@ def test_distribution_equals_a_one_by_one_reference_whenever_it_is_read(values, 
         if v is not None:
             d.add(v)
             seen.append(v)
+
+
+SAMPLES_DIR = __import__("pathlib").Path(__file__).parents[2] / "samples"
+TWO_FILES = [str(SAMPLES_DIR / "clean-13x.pcap"), str(SAMPLES_DIR / "multi-client.pcapng")]
+
+
+def test_audit_csv_rows_of_a_later_file_give_its_own_frame_numbers_and_name_it(tmp_path):
+    r = CliRunner().invoke(cli, ["audit", *TWO_FILES, "--csv", str(tmp_path), "-q"])
+    assert r.exit_code in (0, 3), r.output
+    first = list(csv.DictReader(open(tmp_path / "dump-1-10.0.0.21.csv")))
+    assert {x["file"] for x in first} == {TWO_FILES[0]}
+    later = list(csv.DictReader(open(tmp_path / "dump-4-10.0.1.3.csv")))
+    assert {x["file"] for x in later} == {TWO_FILES[1]}
+    herald, ack = later[0], later[1]  # multi-client's frame 27 is the run's frame 329
+    assert (herald["type"], herald["frame"], herald["acked_in_frame"]) == ("HERALD", "27", "42")
+    assert (ack["type"], ack["frame"], ack["acks_frame"]) == ("ACK", "42", "27")
+
+
+def test_audit_text_names_the_file_of_each_frame_only_when_several_files_are_read():
+    r = CliRunner().invoke(cli, ["audit", *TWO_FILES], terminal_width=200)
+    assert r.exit_code in (0, 3), r.output
+    heralds = [line.split() for line in r.output.splitlines() if line.split()[:1] == ["HERALD"]
+               and "of" in line.split()]
+    assert ["HERALD", "1", "of", TWO_FILES[0]] == heralds[0][:4]
+    assert ["HERALD", "27", "of", TWO_FILES[1]] == heralds[-1][:4]  # run-wide frame 329
+    alone = CliRunner().invoke(cli, ["audit", TWO_FILES[1]], terminal_width=200)
+    assert " of " + TWO_FILES[1] not in alone.output
+    assert any(line.split()[:2] == ["HERALD", "27"] for line in alone.output.splitlines())
+
+
+def test_audit_texts_name_the_file_of_each_frame_when_several_files_are_read(tmp_path):
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((SAMPLES_DIR / "clean-13x.pcap").read_bytes()[:20000])
+    out = tmp_path / "a.json"
+    r = CliRunner().invoke(cli, ["audit", TWO_FILES[1], str(cut), "--json", str(out), "-q"])
+    assert "Traceback" not in r.output
+    sessions = json.loads(out.read_text())["sessions"]
+    a = sessions[-1]["audit"]  # the cut file's dump; its frame 15 is far on in the run
+    assert a["timeline"]["capture_cut"]["frame"] == 15
+    assert a["outcome"] == f"capture cut at frame 15 of {cut}, mid-dump"
+    for s in sessions[:-1]:  # each check names the frame the timeline gives, with its file
+        kdh = s["audit"]["timeline"]["kdh"]
+        (check,) = [c for c in s["audit"]["checks"] if c["name"] == "kdh present"]
+        assert check["detail"] == f"frame {kdh['frame']} of {kdh['file']}"

@@ -84,3 +84,51 @@ def test_renumber_names_the_file_of_every_frame_reference_in_a_json_object():
                  "for_unseen_messages_frames_files": ["a", "b"], "total": 4},
         "finished": None, "ok": True, "last_ack_frame": None}
     assert audit["herald"] == {"frame": 12, "time": 1.5}  # a copy: the input is unchanged
+
+
+def test_text_names_each_frame_with_its_file_when_several_files_are_read():
+    fm = FrameMap([{"path": "a", "frames": 10}, {"path": "b", "frames": 10}])
+    assert fm.retext("retransmission of frame 12") == "retransmission of frame 2 of b"
+    assert fm.retext("e.g. frames 3, 12, 20 ...") == "e.g. frames 3 of a, 2 of b, 10 of b ..."
+    assert fm.retext("VMCORE seq 4 (frame 11), ACK in frame 9") == \
+        "VMCORE seq 4 (frame 1 of b), ACK in frame 9 of a"
+    assert fm.retext("capture cut at frame 15, mid-dump") == "capture cut at frame 5 of b, mid-dump"
+    assert fm.retext("record 12 claims 9 bytes, after frame 11") == \
+        "record 2 of b claims 9 bytes, after frame 1 of b"
+    for text in ("42-byte frame headers", "frame", "recorded 15", "frameset 3", "frames x"):
+        assert fm.retext(text) == text
+    assert fm.renumber({"checks": [{"detail": "frame 11"}]}) == \
+        {"checks": [{"detail": "frame 1 of b"}]}
+
+
+@given(st.text(max_size=40), counts)
+def test_text_of_a_one_file_run_is_never_changed(text, frames):
+    fm = FrameMap([{"path": "only.pcap", "frames": frames[0]}])
+    assert fm.retext(text) == text
+    assert fm.retext(f"{text} frame 3 {text}") == f"{text} frame 3 {text}"
+
+
+def test_report_anomaly_details_name_the_file_of_each_frame(tmp_path):
+    import json
+    import struct
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from analyzer.cli import cli
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    data = bytearray((samples / "clean-13x.pcap").read_bytes())
+    pos = 24
+    for _ in range(10):  # the 11th record claims more bytes than any capture holds
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    struct.pack_into("<I", data, pos + 8, 0x7FFFFFFF)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "r.json"
+    CliRunner().invoke(cli, ["summary", str(samples / "multi-client.pcapng"), str(bad),
+                             "--json", str(out), "-q"])
+    report = json.loads(out.read_text())
+    (detail,) = [a["detail"] for s in report["sessions"] for a in s["anomalies"]
+                 if a["kind"] == "truncated-capture"]
+    assert detail.startswith(f"record 11 of {bad} claims 2147483647 captured bytes")
+    assert f"after frame 10 of {bad};" in detail

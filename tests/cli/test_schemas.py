@@ -92,10 +92,46 @@ def test_a_report_that_breaks_the_contract_is_refused(path, value):
     (["sessions", 0, "audit", "timeline", "kdh"], {"frame": 0}),
     (["sessions", 0, "audit", "rtt"], {"count": 5}),
     (["sessions", 0, "audit", "problems"], [{"severity": "fatal", "kind": "x", "detail": ""}]),
+    (["sessions", 0, "audit", "advice"], KeyError),
+    (["sessions", 0, "audit", "advice"], [{"kind": "raise retries"}]),
+    (["sessions", 0, "audit", "bursts", "vmcore"], KeyError),
+    (["sessions", 0, "audit", "bursts", "vmcore"], -1),
+    (["sessions", 0, "audit", "retransmissions", "captured"], KeyError),
+    (["sessions", 0, "audit", "retransmissions", "captured"], "4"),
+    (["sessions", 0, "audit", "timeline", "capture_cut"], KeyError),
+    (["sessions", 0, "audit", "timeline", "capture_cut"], {"frame": 15}),
+    (["sessions", 0, "audit", "vantage"], {"order": ["mirror"]}),
 ])
 def test_an_audit_report_that_breaks_the_contract_is_refused(lossy_audit, path, value):
     assert errors(lossy_audit, "audit") == []
     assert errors(_broken(lossy_audit, path, value), "audit")
+
+
+def test_a_cut_capture_audit_follows_the_schema_with_its_cut(tmp_path):
+    cut = tmp_path / "t.pcap"
+    cut.write_bytes((SAMPLES / "clean-13x.pcap").read_bytes()[:20000])
+    report = check_report(report_of("audit", "-q", cut), "audit")
+    assert report["sessions"][0]["audit"]["timeline"]["capture_cut"]["frame"] == 15
+    bad = _broken(report, ["sessions", 0, "audit", "timeline", "capture_cut", "detail"])
+    assert errors(bad, "audit")
+
+
+def test_an_audit_merge_report_follows_the_schema_with_its_vantage(tmp_path):
+    from analyzer.simulate import DumpSpec
+    from analyzer.simulate.vantage import TapSpec, simulate_vantage
+    taps = [TapSpec("mirror", 0.5, miss_packets=(6, 17)), TapSpec("server", 1.0)]
+    paths = {t.name: str(tmp_path / f"{t.name}.pcap") for t in taps}
+    simulate_vantage(paths, taps, DumpSpec(generation="12", size=128 << 10))
+    report = check_report(report_of("audit", "-q", "--merge", paths["mirror"],
+                                    paths["server"]), "audit")
+    vantage = report["sessions"][0]["audit"]["vantage"]
+    assert vantage["order"] == [paths["mirror"], paths["server"]]
+    assert vantage["transmissions"]["seen_by"][paths["mirror"]] < vantage["transmissions"]["total"]
+    for path, value in ((["transmissions", "seen_by"], {"mirror": -1}), (["order"], "mirror"),
+                        (["lost_between"], [{"from": "a", "to": "b", "count": 0}]),
+                        (["tap_drops"], KeyError)):
+        assert errors(_broken(report, ["sessions", 0, "audit", "vantage", *path], value),
+                      "audit")
 
 
 def test_an_extract_report_is_an_audit_report_only_with_audits(lossy_audit):
