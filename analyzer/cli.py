@@ -17,6 +17,7 @@ from analyzer.commandline import (captures_arg, emit_report, exec_opt, exec_time
                                   follow_for, follow_opts, json_lines_opt, json_opt, lines_stream,
                                   merge_opt, output_dir_option, progress_for, quiet_opt, size_opt,
                                   verify_opt)
+from analyzer.debug.ready import decompress_opt, private_key_opt
 from analyzer.exits import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE, EXIT_USAGE,
                             Failure, Interrupted, OutputClosed, interruptible)
 
@@ -25,6 +26,9 @@ class _LazyGroup(click.Group):
     """Commands from other modules are imported only when named (start-up stays small)."""
 
     lazy = {"audit": ("analyzer.audit.command", "audit_command"),
+            "decompress": ("analyzer.debug.command", "decompress_command"),
+            "decrypt": ("analyzer.debug.command", "decrypt_command"),
+            "inspect": ("analyzer.debug.command", "inspect_command"),
             "messages": ("analyzer.audit.command", "messages_command"),
             "simulate": ("analyzer.simulate.command", "simulate_command"),
             "wireshark": ("analyzer.wireshark", "wireshark_group")}
@@ -65,10 +69,14 @@ def cli() -> None:
 @quiet_opt
 @merge_opt
 @follow_opts
+@private_key_opt
+@decompress_opt
 def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, max_dump_size,
-            no_verify, quiet, merge, follow, idle):
+            no_verify, quiet, merge, follow, idle, private_key, decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
+    from analyzer.debug.ready import check_private_key, make_ready
     from analyzer.merge.run import run_either
+    check_private_key(private_key)
     live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir)
     with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
@@ -77,7 +85,9 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
                                             verify_checksums=not no_verify, **live.callbacks,
                                             **follow_for(follow, idle, merge))
     live.close()
-    emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge)
+    notes = make_ready(report, outdir, private_key, decompress)
+    emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
+                line_notes=notes)
     sys.exit(code)
 
 
@@ -90,17 +100,25 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
 @quiet_opt
 @merge_opt
 @follow_opts
-def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, merge, follow, idle):
+@private_key_opt
+@decompress_opt
+def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, merge, follow, idle,
+            private_key, decompress):
     """The same analysis as extract, writing no dump files."""
+    from analyzer.debug.ready import check_private_key, summary_ready
     from analyzer.merge.run import run_either
+    check_private_key(private_key)
     live = _live(merge, json_out, json_lines, quiet)
-    with interruptible("no report was written"):
-        analysis, report, code = run_either(merge, captures, None, max_dump_size,
+    with interruptible("no report was written"), \
+            summary_ready(private_key, decompress) as (outdir, finish):
+        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
                                             verify_checksums=not no_verify, **live.callbacks,
                                             **follow_for(follow, idle, merge))
+        notes = finish(report)
     live.close()
-    emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge)
+    emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
+                line_notes=notes)
     sys.exit(code)
 
 

@@ -147,13 +147,19 @@ def lines_stream(json_out: str | None, json_lines: str | None = None):
 
 
 def emit_report(report: dict, json_out: str | None, records, quiet: bool,
-                lines_printed: bool = False) -> None:
+                lines_printed: bool = False, line_notes: dict | None = None) -> None:
+    """``line_notes``: text for a session's line, by session id (a line of its own when the
+    dump's line was already printed as the dump ended)."""
     from analyzer.report import summary_line, write_json
 
     lines_to = lines_stream(json_out)
+    notes = line_notes or {}
     if not quiet:
         for rec in records if not lines_printed else ():
-            click.echo(summary_line(rec), file=lines_to)
+            click.echo(summary_line(rec) + notes.get(rec.session, ""), file=lines_to)
+        for session, note in notes.items() if lines_printed else ():
+            if note:
+                click.echo(f"dump {session}:{note}", file=lines_to)
         if not records:
             click.echo("no netdump sessions found", file=sys.stderr)
         several = len(report.get("captures", [])) > 1

@@ -131,6 +131,30 @@ class Analysis:
         return list(self.recovery.records.values())
 
 
+def drive(analysis: Analysis, source, progress=None) -> str | None:
+    """Run ``source`` through ``analysis``; returns the one-line error that stopped the
+    reading early, or None. The caller finishes the analysis either way."""
+    from analyzer.capture import CaptureError
+    from analyzer.recovery.writer import WriteError
+
+    try:
+        with (progress(source) if progress else nullcontext(source)) as feed:
+            analysis.run(feed)
+    except KeyboardInterrupt:
+        # Interrupted: the data stays in *.part files and every info file still says
+        # "Dump incomplete"; nothing is renamed to look finished.
+        analysis.abort()
+        raise
+    except (CaptureError, WriteError) as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{exc.filename or 'output'}: {exc.strerror}"
+    except Exception:
+        analysis.finish()  # an internal error still ends the dumps read so far
+        raise
+    return None
+
+
 def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
                  sinks: tuple = (), progress=None,
                  verify_checksums: bool = True, on_dump: Iterable[Callable] = (),
@@ -153,24 +177,7 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: i
         analysis = Analysis(outdir, max_dump_size, sinks, on_dump, on_anomaly)
     except WriteError as exc:
         raise Failure(str(exc)) from None
-    error = None
-    try:
-        with (progress(reader) if progress else nullcontext(reader)) as source:
-            analysis.run(source)
-    except KeyboardInterrupt:
-        # Interrupted: the data stays in *.part files and every info file still says
-        # "Dump incomplete"; nothing is renamed to look finished.
-        analysis.abort()
-        raise
-    except CaptureError as exc:
-        error = str(exc)
-    except WriteError as exc:
-        error = str(exc)
-    except OSError as exc:
-        error = f"{exc.filename or 'output'}: {exc.strerror}"
-    except Exception:
-        analysis.finish()  # an internal error still ends the dumps read so far
-        raise
+    error = drive(analysis, reader, progress)
     analysis.finish()
     report = build_report(_with_unreadable(captures, reader.captures, unreadable),
                           analysis.records, analysis.recovery.capture_anomalies)

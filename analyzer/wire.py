@@ -96,6 +96,23 @@ KDK_HEAD = WireStruct(
     "KernelDumpKey", [("encryption", "B"), ("iv", "32s"), ("encryptedkeysize", "I")]
 )
 ENCRYPTION_NAMES = {1: "aes-256-cbc", 2: "chacha20"}
+DUMP_KEY_SIZE = 64  # KERNELDUMP_KEY_MAX_SIZE: the random key dumpon wraps
+ENCRYPTED_KEY_MAX = 2048  # KERNELDUMP_ENCKEY_MAX_SIZE
+
+# struct minidumphdr (sys/<arch>/include/minidump.h): the first page of a minidump, in the
+# host's byte order (little-endian on amd64 and arm64). Fields an older version lacks read 0
+# (the rest of the page is zero). "dumpavailsize" exists from version 3 on.
+MINIDUMP_MAGIC_PREFIX = b"minidump FreeBSD/"
+MINIDUMP_HEADERS = {
+    "amd64": WireStruct("MinidumpHeaderAmd64", [
+        ("magic", "24s"), ("version", "I"), ("msgbufsize", "I"), ("bitmapsize", "I"),
+        ("pmapsize", "I"), ("kernbase", "Q"), ("dmapbase", "Q"), ("dmapend", "Q"),
+        ("dumpavailsize", "I")], "<"),
+    "arm64": WireStruct("MinidumpHeaderArm64", [
+        ("magic", "24s"), ("version", "I"), ("msgbufsize", "I"), ("bitmapsize", "I"),
+        ("pmapsize", "I"), ("kernbase", "Q"), ("dmapphys", "Q"), ("dmapbase", "Q"),
+        ("dmapend", "Q"), ("dumpavailsize", "I"), ("flags", "I")], "<"),
+}
 
 _WORDS = struct.Struct("<128I")
 

@@ -2,14 +2,12 @@
 report's per-session "views"."""
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 from analyzer.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREADABLE, Failure
 from analyzer.merge.clocks import estimate, path_order
 from analyzer.merge.frames import UnionFrames
 from analyzer.merge.union import UnionSource
 from analyzer.merge.views import View, parse_views
-from analyzer.pipeline import Analysis, _readable, _with_unreadable
+from analyzer.pipeline import Analysis, _readable, _with_unreadable, drive
 
 MATCH_SLACK_NS = 1_000_000_000  # a view's session may lie this far outside the union's
 
@@ -60,17 +58,11 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
         raise Failure(str(exc)) from None
     analysis.vantage = extra[1] if vantage else None
     try:
-        with (progress(source) if progress else nullcontext(source)) as feed:
-            analysis.run(feed)
-    except KeyboardInterrupt:
-        analysis.abort()
-        raise
-    except (CaptureError, WriteError) as exc:
-        errors.append(str(exc))
-    except OSError as exc:
-        errors.append(f"{exc.filename or 'output'}: {exc.strerror}")
+        error = drive(analysis, source, progress)
     finally:
         source.finish()
+    if error:
+        errors.append(error)
     analysis.finish()
     files = [c for v in views for c in v.reader.captures]
     paths = [p for spec in captures for p in spec.split(",") if p]

@@ -14,8 +14,9 @@ pair), bitmap, pmap, then the dumped pages in bitmap order. Everything agrees:
   a synthesized L3 page, unmapped VA as a zero page); every valid entry maps a dumped page.
 
 The kernel's msgbuf ring is ``msgbuf.Msgbuf``: its ``msgbufsize`` is the ring size, a little
-under the section, whose tail is zero. The struct definitions below are this module's own:
-the ground truth shares no parsing code with the readers it checks.
+under the section, whose tail is zero. The header is built from ``wire.MINIDUMP_HEADERS``,
+the one declarative layout that the readers parse with; a version 2 header leaves the fields
+version 3 added at zero, as the kernel's page does.
 """
 from __future__ import annotations
 
@@ -23,21 +24,10 @@ import bisect
 import random
 import struct
 
-from analyzer.wire import WireStruct
+from analyzer.wire import MINIDUMP_HEADERS
 
 from .image import MAXIO, PAGE, _mix, data_block, read_chunked, section_writes
 from .msgbuf import make_msgbuf
-
-_AMD = [("magic", "24s"), ("version", "I"), ("msgbufsize", "I"), ("bitmapsize", "I"),
-        ("pmapsize", "I"), ("kernbase", "Q"), ("dmapbase", "Q"), ("dmapend", "Q")]
-_ARM = _AMD[:6] + [("dmapphys", "Q"), ("dmapbase", "Q"), ("dmapend", "Q")]
-# Version 3 adds dump_avail (and, on arm64, the page-size flags).
-HEADERS = {
-    ("amd64", 2): WireStruct("AmdMinidumpV2", _AMD, "<"),
-    ("amd64", 3): WireStruct("AmdMinidumpV3", _AMD + [("dumpavailsize", "I")], "<"),
-    ("arm64", 2): WireStruct("ArmMinidumpV2", _ARM, "<"),
-    ("arm64", 3): WireStruct("ArmMinidumpV3", _ARM + [("dumpavailsize", "I"), ("flags", "I")], "<"),
-}
 
 ARCHES = {
     # kernbase, the direct map, physical memory start, KDH architecture and its version.
@@ -117,7 +107,7 @@ class Minidump:
         if version == 3:
             hdr["dumpavailsize"] = PAGE
         self.header = hdr
-        self._special = self._build_special(HEADERS[(arch, version)].build(**hdr))
+        self._special = self._build_special(MINIDUMP_HEADERS[arch].build(**hdr))
         self._last_k, self._last = -1, b""
         self._data_k, self._data = -1, b""
 
