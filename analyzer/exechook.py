@@ -3,8 +3,9 @@
 The contract is netdumpd's (markjdb/netdumpd, exec_handler): the program gets five
 arguments, the reason (``success``, ``timeout`` or ``error``), the client's IP address, its
 host name (we resolve no names: the address again, as on the info file's first line), the
-info file and the core file. It runs with an empty environment and standard input reading
-nothing (/dev/null). Unlike netdumpd, whose working directory is its dump directory, it runs
+info file and the core file. It runs with an empty environment and its standard input
+closed: ``/bin/sh`` closes descriptor 0 and execs the program, so no code runs between fork
+and exec in this threaded process. Unlike netdumpd, whose working directory is its dump directory, it runs
 in the dump's own folder, and the two files are named relative to it.
 
 A hook runs beside the capture, never in its way: each one is watched by a thread, killed
@@ -13,6 +14,7 @@ A hook runs beside the capture, never in its way: each one is watched by a threa
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,6 +23,8 @@ from typing import Callable
 from analyzer.recovery.dump import DumpRecord
 
 DEFAULT_TIMEOUT = 60.0
+# "$0" is the program, "$@" its arguments; "<&-" closes standard input for it alone.
+_CLOSED_STDIN = ("/bin/sh", "-c", 'exec "$0" "$@" <&-')
 
 
 def reason(rec: DumpRecord) -> str:
@@ -50,7 +54,11 @@ class ExecHook:
         core = next((f for f in files[1:] if "vmcore" in os.path.basename(f)), "")
         folder = os.path.join(self.outdir, os.path.dirname(info)) if info else self.outdir
         why = reason(rec)
-        argv = [self.program, why, rec.client, rec.client, os.path.basename(info),
+        program = shutil.which(self.program)  # None unless an executable file
+        if program is None:
+            self._report(rec, why, None, f"cannot run {self.program}: not an executable file")
+            return
+        argv = [*_CLOSED_STDIN, program, why, rec.client, rec.client, os.path.basename(info),
                 os.path.basename(core)]
         try:
             proc = subprocess.Popen(argv, env={}, cwd=folder, stdin=subprocess.DEVNULL,

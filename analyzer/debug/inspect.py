@@ -148,10 +148,12 @@ def _inspect_minidump(entry: dict, read, length: int, missing: Ranges,
             return
         entry["problems"].append(f"minidump for {arch}: header decoded only, sections not "
                                  "interpreted")
-        entry["kgdb"] = "unusable" if overlap(missing, 0, minidump.PAGE) else \
-            "degraded" if missing else "ok"
+        entry["kgdb"] = _header_only_verdict(missing)
         return
     entry["minidump"] = md
+    if not md["sections"]:  # a layout we do not interpret (arm64 with 16 KiB pages)
+        entry["kgdb"] = _header_only_verdict(missing)
+        return
     secs = {s["name"]: s for s in md["sections"]}
     if "msgbuf" in secs:
         s = secs["msgbuf"]
@@ -163,6 +165,12 @@ def _inspect_minidump(entry: dict, read, length: int, missing: Ranges,
         entry["problems"] += mb.pop("_problems")
         entry["msgbuf"] = mb
     entry["kgdb"] = verdict(md)
+
+
+def _header_only_verdict(missing) -> str:
+    """Without the sections we can judge only the header page and whether bytes are lost."""
+    return "unusable" if overlap(missing, 0, minidump.PAGE) else \
+        "degraded" if missing else "ok"
 
 
 def verdict(md: dict) -> str:

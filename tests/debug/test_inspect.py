@@ -10,6 +10,7 @@ import zstandard
 
 from analyzer.debug.inspect import inspect_path
 from analyzer.debug.elf import ELF_LAYOUTS
+from analyzer.wire import MINIDUMP_HEADERS
 from tests.debug.conftest import run_cli
 from tests.support.schema_check import errors
 from tests.support.dump_builders import (PAGE, build_minidump, console_ring, kernel_gzip,
@@ -142,3 +143,16 @@ def test_a_file_that_is_no_dump_is_unknown(tmp_path):
     paths = write_dump_dir(tmp_path, "10.0.0.2", 0, b"hello" * 1000)
     entry = inspect_path(paths["vmcore"])
     assert entry["format"] == "unknown" and entry["kgdb"] == "unusable"
+
+
+def test_an_arm64_dump_with_16k_pages_is_not_called_unusable_for_being_uninterpreted(tmp_path):
+    md = build_minidump("arm64", 3, b"", bits=[0, 1])
+    head = MINIDUMP_HEADERS["arm64"]
+    fields = head.parse(md.image[:head.size])
+    image = head.build(**{**fields._asdict(), "flags": 1}) + md.image[head.size:]  # 16 KiB
+    paths = write_dump_dir(tmp_path, "10.0.0.2", 0, image)
+    entry = inspect_path(paths["vmcore"])
+    assert any("16 KiB pages" in p for p in entry["problems"])
+    assert entry["kgdb"] == "ok"  # nothing is missing; the layout is merely not interpreted
+    holed = write_dump_dir(tmp_path, "10.0.0.2", 1, image, missing=[(PAGE, 2 * PAGE)])
+    assert inspect_path(holed["vmcore"])["kgdb"] == "degraded"
