@@ -33,7 +33,7 @@ class JsonLines:
 
     def dump(self, rec: DumpRecord) -> None:
         from analyzer.report import session_json
-        self._write({"event": "dump", **session_json(rec)})
+        self._write({"event": "dump", **session_json(rec, rec.frames)})
 
     def anomaly(self, entry: dict) -> None:
         self._write({"event": "anomaly", **entry})

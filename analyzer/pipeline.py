@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Iterator
 
 from analyzer.anomalies import Kind
 from analyzer.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREADABLE, Failure
+from analyzer.framemap import FrameMap
 from analyzer.protocol.core import NetdumpTracker
 from analyzer.recovery.dump import DEFAULT_MAX_DUMP_SIZE, Recovery
 from analyzer.recovery.offload import Offload
@@ -177,6 +178,7 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: i
         analysis = Analysis(outdir, max_dump_size, sinks, on_dump, on_anomaly)
     except WriteError as exc:
         raise Failure(str(exc)) from None
+    analysis.recovery.frames = FrameMap(reader)  # frames named per file as the run goes
     error = drive(analysis, reader, progress)
     analysis.finish()
     report = build_report(_with_unreadable(captures, reader.captures, unreadable),

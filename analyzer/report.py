@@ -132,7 +132,7 @@ def summary_line(rec: DumpRecord) -> str:
         if rec.has_anomaly(Kind.FINISHED_MISSING):
             state += ", no FINISHED"
         if rec.cut_frame and not rec.finished_frame:
-            state += f", capture cut at frame {rec.cut_frame}"
+            state += f", capture cut at frame {rec.frames.label(rec.cut_frame)}"
         if rec.refused:
             state += ", data beyond --max-dump-size refused"
         key_missing = rec.key_missing()

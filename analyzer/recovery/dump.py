@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Callable
 
 from analyzer.anomalies import Kind
+from analyzer.framemap import FrameMap
 from analyzer.intervals import IntervalSet
 from analyzer.protocol.events import (
     Ack, Anomaly, DumpFinished, Message, ServerPort, SessionEnded, SessionStarted,
@@ -28,11 +29,13 @@ def _roundup(n: int, to: int) -> int:
     return -(-n // to) * to
 
 
+_NO_FILES = FrameMap([])  # before a run names its files: frames are named as they are
+
 class DumpRecord:
     # fixed fields: more than an instance dictionary shares keys for, on the hot path
     __slots__ = (
         "_kinds", "_limit", "_limit_for", "acks", "claimed_end", "cut_frame", "anomalies", "anomalies_dropped", "client",
-        "done", "duplicate_acks", "end_reason", "files", "finished_frame", "first_frame", "first_ts",
+        "done", "duplicate_acks", "end_reason", "files", "finished_frame", "frames", "first_frame", "first_ts",
         "herald_dir", "herald_path", "herald_payload", "herald_seen", "info_blocks",
         "kdh_length_ok", "kdh_raw", "key", "last_frame", "refused_end", "last_ts", "messages", "retransmits",
         "server", "server_port", "session", "sha256", "vmcore", "vmcore_hash",
@@ -62,6 +65,7 @@ class DumpRecord:
         self.refused_end = 0  # end of the furthest data refused by --max-dump-size
         self.claimed_end = 0  # furthest offset + mh_len of a VMCORE message taken
         self.cut_frame = 0  # the frame where the capture file was cut mid-dump, if it was
+        self.frames = _NO_FILES  # the run's frame map: text names a frame "15 of b.pcap"
         self.info_blocks: list[bytes] = []  # one per KDH message, as netdumpd appends them
         self.finished_frame = 0
         self.end_reason: str | None = None
@@ -170,6 +174,7 @@ class Recovery:
         self.on_start = on_start
         self.on_end = on_end
         self.on_anomaly = on_anomaly  # each capture-level anomaly, as it is found
+        self.frames = _NO_FILES  # the run's FrameMap: run-wide frames to (file, frame)
 
     def handle(self, events: list) -> None:
         """Take a list of events in order.
@@ -240,6 +245,7 @@ class Recovery:
                     rec.cut_frame = ev.frame
         elif kind is SessionStarted:
             rec = records[ev.session] = DumpRecord(ev, self.offload)
+            rec.frames = self.frames
             if self.on_start:
                 self.on_start(rec)
         elif kind is ServerPort:

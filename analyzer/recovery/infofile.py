@@ -7,6 +7,8 @@ files we write are the ones netdumpd would have written. Dump times print as cti
 """
 from __future__ import annotations
 
+import os
+
 import struct
 import time
 from typing import NamedTuple
@@ -89,9 +91,10 @@ STATUS_LACKING = b"Dump incomplete: the capture lacks part of the dump\n"
 STATUS_REFUSED = b"Dump incomplete: data beyond --max-dump-size refused\n"
 
 
-def status_cut(frame: int) -> bytes:
-    """The capture file was cut before the dump ended (not the client's doing)."""
-    return b"Dump incomplete: the capture ends mid-dump, at frame %d\n" % frame
+def status_cut(frame: str) -> bytes:
+    """The capture file was cut before the dump ended (not the client's doing); ``frame`` as
+    text names it ("15", or "15 of b.pcap" when several files were read)."""
+    return b"Dump incomplete: the capture ends mid-dump, at frame %s\n" % os.fsencode(frame)
 
 
 def missing_lines(missing: list[tuple[int, int]], what: str = "vmcore") -> bytes:

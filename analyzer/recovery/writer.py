@@ -332,7 +332,7 @@ def info_text(rec: DumpRecord) -> bytes:
     if rec.refused:
         text.append(infofile.STATUS_REFUSED)
     elif not rec.finished_frame and rec.cut_frame:
-        text.append(infofile.status_cut(rec.cut_frame))
+        text.append(infofile.status_cut(rec.frames.label(rec.cut_frame)))
     elif not rec.finished_frame:
         text.append(infofile.STATUS_TIMED_OUT)
     else:

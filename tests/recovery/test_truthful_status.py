@@ -2,6 +2,8 @@
 named as the cause, and leftover .part files of an interrupted run are reported."""
 from __future__ import annotations
 
+import json
+
 from analyzer.pipeline import Analysis
 from analyzer.wire import MsgType
 from tests.support.datagrams import Conversation, clean_dump, image
@@ -116,3 +118,29 @@ def test_the_clean_sample_with_a_small_max_dump_size_is_incomplete():
         assert s["vmcore"]["length"] == 262144
         assert s["vmcore"]["missing"][-1][1] == 262144
         assert s["vmcore"]["received"] <= limit
+
+
+def test_a_cut_in_the_second_of_two_files_names_that_file_and_its_own_frame(tmp_path):
+    from pathlib import Path
+
+    from analyzer.pipeline import run_analysis
+    from analyzer.report import summary_line
+    sample = Path(__file__).resolve().parents[2] / "samples/clean-13x.pcap"
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(sample.read_bytes()[:20000])  # the record after frame 14 is cut
+    out = tmp_path / "out"
+    analysis, report, _code = run_analysis((str(sample), str(cut)), str(out), 1 << 40)
+    first, second = analysis.records
+    assert second.cut_frame > report["captures"][0]["frames"]  # run-wide, in the second file
+    assert second.frames.label(second.cut_frame) == f"15 of {cut}"
+    assert summary_line(second).count(f"capture cut at frame 15 of {cut}") == 1
+    info = out / second.files[0]
+    assert info.read_bytes().endswith(
+        b"Dump incomplete: the capture ends mid-dump, at frame 15 of %s\n" % bytes(cut))
+    assert "capture cut" not in summary_line(first)
+    from analyzer.jsonlines import JsonLines
+    lines = JsonLines(str(tmp_path / "events.jsonl"))
+    lines.dump(second)
+    lines.close()
+    event = json.loads((tmp_path / "events.jsonl").read_text())
+    assert (event["file"], event["first_frame"]) == (str(cut), 1)  # its own file's frame 1
