@@ -37,6 +37,7 @@ class Kind(enum.StrEnum):
     UNSUPPORTED_LINK = "unsupported-link"
     OVERSIZED_RECORD = "oversized-record"
     PART_FILES_FOUND = "part-files-found"
+    VANTAGE_CONFLICT = "vantage-conflict"
 
 
 MEANINGS: dict[Kind, str] = {
@@ -85,4 +86,6 @@ MEANINGS: dict[Kind, str] = {
                            "same; the first of each file is reported)",
     Kind.PART_FILES_FOUND: "the output directory holds `.part` files of an interrupted run; "
                            "they are named, and left as they are",
+    Kind.VANTAGE_CONFLICT: "two capture points (`--merge`) hold different bytes for the same "
+                           "copy; the one from the view nearest the server is kept",
 }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
+from analyzer.anomalies import Kind
 from analyzer.datagram import Datagram, Notice
 from analyzer.merge.views import View, match_key
 from analyzer.pipeline import Analysis
@@ -146,7 +147,7 @@ class UnionSource:
         if len(copies) > 1 and type(item) is Datagram and _quality(item)[0]:
             for vj, _t, other in rec.copies:
                 if vj != vi and _quality(other)[0] and other.payload != item.payload:
-                    out.append(Notice("vantage-conflict", frame, self._conflict(
+                    out.append(Notice(Kind.VANTAGE_CONFLICT, frame, self._conflict(
                         item, self.views[vi], self.views[vj], other)))
         if type(item) is Datagram:
             item = item._replace(link=None)  # views differ in link layers (VLAN tags, MACs)
