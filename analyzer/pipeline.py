@@ -185,15 +185,17 @@ def run_analysis(captures: tuple[str, ...], outdir: str | None, max_dump_size: i
                           analysis.records, analysis.recovery.capture_anomalies)
     if unreadable and not error:
         error = "; ".join(msg for _path, msg in unreadable)
+    return analysis, report, exit_status(report, error)
+
+
+def exit_status(report: dict, error: str | None) -> int:
+    """The run's exit status; a stopping error is also recorded in the report."""
     if error:
         report["error"] = error
-    if error:
-        code = EXIT_UNREADABLE
-    elif any(s["status"] != "complete" for s in report["sessions"]):
-        code = EXIT_INCOMPLETE
-    else:
-        code = EXIT_OK
-    return analysis, report, code
+        return EXIT_UNREADABLE
+    if any(s["status"] != "complete" for s in report["sessions"]):
+        return EXIT_INCOMPLETE
+    return EXIT_OK
 
 
 def _readable(paths: list[str], capture_error, open_captures) -> tuple[list, list]:

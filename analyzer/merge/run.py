@@ -2,12 +2,12 @@
 report's per-session "views"."""
 from __future__ import annotations
 
-from analyzer.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREADABLE, Failure
+from analyzer.exits import Failure
 from analyzer.merge.clocks import estimate, path_order
 from analyzer.merge.frames import UnionFrames
 from analyzer.merge.union import UnionSource
 from analyzer.merge.views import View, parse_views
-from analyzer.pipeline import Analysis, _readable, _with_unreadable, drive
+from analyzer.pipeline import Analysis, _readable, _with_unreadable, drive, exit_status
 
 MATCH_SLACK_NS = 1_000_000_000  # a view's session may lie this far outside the union's
 
@@ -76,14 +76,7 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
                                         None)} for v in views]
     for s in report["sessions"]:
         s["views"] = _session_views(s, views, source)
-    if errors:
-        report["error"] = "; ".join(errors)
-        code = EXIT_UNREADABLE
-    elif any(s["status"] != "complete" for s in report["sessions"]):
-        code = EXIT_INCOMPLETE
-    else:
-        code = EXIT_OK
-    return analysis, report, code
+    return analysis, report, exit_status(report, "; ".join(errors) or None)
 
 
 def _session_views(session: dict, views: list[View], source: UnionSource) -> list[dict]:
