@@ -283,11 +283,7 @@ class GroundTruth:
             out[sess.core_name] = {"sha256": vm_sha, "size": sess.vmcore.length,
                                    "kind": "vmcore", "dump": dump}
             if sess.key is not None:
-                h = hashlib.sha256()
-                for piece in self.file_chunks(sess.key_name):
-                    h.update(piece)
-                out[sess.key_name] = {"sha256": h.hexdigest(), "size": sess.key.length,
-                                      "kind": "key", "dump": dump}
+                out[sess.key_name] = _key_entry(self.file_chunks(sess.key_name), sess, dump)
         return out
 
     def _lossy(self, att: Attempt) -> bool:
@@ -309,11 +305,7 @@ class GroundTruth:
             out[sess.core_name] = {"sha256": att._vmcore_sha(recovered=True),
                                    "size": att.capture_length(), "kind": "vmcore", "dump": i}
             if sess.key is not None:
-                h = hashlib.sha256()
-                for piece in self._capture_chunks(sess.key_name):
-                    h.update(piece)
-                out[sess.key_name] = {"sha256": h.hexdigest(), "size": sess.key.length,
-                                      "kind": "key", "dump": i}
+                out[sess.key_name] = _key_entry(self._capture_chunks(sess.key_name), sess, i)
         return out
 
     def _capture_chunks(self, relpath: str) -> Iterator[bytes]:
@@ -417,3 +409,11 @@ class GroundTruth:
         with open(os.path.join(directory, "SHA256SUMS"), "w") as fh:
             fh.writelines(sums)
         return {rel: entry for rel, (entry, _c) in files.items()}
+
+
+def _key_entry(chunks, sess, dump: int) -> dict:
+    """A key file's entry in a files listing, hashed from its chunks."""
+    h = hashlib.sha256()
+    for piece in chunks:
+        h.update(piece)
+    return {"sha256": h.hexdigest(), "size": sess.key.length, "kind": "key", "dump": dump}

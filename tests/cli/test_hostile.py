@@ -589,11 +589,7 @@ def test_record_longer_than_the_snap_length_stops_reading_and_keeps_what_came_be
     cap = tmp_path / "x.pcap"
     cap.write_bytes(bytes(data))
     p, rep, out = extract(tmp_path, cap)
-    assert p.returncode == EXIT_INCOMPLETE, p.stderr
-    by = {s["client"]: s for s in rep["sessions"]}
-    assert by[CLIENT]["status"] == "complete"
-    assert (out / "vmcore.192.0.2.7.0").read_bytes() == img_a
-    assert by["192.0.2.8"]["status"] == "incomplete"
+    by = _first_whole_second_cut(p, rep, out, img_a)
     allk = kinds(by["192.0.2.8"]) + [a["kind"] for a in rep["anomalies"]]
     assert "truncated-capture" in allk
     assert rep["captures"][0]["truncated"] is True
@@ -612,11 +608,7 @@ def test_pcapng_block_with_a_bad_length_stops_reading_and_keeps_what_came_before
     cap = tmp_path / "x.pcapng"
     cap.write_bytes(b"".join(blocks))
     p, rep, out = extract(tmp_path, cap)
-    assert p.returncode == EXIT_INCOMPLETE, p.stderr
-    by = {s["client"]: s for s in rep["sessions"]}
-    assert by[CLIENT]["status"] == "complete"
-    assert (out / "vmcore.192.0.2.7.0").read_bytes() == img_a
-    assert by["192.0.2.8"]["status"] == "incomplete"
+    _first_whole_second_cut(p, rep, out, img_a)
     assert rep["captures"][0]["truncated"] is True
 
 
@@ -890,3 +882,13 @@ def test_corrupt_gzip_yields_the_same_items_whatever_the_read_size(tmp_path):
     assert all(r == runs[0] for r in runs)
     notices = [i for i in runs[0] if type(i).__name__ == "Notice"]
     assert any(n.kind == "truncated-capture" and "corrupt" in n.detail for n in notices)
+
+
+def _first_whole_second_cut(p, rep, out, img_a) -> dict:
+    """Client A's dump, before the damage, is whole; client B's, cut by it, is incomplete."""
+    assert p.returncode == EXIT_INCOMPLETE, p.stderr
+    by = {s["client"]: s for s in rep["sessions"]}
+    assert by[CLIENT]["status"] == "complete"
+    assert (out / "vmcore.192.0.2.7.0").read_bytes() == img_a
+    assert by["192.0.2.8"]["status"] == "incomplete"
+    return by
