@@ -146,6 +146,18 @@ def error_windows(display: Display) -> list[str]:
 
 
 def test_dumps_window_exports_like_extract(gui_tools, tmp_path):
+    # A Wireshark start under Xvfb now and then never draws its windows in time on a loaded
+    # machine; a second, fresh start tells that apart from a real failure.
+    try:
+        _dumps_window_once(tmp_path / "first")
+    except AssertionError as exc:
+        if "timed out" not in str(exc):
+            raise
+        _dumps_window_once(tmp_path / "second")
+
+
+def _dumps_window_once(tmp_path):
+    tmp_path.mkdir()
     hook = tmp_path / "hook.lua"
     hook.write_text(HOOK)
     out, log = tmp_path / "export", tmp_path / "hook.log"
