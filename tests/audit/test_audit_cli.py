@@ -173,13 +173,14 @@ def test_audit_csv_rows_of_a_later_file_give_its_own_frame_numbers_and_name_it(t
 
 
 def test_audit_text_names_the_file_of_each_frame_only_when_several_files_are_read():
-    r = CliRunner().invoke(cli, ["audit", *TWO_FILES], terminal_width=200)
+    wide = {"COLUMNS": "400"}  # rich sizes its tables from COLUMNS; a checkout's long path must not fold
+    r = CliRunner().invoke(cli, ["audit", *TWO_FILES], env=wide)
     assert r.exit_code in (0, 3), r.output
     heralds = [line.split() for line in r.output.splitlines() if line.split()[:1] == ["HERALD"]
                and "of" in line.split()]
     assert ["HERALD", "1", "of", TWO_FILES[0]] == heralds[0][:4]
     assert ["HERALD", "27", "of", TWO_FILES[1]] == heralds[-1][:4]  # run-wide frame 329
-    alone = CliRunner().invoke(cli, ["audit", TWO_FILES[1]], terminal_width=200)
+    alone = CliRunner().invoke(cli, ["audit", TWO_FILES[1]], env=wide)
     assert " of " + TWO_FILES[1] not in alone.output
     assert any(line.split()[:2] == ["HERALD", "27"] for line in alone.output.splitlines())
 
