@@ -339,15 +339,15 @@ def assert_no_lua_errors(stdout: str, stderr: str) -> None:
     assert match is None, "Lua error in the output: " + stdout[max(0, match.start() - 200):match.end() + 200]
 
 
-def fields_rows(tshark: str, cap: Path, tmp: Path) -> list[dict[str, str]]:
+def fields_rows(tshark: str, cap: Path, tmp: Path, fields: list[str] = FIELDS) -> list[dict[str, str]]:
     args = ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
-    for f in FIELDS:
+    for f in fields:
         args += ["-e", f]
     out = run_tshark(tshark, cap, args, tmp)
     rows = []
     for line in out.splitlines():
         values = [BOOLEAN_TEXT.get(v, v) for v in line.split("\t")]
-        rows.append(dict(zip(FIELDS, values)))
+        rows.append(dict(zip(fields, values)))
     return rows
 
 
