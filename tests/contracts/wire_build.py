@@ -96,6 +96,7 @@ class Session:
     mtu_payload: int = 1448
     lose: set = field(default_factory=set)
     lose_seqnos: set = field(default_factory=set)
+    resend: set = field(default_factory=set)  # (type, offset): its ACK lost past the capture
     drop_finished: bool = False
     drop_kdh: bool = False
     send_len: int | None = None  # how far the VMCORE stream goes (default: whole dump)
@@ -114,7 +115,7 @@ def session_frames(s: Session, t0: float = 1000.0) -> list[tuple[float, bytes]]:
     def call(mtype: int, start: int, data: bytes, first: bool = False):
         pieces = [(start + i, data[i:i + s.mtu_payload])
                   for i in range(0, len(data), s.mtu_payload)] or [(start, b"")]
-        sent = []
+        sent, again = [], []
         for off, chunk in pieces:
             seqno = seq[0]
             seq[0] += 1
@@ -124,9 +125,18 @@ def session_frames(s: Session, t0: float = 1000.0) -> list[tuple[float, bytes]]:
             out.append((tick(), udp_frame(s.client, s.server, CLIENT_PORT, dport,
                                           message(mtype, seqno, off, chunk))))
             sent.append(seqno)
+            if (mtype, off) in s.resend:
+                again.append(out[-1][1])
         for seqno in sent:
             out.append((tick(), udp_frame(s.server, s.client, s.server_port, CLIENT_PORT,
                                           ack(seqno), SERVER_MAC, CLIENT_MAC)))
+        if again:  # the client's poll timeout (~1 s), then the unACKed copies once more
+            tick(1.0)
+            for frame in again:
+                out.append((tick(), frame))
+                seqno = struct.unpack_from(">I", frame, 14 + 20 + 8 + 4)[0]
+                out.append((tick(), udp_frame(s.server, s.client, s.server_port, CLIENT_PORT,
+                                              ack(seqno), SERVER_MAC, CLIENT_MAC)))
 
     herald = s.path.encode() + b"\0" if s.path else b""
     call(HERALD, 0, herald, first=True)
