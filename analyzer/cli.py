@@ -74,10 +74,11 @@ def cli() -> None:
 def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, max_dump_size,
             no_verify, quiet, merge, follow, idle, private_key, decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
-    from analyzer.debug.ready import check_private_key, make_ready
+    from analyzer.debug.ready import ReadyStep, check_private_key, make_ready
     from analyzer.merge.run import run_either
     check_private_key(private_key)
-    live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir)
+    ready = ReadyStep(outdir, private_key, decompress)
+    live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir, ready)
     with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
@@ -85,7 +86,7 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
                                             verify_checksums=not no_verify, **live.callbacks,
                                             **follow_for(follow, idle, merge))
     live.close()
-    notes = make_ready(report, outdir, private_key, decompress)
+    notes = make_ready(report, outdir, private_key, decompress, ready.done)
     emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
                 line_notes=notes)
     sys.exit(code)
@@ -108,9 +109,9 @@ def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, mer
     from analyzer.debug.ready import check_private_key, summary_ready
     from analyzer.merge.run import run_either
     check_private_key(private_key)
-    live = _live(merge, json_out, json_lines, quiet)
     with interruptible("no report was written"), \
-            summary_ready(private_key, decompress) as (outdir, finish):
+            summary_ready(private_key, decompress) as (outdir, finish, ready):
+        live = _live(merge, json_out, json_lines, quiet, ready=ready)
         analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
                                             progress=progress_for(not quiet),
                                             verify_checksums=not no_verify, **live.callbacks,
@@ -123,7 +124,7 @@ def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, mer
 
 
 def _live(merge, json_out, json_lines, quiet, exec_program=None, exec_timeout=60.0,
-          outdir=None):
+          outdir=None, ready=None):
     """The outputs made as each dump ends: its line, its JSON line, the exec hook."""
     from analyzer.outputs import LiveOutputs
     if merge and (json_lines or exec_program):
@@ -137,7 +138,7 @@ def _live(merge, json_out, json_lines, quiet, exec_program=None, exec_timeout=60
         return LiveOutputs(None if quiet or merge else lines_stream(json_out, json_lines),
                            json_lines, exec_program, exec_timeout, outdir,
                            warn=lambda text: click.echo(f"warning: {text}", err=True),
-                           live=not merge)
+                           live=not merge, ready=ready)
     except OSError as exc:
         raise Failure(f"{json_lines}: {exc.strerror}") from None
 
