@@ -56,6 +56,22 @@ def cli() -> None:
     """Recover FreeBSD netdump crash dumps from packet captures, and audit the transfer."""
 
 
+def _analysis_opts(command):
+    """The options extract and summary share, after their own outputs' (in --help order)."""
+    for option in (decompress_opt, private_key_opt, follow_opts, merge_opt, quiet_opt,
+                   verify_opt, size_opt):
+        command = option(command)
+    return command
+
+
+def _analyse(merge, captures, outdir, max_dump_size, quiet, no_verify, live, follow, idle):
+    """One run of extract or summary: (analysis, report, exit status)."""
+    from analyzer.merge.run import run_either
+    return run_either(merge, captures, outdir, max_dump_size, progress=progress_for(not quiet),
+                      verify_checksums=not no_verify, **live.callbacks,
+                      **follow_for(follow, idle, merge))
+
+
 @cli.command()
 @captures_arg
 @output_dir_option("-o", "--output", "outdir", required=True,
@@ -64,27 +80,18 @@ def cli() -> None:
 @json_lines_opt
 @exec_opt
 @exec_timeout_opt
-@size_opt
-@verify_opt
-@quiet_opt
-@merge_opt
-@follow_opts
-@private_key_opt
-@decompress_opt
+@_analysis_opts
 def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, max_dump_size,
             no_verify, quiet, merge, follow, idle, private_key, decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
     from analyzer.debug.ready import ReadyStep, check_private_key, make_ready
-    from analyzer.merge.run import run_either
     check_private_key(private_key)
     ready = ReadyStep(outdir, private_key, decompress)
     live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir, ready)
     with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
-        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
-                                            progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify, **live.callbacks,
-                                            **follow_for(follow, idle, merge))
+        analysis, report, code = _analyse(merge, captures, outdir, max_dump_size, quiet,
+                                          no_verify, live, follow, idle)
     live.close()
     notes = make_ready(report, outdir, private_key, decompress, ready.done)
     emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
@@ -96,26 +103,17 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
 @captures_arg
 @json_opt
 @json_lines_opt
-@size_opt
-@verify_opt
-@quiet_opt
-@merge_opt
-@follow_opts
-@private_key_opt
-@decompress_opt
+@_analysis_opts
 def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, merge, follow, idle,
             private_key, decompress):
     """The same analysis as extract, writing no dump files."""
     from analyzer.debug.ready import check_private_key, summary_ready
-    from analyzer.merge.run import run_either
     check_private_key(private_key)
     with interruptible("no report was written"), \
             summary_ready(private_key, decompress) as (outdir, finish, ready):
         live = _live(merge, json_out, json_lines, quiet, ready=ready)
-        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
-                                            progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify, **live.callbacks,
-                                            **follow_for(follow, idle, merge))
+        analysis, report, code = _analyse(merge, captures, outdir, max_dump_size, quiet,
+                                          no_verify, live, follow, idle)
         notes = finish(report)
     live.close()
     emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
