@@ -131,9 +131,10 @@ def test_follow_finishes_the_dump_while_the_capture_still_runs(tmp):
     proc = _popen("extract", "--follow", cap, "-o", out, "--idle", "60")
     final = out / f"vmcore.{IP}.0"
     try:
+        # The vmcore gets its final name once whole; the info file's status follows it.
         assert _wait_for(lambda: final.exists() and not (out / f"vmcore.{IP}.0.part").exists())
         assert final.read_bytes() == IMAGE
-        assert "Dump complete" in (out / f"info.{IP}.0").read_text()
+        assert _wait_for(lambda: "Dump complete" in (out / f"info.{IP}.0").read_text())
         assert proc.poll() is None  # still following
     finally:
         proc.send_signal(signal.SIGTERM)
