@@ -327,3 +327,15 @@ def test_follow_writes_each_dump_ready_to_debug_as_it_ends(tmp):
     session = json.loads((tmp / "r.json").read_text())["sessions"][0]
     line.pop("event")
     assert line == session
+
+
+def test_summary_json_lines_with_decompress_lists_no_files_and_carries_inspect(tmp, run):
+    stream = D.kernel_zstd(IMAGE)
+    s = W.Session(dump=D.padded(stream), kdh=W.kdh(len(stream), compression=2))
+    (tmp / "z.pcap").write_bytes(W.pcap_bytes(W.session_frames(s)))
+    res = run("summary", tmp / "z.pcap", "--decompress", "--json-lines", "-")
+    assert res.code == 0, res
+    (line,) = [json.loads(x) for x in res.out.splitlines()]
+    assert line["files"] == []
+    assert line["inspect"]["format"] == "minidump"
+    assert sorted(p.name for p in tmp.iterdir()) == ["z.pcap"]
