@@ -339,3 +339,18 @@ def test_summary_json_lines_with_decompress_lists_no_files_and_carries_inspect(t
     assert line["files"] == []
     assert line["inspect"]["format"] == "minidump"
     assert sorted(p.name for p in tmp.iterdir()) == ["z.pcap"]
+
+
+def test_follow_a_one_way_capture_finishes_at_the_finished_seen(tmp):
+    oneway = [(t, f) for t, f in _frames() if f[6:12] == W.CLIENT_MAC]  # no ACKs captured
+    cap = tmp / "oneway.pcap"
+    cap.write_bytes(W.pcap_bytes(oneway))
+    out = tmp / "o"
+    proc = _popen("extract", "--follow", cap, "-o", out, "--idle", "60")
+    try:
+        assert _wait_for(lambda: (out / f"vmcore.{IP}.0").exists())
+        assert (out / f"vmcore.{IP}.0").read_bytes() == IMAGE
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
