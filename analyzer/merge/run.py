@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from analyzer.exits import Failure
 from analyzer.merge.clocks import estimate, path_order
-from analyzer.merge.frames import UnionFrames
 from analyzer.merge.union import UnionSource
 from analyzer.merge.views import View, parse_views
 from analyzer.pipeline import Analysis, _readable, _with_unreadable, drive, exit_status
@@ -33,7 +32,7 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
     with ``vantage_plot`` it also gathers the points of the vantage plot)."""
     from analyzer.capture import CaptureError
     from analyzer.recovery.writer import WriteError
-    from analyzer.report import build_report, session_json
+    from analyzer.report import _anomalies, build_report, session_json
 
     views, unreadable = _open(parse_views(captures), verify_checksums)
     if not views:
@@ -47,16 +46,18 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
         raise Failure(str(exc)) from None
     order = path_order(views)
     source = UnionSource(views, order, max_dump_size)
-    frames = UnionFrames(source, views)
-    extra = (frames,)
+    frames = source.frames
+    extra = ()
     if vantage:
         from analyzer.merge.vantage import VantageSink
-        extra += (VantageSink(source, order, vantage_plot),)
+        extra = (VantageSink(source, order, vantage_plot),)
     try:
         analysis = Analysis(outdir, max_dump_size, (*sinks, *extra))
     except WriteError as exc:
         raise Failure(str(exc)) from None
-    analysis.vantage = extra[1] if vantage else None
+    analysis.vantage = extra[0] if vantage else None
+    analysis.frames = frames  # the audit's frames are the union's: placed with this map
+    analysis.recovery.frames = frames
     try:
         error = drive(analysis, source, progress)
     finally:
@@ -68,9 +69,8 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
     paths = [p for spec in captures for p in spec.split(",") if p]
     report = build_report(_with_unreadable(paths, files, unreadable), [], [])
     report["sessions"] = [session_json(r, frames) for r in analysis.records]
-    report["anomalies"] = [{**a, "frame": frames.locate(a["frame"])[1],
-                            "file": frames.locate(a["frame"])[0]}
-                           for a in analysis.recovery.capture_anomalies] + source.notices
+    report["anomalies"] = _anomalies(analysis.recovery.capture_anomalies, frames) + \
+        source.notices
     report["views"] = [{"capture": v.name, "clock_offset_s": round(v.offset_ns / 1e9, 9),
                         "problem": next((p for p in problems if p.startswith(v.name + ":")),
                                         None)} for v in views]

@@ -21,6 +21,7 @@ from collections import deque
 
 from analyzer.anomalies import Kind
 from analyzer.datagram import Datagram, Notice
+from analyzer.merge.frames import UnionFrames
 from analyzer.merge.views import View, match_key
 from analyzer.pipeline import Analysis
 from analyzer.wire import MSG_HDR
@@ -54,7 +55,8 @@ class UnionSource:
 
     ``seen`` maps the union frames of the batch last handed out (and ``seen_before`` of the
     one before) to (views bitmask, network duplicates folded in, view of the copy kept, its
-    frame in that view), for sinks that say which views saw what or name a frame.
+    frame in that view), for sinks that say which views saw what; ``frames`` places every
+    union frame in its file.
     """
 
     def __init__(self, views: list[View], order: list[View], max_dump_size: int):
@@ -66,6 +68,7 @@ class UnionSource:
         self.seen: dict[int, tuple] = {}
         self.seen_before: dict[int, tuple] = {}
         self.frame = 0
+        self.frames = UnionFrames(views)
         self.total_bytes = sum(v.reader.total_bytes for v in views)
 
     @property
@@ -153,6 +156,7 @@ class UnionSource:
             item = item._replace(link=None)  # views differ in link layers (VLAN tags, MACs)
         out.append(item._replace(frame=frame, ts=rec.t))
         self.seen[frame] = (rec.mask, rec.dups, vi, item.frame)
+        self.frames.add(frame, vi, item.frame)
 
     @staticmethod
     def _conflict(kept, view: View, other_view: View, other) -> str:
@@ -168,8 +172,8 @@ class UnionSource:
             self.notices_dropped += 1
             return
         path, frame = view.locate(n.frame)
-        self.notices.append({"kind": n.kind, "frame": frame, "detail": n.detail, "file": path,
-                             "capture": view.name})
+        self.notices.append({"kind": n.kind, "frame": frame, "detail": view.retext(n.detail),
+                             "file": path, "capture": view.name})
 
     def finish(self) -> None:
         for side in self.side:
