@@ -71,7 +71,9 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
     report["sessions"] = [session_json(r, frames) for r in analysis.records]
     report["anomalies"] = _anomalies(analysis.recovery.capture_anomalies, frames) + \
         source.notices
-    report["views"] = [{"capture": v.name, "clock_offset_s": round(v.offset_ns / 1e9, 9),
+    t0 = source.first_ts or 0
+    report["views"] = [{"capture": v.name, "clock_offset_s": _seconds(v.clock.offset_at(t0)),
+                        "clock_drift_ppm": round(v.clock.b * 1e6, 3),
                         "problem": next((p for p in problems if p.startswith(v.name + ":")),
                                         None)} for v in views]
     for s in report["sessions"]:
@@ -85,17 +87,21 @@ def _session_views(session: dict, views: list[View], source: UnionSource) -> lis
     out = []
     start, end = round(session["start_time"] * 1e9), round(session["end_time"] * 1e9)
     for v in views:
-        rec = _nearest(source.side[v.index].records, session, start + v.offset_ns,
-                       end + v.offset_ns)
+        offset = v.clock.offset_at(start)
+        rec = _nearest(source.side[v.index].records, session, start + offset, end + offset)
         if rec is None:
             length = session["vmcore"]["length"]
             entry = {"capture": v.name, "frames": 0, "missing": [[0, length]] if length else []}
         else:
             entry = {"capture": v.name, "frames": sum(rec.messages.values()) + rec.acks,
                      "missing": [list(r) for r in rec.vmcore_missing()]}
-        entry["clock_offset_s"] = round(v.offset_ns / 1e9, 9)
+        entry["clock_offset_s"] = _seconds(offset)
         out.append(entry)
     return out
+
+
+def _seconds(ns: float) -> float:
+    return round(ns / 1e9, 9)
 
 
 def _nearest(records, session: dict, start_ns: int, end_ns: int):

@@ -68,6 +68,7 @@ class UnionSource:
         self.seen: dict[int, tuple] = {}
         self.seen_before: dict[int, tuple] = {}
         self.frame = 0
+        self.first_ts = None  # reference time of the union's first datagram
         self.frames = UnionFrames(views)
         self.total_bytes = sum(v.reader.total_bytes for v in views)
 
@@ -79,7 +80,7 @@ class UnionSource:
         """(reference time, view, n, item) of one view, its batches also fed to its own
         coverage analysis."""
         side = self.side[view.index]
-        off = view.offset_ns
+        a, b, tz = view.clock.a, view.clock.b, view.clock.tz  # Clock.to_ref, inline
         last = 0
         n = 0
         for batch in view.reader.batches():
@@ -87,7 +88,7 @@ class UnionSource:
             for item in batch:
                 n += 1
                 if type(item) is not Notice:
-                    last = item.ts - off
+                    last = int((item.ts - a + b * tz) / (1 + b))
                 yield last, view.index, n, item
 
     def batches(self):
@@ -141,6 +142,8 @@ class UnionSource:
             del open_by_key[rec.key]
         self.frame += 1
         frame = self.frame
+        if frame == 1:
+            self.first_ts = rec.t
         copies = rec.copies
         if len(copies) == 1:
             vi, _t, item = copies[0]

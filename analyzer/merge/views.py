@@ -22,6 +22,7 @@ class View:
         self.frames = FrameMap([])  # its frame numbers to (file, frame in that file)
         self.offset_ns = 0  # this view's clock minus the reference view's
         self.delay_ns = 0  # one-way delay from the reference view, toward the server
+        self.clock = None  # its Clock against the reference's over the whole view
 
     def open(self, reader) -> None:
         self.reader = reader

@@ -33,12 +33,15 @@ class TapSpec:
     ``DumpSpec.drop_packets``) the tap misses; ``miss_acks``: seqnos whose every ACK it
     misses; ``drop``: probability it misses any other frame; ``alter_packets``: client
     transmissions it records with the last payload byte changed (checksums made to match,
-    as a capture host whose NIC corrupts after checking would show them)."""
+    as a capture host whose NIC corrupts after checking would show them);
+    ``clock_drift_ppm``: how fast its clock runs ahead (from the start of the simulation,
+    where it is ``clock_offset_s`` ahead)."""
 
     name: str
     position: float  # 0 = client host, 1 = server host
     drop: float = 0.0
     clock_offset_s: float = 0.0
+    clock_drift_ppm: float = 0.0
     miss_packets: tuple = ()
     miss_acks: tuple = ()
     alter_packets: tuple = ()
@@ -62,8 +65,10 @@ def _segment(taps: list[TapSpec], q: float, toward_server: bool) -> tuple:
 
 
 class _Tap:
-    def __init__(self, spec: TapSpec, path: str, seed: int, index: int):
+    def __init__(self, spec: TapSpec, path: str, seed: int, index: int, origin: int = 0):
         self.spec = spec
+        self.origin = origin  # true time (ns) its clock is clock_offset_s ahead at
+        self.drift = spec.clock_drift_ppm / 1e6
         self.writer = CaptureWriter(path, fmt=spec.format, link=spec.link, tsres=spec.tsres)
         self.rng = random.Random(_mix(seed, 7000 + index))
         self.offset = int(round(spec.clock_offset_s * 1e9))
@@ -84,7 +89,8 @@ class _Tap:
         heap = self.heap
         while heap and (before is None or heap[0][0] < before):
             t, _n, f = heapq.heappop(heap)
-            kept = self.writer.write((t + self.offset, *f[1:]))
+            clock = t + self.offset + int((t - self.origin) * self.drift)
+            kept = self.writer.write((clock, *f[1:]))
             if f[1] == 0 and kept >= 24:
                 mtype, _seq, offset, mh_len, _aux = _HDR.unpack_from(f[6])
                 k = attempts.index(f[7][0])
@@ -111,7 +117,8 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
     records: list[dict] = []
     by_rec: dict[int, dict] = {}
     with written_whole(outputs[t.name] for t in taps) as parts:
-        state = [_Tap(t, str(p), seed, i) for i, (t, p) in enumerate(zip(taps, parts))]
+        origin = int((start_time or sim.dumps[0].dumptime + 2) * 1e9)
+        state = [_Tap(t, str(p), seed, i, origin) for i, (t, p) in enumerate(zip(taps, parts))]
         try:
             _run(sim, state, taps, records, by_rec, rng, where, loss_at)
         finally:
@@ -126,6 +133,7 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
                          for t in state}
     truth.union_missing = {k: _union(truth.attempts[k], state, k) for k in dumps}
     truth.transmission_records = records
+    truth.clock_origin = origin
     return {t.name: Path(outputs[t.name]) for t in taps}, truth
 
 

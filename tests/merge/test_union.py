@@ -76,3 +76,28 @@ def test_a_complete_union_from_incomplete_views(captured):
     assert all(v["missing"] for v in session["views"])
     assert session["vmcore"]["missing"] == run.truth.union_missing[0] == []
     assert session["status"] == "complete" and code == 0
+
+
+def test_clocks_drifting_apart_are_followed_over_a_long_capture(captured):
+    # two dumps 45 minutes apart; the clocks drift 120 and -80 ppm from the client's: by
+    # the second dump the mirror is 0.3 s and the server 0.2 s further off than at the first
+    taps = [TapSpec("client", 0.0, drop=0.03),
+            TapSpec("mirror", 0.5, drop=0.03, clock_offset_s=-0.75, clock_drift_ppm=120,
+                    format="pcapng"),
+            TapSpec("server", 1.0, drop=0.03, clock_offset_s=7200.123456,
+                    clock_drift_ppm=-80, tsres="ns")]
+    dumps = [DumpSpec(generation="12", size=256 << 10),
+             DumpSpec(generation="12", size=256 << 10, client_ip="192.0.2.11",
+                      start_ms=45 * 60 * 1000)]
+    run = captured(taps, dump=dumps, network=LOSSY, seed=9)
+    report, _code = run.merge()
+    assert len(report["sessions"]) == 2
+    for k, session in enumerate(report["sessions"]):
+        for view, tap in zip(session["views"], run.taps):
+            want = run.offset(tap.name, at=session["start_time"])
+            assert view["clock_offset_s"] == pytest.approx(want, abs=1e-3), (k, tap.name)
+        assert session["vmcore"]["missing"] == run.truth.union_missing[k]
+        assert session["audit"]["vantage"] == run.truth.vantage[k]
+    drift = {v["capture"]: v["clock_drift_ppm"] for v in report["views"]}
+    assert drift[run.paths["mirror"]] == pytest.approx(120, abs=1)
+    assert drift[run.paths["server"]] == pytest.approx(-80, abs=1)
