@@ -6,9 +6,10 @@ key (see :func:`~analyzer.merge.views.match_key`) that its view has not filled y
 began less than MATCH_NS before it; a second copy of a key in one view within DUP_NS is a
 network duplicate of that transmission. A record is handed on once nothing can join it any
 more, as the copy nearest the server (what netdumpd got), complete and with good checksums
-preferred, under a frame number of the union, stamped with its earliest time, without its
-link-layer identity (a mirror port's VLAN tags and MACs are not the server host's, so the
-union tells clients apart by address alone). Views whose
+preferred, under a frame number of the union, stamped with its earliest time, with the link
+identity (MAC, VLAN tags) the view nearest the server shows for that host (a mirror port's
+tags and MACs are not the server host's): the core then keys clients as it does for one
+capture (two hosts on one address, one address on two VLANs stay apart). Views whose
 complete copies disagree on bytes cost a ``vantage-conflict`` notice naming both frames.
 
 Each view's own items also go through a coverage-only analysis of their own (the unchanged
@@ -70,6 +71,8 @@ class UnionSource:
         self.frame = 0
         self.first_ts = None  # reference time of the union's first datagram
         self.frames = UnionFrames(views)
+        self.top = order[-1].index  # the view nearest the server: its link layer is kept
+        self.links: dict = {}  # (view, its link) or (view, src, dst) -> the top view's link
         self.total_bytes = sum(v.reader.total_bytes for v in views)
 
     @property
@@ -155,11 +158,29 @@ class UnionSource:
                 if vj != vi and _quality(other)[0] and other.payload != item.payload:
                     out.append(Notice(Kind.VANTAGE_CONFLICT, frame, self._conflict(
                         item, self.views[vi], self.views[vj], other)))
-        if type(item) is Datagram:
-            item = item._replace(link=None)  # views differ in link layers (VLAN tags, MACs)
+        if type(item) is Datagram and item.link is not None:
+            item = item._replace(link=self._link(rec, vi, item))
         out.append(item._replace(frame=frame, ts=rec.t))
         self.seen[frame] = (rec.mask, rec.dups, vi, item.frame)
         self.frames.add(frame, vi, item.frame)
+
+    def _link(self, rec: _Record, vi: int, item: Datagram):
+        """The link identity (MAC, VLAN tags) the core keys hosts by, as the view nearest the
+        server shows it: views differ in link layers (a mirror's extra tags, its MACs), and
+        one host must look the same in the union whichever view's copy is kept. Learned from
+        the transmissions both views saw; else the last one learned for those addresses."""
+        top, links = self.top, self.links
+        canon = next((it.link for vj, _t, it in rec.copies if vj == top), None)
+        if canon is not None:
+            for vj, _t, it in rec.copies:
+                if vj != top and type(it) is Datagram and it.link is not None:
+                    links[(vj, it.link)] = canon
+                    links[(vj, it.src, it.dst)] = canon
+            return canon
+        got = links.get((vi, item.link))
+        if got is None:
+            got = links.get((vi, item.src, item.dst))
+        return got
 
     @staticmethod
     def _conflict(kept, view: View, other_view: View, other) -> str:
