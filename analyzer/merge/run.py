@@ -2,7 +2,9 @@
 report's per-session "views"."""
 from __future__ import annotations
 
-from analyzer.exits import Failure
+import os
+
+from analyzer.exits import EXIT_USAGE, Failure
 from analyzer.merge.clocks import estimate, path_order
 from analyzer.merge.union import UnionSource
 from analyzer.merge.views import View, parse_views
@@ -14,6 +16,10 @@ MATCH_SLACK_NS = 1_000_000_000  # a view's session may lie this far outside the 
 def _open(views: list[View], verify: bool) -> tuple[list[View], list]:
     from analyzer.capture import CaptureError, open_captures
     usable, unreadable = [], []
+    for path in (p for v in views for p in v.paths):
+        if path == "-" or (os.path.exists(path) and not os.path.isfile(path)):
+            raise Failure(f"{path}: a --merge view is read twice (once for its clock), so it "
+                          "must be a file, not standard input or a pipe", EXIT_USAGE)
     for v in views:
         good, bad = _readable(v.paths, CaptureError, open_captures)
         unreadable += bad

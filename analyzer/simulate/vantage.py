@@ -362,6 +362,7 @@ def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: C
                                    "position": t.position, "drop": t.drop,
                                    "clock_offset_s": t.clock_offset_s} for t in taps],
                        "dumps": [{"vantage": truth.vantage.get(k),
+                                  "vantage_physical": truth.vantage_physical.get(k),
                                   "union_missing": truth.union_missing[k],
                                   "point_missing": {n: m[k] for n, m in
                                                     truth.tap_missing.items()}}

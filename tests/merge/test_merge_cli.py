@@ -5,6 +5,7 @@ import hashlib
 import json
 import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -198,3 +199,31 @@ def test_every_frame_a_merge_audit_names_is_that_frame_of_its_file(captured, tmp
     assert msg_type(timeline["kdh"]) == MsgType.KDH
     assert msg_type(timeline["finished"]) == MsgType.FINISHED
     assert any(list(_frame_refs(s.get("cause", ""))) for s in session["audit"]["stalls"]["first"])
+
+
+@pytest.mark.parametrize("command, option", [
+    ("extract", ["--json-lines", "lines.jsonl"]), ("extract", ["--exec", "true"]),
+    ("extract", ["--follow"]), ("summary", ["--json-lines", "-"]), ("summary", ["--follow"]),
+    ("audit", ["--follow"])])
+def test_options_a_merged_run_cannot_honour_are_refused_by_name(captured, tmp_path, command,
+                                                                option):
+    run = captured(_taps())
+    out = ["-o", tmp_path / "out"] if command == "extract" else []
+    p = cli(command, "--merge", *run.views(), *out, *option, cwd=tmp_path)
+    assert p.returncode == 2
+    assert f"{option[0]} does not go with --merge" in one_line_error(p)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "lines.jsonl").exists()
+
+
+def test_a_view_on_standard_input_is_refused_before_anything_is_read(captured, tmp_path):
+    import subprocess
+    import sys
+    run = captured(_taps())
+    with open(run.paths["mirror"], "rb") as stdin:
+        p = subprocess.run([sys.executable, "-m", "analyzer", "extract", "--merge", "-",
+                            run.paths["server"], "-o", str(tmp_path / "out")],
+                           stdin=stdin, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "-: a --merge view is read twice" in one_line_error(p)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
