@@ -27,7 +27,7 @@ from analyzer.merge.views import View, match_key
 from analyzer.pipeline import Analysis
 from analyzer.wire import MSG_HDR
 
-MATCH_NS = 200_000_000  # copies of one transmission in two views are closer than this
+MATCH_NS = 50_000_000  # copies of one transmission in two views are closer than this
 DUP_NS = 50_000_000  # a second copy in one view this soon is a network duplicate
 BATCH = 4096
 MAX_NOTICES = 1000
@@ -64,6 +64,8 @@ class UnionSource:
         self.views = views
         self.rank = {v.index: r for r, v in enumerate(order)}
         self.side = [Analysis(None, max_dump_size) for _ in views]
+        for side in self.side:
+            side.recovery.on_start = _coverage_only
         self.notices: list[dict] = []
         self.notices_dropped = 0
         self.seen: dict[int, tuple] = {}
@@ -202,6 +204,12 @@ class UnionSource:
     def finish(self) -> None:
         for side in self.side:
             side.finish()
+
+
+def _coverage_only(rec) -> None:
+    """A view's own analysis is wanted for its missing ranges only: no SHA-256, whose reorder
+    buffer would hold up to 32 MiB of each view's bytes behind the holes the view has."""
+    rec.vmcore_hash.valid = False
 
 
 def _when(rec: _Record, view: int) -> int:
