@@ -147,3 +147,17 @@ def test_one_address_on_two_vlans_is_two_dumps_in_the_union(tmp_path):
     for s in report["sessions"]:
         assert s["status"] == "complete" and s["vmcore"]["missing"] == [], s["anomalies"]
         assert not [x for x in s["anomalies"] if x["kind"] in ("ip-conflict", "dump-restarted")]
+
+
+def test_two_dumps_from_one_client_stay_two_in_the_union_and_in_each_view(captured):
+    dumps = [DumpSpec(generation="12", size=256 << 10),
+             DumpSpec(generation="13", size=128 << 10, start_ms=30_000)]
+    run = captured(three_taps(0.03), dump=dumps, network=LOSSY, seed=3)
+    report, _code = run.merge()
+    sessions = report["sessions"]
+    assert [s["client"] for s in sessions] == ["192.0.2.10"] * 2
+    for k, session in enumerate(sessions):
+        assert session["vmcore"]["missing"] == run.truth.union_missing[k]
+        for view, tap in zip(session["views"], run.taps):
+            assert view["missing"] == run.truth.tap_missing[tap.name][k], (k, tap.name)
+        assert session["audit"]["vantage"] == run.truth.vantage[k]
