@@ -122,9 +122,8 @@ def fit(pairs: list) -> tuple[Clock, float] | None:
 
 
 def estimate(views: list[View]) -> list[str]:
-    """Set ``clock``, ``offset_ns`` (at the reference's first pair) and ``delay_ns`` of
-    every view (the first is the reference). Returns the problems, one line each (a view
-    with too few messages in common)."""
+    """Set ``clock`` and ``delay_ns`` of every view (the first is the reference). Returns
+    the problems, one line each (a view with too few messages in common)."""
     samples = [_sample(v) for v in views]
     views[0].clock = Clock()
     problems = []
@@ -144,8 +143,6 @@ def estimate(views: list[View]) -> list[str]:
             v.clock = Clock()
             problems.append(f"{v.name}: no messages in common with the other views; its "
                             f"clock is taken as the reference's")
-    for v in views:
-        v.offset_ns = int(round(v.clock.a))
     return problems
 
 
