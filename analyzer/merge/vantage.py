@@ -145,9 +145,18 @@ class _Session:
                 break
         r = self.round
         t_r = self.round_ts.get(r)
-        if t_r is not None and 0 <= ts - t_r <= ACK_NS and all(c.round != r for c in cs):
+        if t_r is not None and 0 <= ts - t_r <= ACK_NS and seqno <= self.top \
+                and all(c.round != r for c in cs):  # (a higher seqno: the next call's)
             self._fill(cs, r)
             cs.append(_Copy(t_r, 0, True, r))
+            return
+        # no round seen then: whole timeouts after the seqno's last copy tell which one
+        last = max((c for c in cs if c.ts is not None and c.round is not None),
+                   key=lambda c: c.ts, default=None)
+        k = self._timeouts_in(ts - last.ts) if last is not None else 0
+        if k:
+            self._fill(cs, last.round + k)
+            cs.append(_Copy(ts, 0, True, last.round + k))
         else:
             cs.append(_Copy(None, 0, True, None))
 

@@ -99,3 +99,13 @@ def test_harsh_runs_keep_one_dump_with_its_clocks_and_bytes(tmp_path, seed):
     for view, tap in zip(session["views"], run.taps):
         assert view["clock_offset_s"] == pytest.approx(run.offset(tap.name), abs=1e-3)
     assert session["vmcore"]["missing"] == run.truth.union_missing[0]
+
+
+# 532: an ACK a few timeouts after the last copy anyone saw, no round seen in between;
+# 681: the ACK of a new call's first copy, before any of that call's copies was seen
+@pytest.mark.parametrize("seed", [532, 681])
+def test_harsh_runs_where_only_acks_tell_of_the_copies(tmp_path, seed):
+    from .conftest import Captured
+    run = Captured(tmp_path, **_harsh(seed))
+    vantage = run.merge()[0]["sessions"][0]["audit"]["vantage"]
+    assert vantage == run.truth.vantage[0]
