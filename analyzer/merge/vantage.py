@@ -9,7 +9,8 @@ which views saw each of them. Facts it uses (protocol reference §5):
   ``r``, or seen in rounds ``a`` and ``b``, had a copy nobody saw in every round before
   ``r``, or between ``a`` and ``b``;
 * netdumpd ACKs every copy it gets, within a round trip: an ACK with no copy of its seqno
-  shortly before it stands for a copy nobody saw (in the round it follows, when one does);
+  shortly before it stands for a copy nobody saw (in the round it follows, when one does,
+  else whole poll timeouts after the seqno's last copy);
 * an ACKed copy reached the server: every view that lacks it missed it (a tap drop); an
   unACKed one was lost after the furthest view that saw it, unless a view further on saw
   it, in which case the views before that one missed it.
