@@ -44,7 +44,7 @@ class Burst:
                  "bytes", "start_frame", "start_ts", "last_tx_ts", "first_len", "last_len",
                  "unacked", "rounds", "round_last_seq", "retransmits", "needed", "spurious",
                  "timeouts", "last_ack_ts", "last_ack_frame", "slots", "last_tx_frame",
-                 "hidden", "in_round", "fast")
+                 "hidden", "in_round", "fast", "acked_ahead")
 
     def __init__(self, index: int, mtype: int, seq: int, offset: int, length: int,
                  frame: int, ts: int):
@@ -70,6 +70,8 @@ class Burst:
         # packets taken by the audit's fast path (full-size VMCORE, first_len bytes each):
         # counted into the session's per-type totals when the burst is folded
         self.fast = 0
+        # ACKs captured for seqnos past the last one captured (their packets never were)
+        self.acked_ahead = 0
 
     def continues(self, mtype: int, seq: int, offset: int) -> bool:
         """Does new seqno ``seq`` at ``offset`` carry on this burst's buffer?"""

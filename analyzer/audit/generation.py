@@ -85,7 +85,7 @@ def _batching(sa: SessionAudit, cands: set, reasons: list[str]) -> None:
     payload = sa.max_payload[VMCORE]
     if payload and 4096 % payload and payload <= 4096 or payload > 4096:
         pass  # the short last packet of each call ends its burst
-    elif not (sa.ledger.acks and sa.turnaround is not None):
+    elif not (sa.ledger.acks and sa.pace.turn is not None):
         reasons.append("payloads that divide 4096 and no ACK turnaround measured: burst "
                        "boundaries are not certain, so batching gives no hint")
         return

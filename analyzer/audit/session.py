@@ -14,6 +14,7 @@ from analyzer.audit.bursts import (
     S_SENDS, VMCORE, Burst,
     timeouts_in,
 )
+from analyzer.audit.pace import ClientPace
 from analyzer.audit.session_acks import AckLedger
 from analyzer.audit.stats import Distribution, Sample
 from analyzer.audit.stalls import StallLog
@@ -37,10 +38,10 @@ class SessionAudit:
         "last_frame", "last_ts", "last_tx_frame", "last_tx_ts", "ledger",
         "max_payload", "needed", "net_dups", "new", "new_bytes", "out_of_burst_retx",
         "oversized", "plain", "plot", "prev", "reordered", "retx", "round_count", "rows",
-        "sent", "seq_max", "server", "server_port", "spacing", "spacing_min", "spurious",
+        "pace", "sent", "seq_max", "server", "server_port", "spurious",
         "stall_threshold", "stalls", "start_frame", "start_ts",
         "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key", "tally",
-        "timeouts", "turn_tx", "turnaround", "udp_bytes", "vm_end", "vm_head",
+        "timeouts", "udp_bytes", "vm_end", "vm_head",
     )
 
     def __init__(self, sid: int, client: str, server: str, frame: int, ts: int,
@@ -81,13 +82,8 @@ class SessionAudit:
         self.round_count = self.hidden_rounds = 0
         self.timeouts = Distribution()
         self.tally = BurstTally()
-        self.spacing = 0  # running average of in-burst send spacing (ns)
-        # the shortest time seen from a burst's last ACK to the next burst where the message
-        # sizes alone end the burst: what the client needs to move on (None: not seen yet)
-        self.turnaround: int | None = None
+        self.pace = ClientPace()
         self.gap_ack = 0  # time from the last client packet to the last event before this one
-        self.spacing_min = 0  # the shortest gap seen between two new seqnos: the link's pace
-        self.turn_tx: int | None = None  # as turnaround, from the last packet (one-way)
         self.ledger = AckLedger(self)
         # stalls
         self.last_tx_ts = self.last_tx_frame = 0
@@ -134,9 +130,7 @@ class SessionAudit:
             if end > self.vm_end:
                 self.vm_end = end
             if cur.packets:
-                spacing = self.spacing
-                self.spacing = (7 * spacing + ts - cur.last_tx_ts) >> 3 if spacing \
-                    else ts - cur.last_tx_ts
+                self.pace.space(ts - cur.last_tx_ts)
             cur.packets += 1
             cur.bytes += length
             cur.last_seq = seq
@@ -224,18 +218,17 @@ class SessionAudit:
         self._first_copy(ev)
         if seq <= self.seq_max:
             return self._late_first(ev)
-        if 0 < gap and (gap < self.spacing_min or not self.spacing_min):
-            self.spacing_min = gap
+        self.pace.packet_gap(gap)
         if seq > self.seq_max + 1:
             self._jump(self.seq_max + 1, seq, ev.frame)
         self.seq_max = seq
         cur = self.cur
         hidden = False
         hint = None
-        if cur is not None and cur.continues(mtype, seq, offset) and \
-                offset + length - cur.off_start <= 65536:
+        cont = cur is not None and cur.continues(mtype, seq, offset)
+        if cont and offset + length - cur.off_start <= 65536:
             if cur.in_round and ts - cur.last_tx_ts <= ROUND_GAP:
-                if self._moved_on(cur, gap, ts):
+                if self._moved_on(cur, seq, gap, ts):
                     cur = None  # every packet ACKed, then a pause: the next call
                 else:
                     hidden = True  # more of the resend round: the tail's first copies were lost
@@ -247,14 +240,13 @@ class SessionAudit:
                 hint = ("resend after the poll timeout; the burst's tail never reached the "
                         "capture point before")
                 hidden = True
-            elif self._new_call(cur, gap, ts):
+            elif self._new_call(cur, seq, gap, ts):
                 cur = None
         else:
-            if cur is not None and not cur.unacked and cur.last_ack_ts and self.ledger.acks:
-                self._learn_turnaround(ts - cur.last_ack_ts)
-            if cur is not None and 0 < gap < ROUND_GAP and \
-                    (self.turn_tx is None or gap < self.turn_tx):
-                self.turn_tx = gap
+            if cur is not None and not cont:
+                # the call surely ended here (64 KiB is only as sure as the burst's start)
+                acked = not cur.unacked and cur.last_ack_ts and self.ledger.acks
+                self.pace.sizes_ended(ts - cur.last_ack_ts if acked else None, gap)
             cur = None
         if cur is None:
             k = timeouts_in(gap, self._timeout()) if self.cur is not None else 0
@@ -274,8 +266,7 @@ class SessionAudit:
                 hint = (f"probably {k} resend round(s): the gap is {k} poll timeout(s) and "
                         "the earlier copies never reached the capture point")
         elif not hidden and cur.packets and not cur.rounds:
-            spacing = ts - cur.last_tx_ts
-            self.spacing = spacing if not self.spacing else (7 * self.spacing + spacing) >> 3
+            self.pace.space(ts - cur.last_tx_ts)
         cur.packets += 1
         cur.bytes += length
         cur.last_seq = seq
@@ -385,7 +376,7 @@ class SessionAudit:
     def _timeout(self) -> int | None:
         return self.timeouts.percentile(50) if self.timeouts.count else None
 
-    def _new_call(self, cur: Burst, gap: int, ts: int) -> bool:
+    def _new_call(self, cur: Burst, seq: int, gap: int, ts: int) -> bool:
         """The message sizes let this new seqno carry on ``cur``: did a new call start?
 
         The protocol decides where it can: after a resend round only a new call brings new
@@ -395,29 +386,11 @@ class SessionAudit:
         last ACK against the shortest turnaround seen where the sizes ended a burst, or, with
         no ACK in the capture (one-way), the gap against the link's packet spacing.
         """
-        return bool(cur.rounds) or self._moved_on(cur, gap, ts)
+        return bool(cur.rounds) or self._moved_on(cur, seq, gap, ts)
 
-    def _moved_on(self, cur: Burst, gap: int, ts: int) -> bool:
-        """Had the client every ACK of ``cur`` and time to start its next call?"""
-        if cur.type in (VMCORE, KEY) and (cur.off_next - cur.off_start) & 4095:
-            return False
-        if self.ledger.acks:
-            if cur.unacked:
-                return False
-            since = ts - cur.last_ack_ts
-            turn = self.turnaround
-            if turn is not None:
-                return since >= turn >> 1
-        # no ACK in the capture: a pause like the turnaround seen where the sizes ended a
-        # burst, or else well beyond the link's pace between two packets
-        if self.turn_tx is not None:
-            return gap >= self.turn_tx >> 1
-        pace = self.spacing_min
-        return gap > max(2 * pace, pace + 100_000) if pace else gap > 50_000
-
-    def _learn_turnaround(self, t: int) -> None:
-        if 0 < t < ROUND_GAP and (self.turnaround is None or t < self.turnaround):
-            self.turnaround = t
+    def _moved_on(self, cur: Burst, seq: int, gap: int, ts: int) -> bool:
+        return self.pace.moved_on(cur, seq, gap, ts, bool(self.ledger.acks),
+                                  bool(timeouts_in(gap, self._timeout())))
 
     def _wait_explained(self, prev: Burst | None) -> bool:
         """A gap of whole poll timeouts before a new burst: was the client waiting on the

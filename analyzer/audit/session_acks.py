@@ -61,6 +61,9 @@ class AckLedger:
                 slot = burst.slots.get(seq)
         row = sa.rows.ack(ev) if sa.rows is not None else None
         if slot is None:
+            if cur is not None and cur.last_seq < seq < cur.first_seq + MAX_IN_FLIGHT \
+                    and not ev.duplicate:
+                cur.acked_ahead += 1  # the packet never reached the capture; its ACK did
             if ev.duplicate:
                 self.dup_acks += 1
             elif self.unacked_old.pop(seq, None) is not None:
@@ -75,6 +78,9 @@ class AckLedger:
             self.dup_acks += 1
             if slot[S_ACKS] > slot[S_SENDS] + slot[S_DUPS]:
                 self.dup_unexplained += 1
+            elif slot[S_SENDS] > 1:
+                # the ACK of a resend: the one the client waited for (its first was lost)
+                burst.last_ack_ts, burst.last_ack_frame = ts, ev.frame
         else:
             slot[S_ACK], slot[S_ACKTS] = ev.frame, ts
             burst.unacked -= 1
