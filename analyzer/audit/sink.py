@@ -55,9 +55,7 @@ class AuditSink:
                 sessions[ev.session].end(ev.reason)
             elif kind is Anomaly and ev.session is not None:
                 if ev.kind == Kind.ICMP_UNREACHABLE:
-                    frames = sessions[ev.session].icmp_unreachable
-                    if len(frames) < 50:
-                        frames.append((ev.frame,))
+                    sessions[ev.session].icmp_unreachable.add((ev.frame,))
                 elif ev.kind == Kind.TRUNCATED_CAPTURE and ev.session in sessions:
                     sessions[ev.session].capture_cut = (ev.frame, ev.detail)
 

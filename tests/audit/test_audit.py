@@ -220,7 +220,7 @@ def test_hidden_resend_first_copy_never_captured():
     r = a["retransmissions"]
     assert (r["total"], r["needed"], r["spurious"], r["rounds"]) == (1, 1, 0, 1)
     assert a["bursts"]["count"] == 4  # not split by the missing packet
-    assert sa.missing_seqnos == 0
+    assert sa.holes.count == 0
     assert next(c for c in a["checks"] if c["name"] == "seqno continuity from 1")["ok"]
 
 
@@ -287,7 +287,7 @@ def test_seqno_gap_misaligned_burst_and_oversized_payload():
     c.burst(V, [b"q" * 5000], offset=10000)  # unaligned, above 4096
     c.tail(15000)
     a, sa = result(c)
-    assert sa.missing_seqnos == 3
+    assert sa.holes.count == 3
     assert "3 seqnos never captured" in check(a, "seqno continuity from 1")["detail"]
     assert check(a, "burst offsets 4096-aligned")["ok"] is False
     assert check(a, "payload at most 4096")["ok"] is False
@@ -406,3 +406,22 @@ def test_add_to_report_only_adds_audit_keys():
     assert all(s[k] == v for k, v in before[0].items())
     import json
     json.dumps(report)  # serialisable
+
+
+def test_every_icmp_port_unreachable_is_counted_not_only_the_first_fifty():
+    import socket
+
+    from analyzer.datagram import Unreachable
+    c = Conversation()
+    c.herald()
+    c.data(image(8192))
+    c.kdh(8192)
+    c.finished(ack=False)
+    for i in range(60):  # the client resends FINISHED to the closed port, 60 times
+        c.t += 1_000_000_000
+        c.items.append(Unreachable(len(c.items) + 1, c.t, socket.inet_aton(c.server),
+                                   socket.inet_aton(c.client), socket.inet_aton(c.client),
+                                   socket.inet_aton(c.server), 20024, c.data_port))
+    a, _ = result(c)
+    check = next(k for k in a["checks"] if k["name"] == "no icmp port-unreachable")
+    assert check["detail"].startswith("60 ICMP port-unreachable"), check
