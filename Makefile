@@ -31,6 +31,13 @@ tshark:
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true; \
 	  apt-get update -qq && apt-get install -y -qq tshark wireshark-qt xvfb x11-apps xdotool lua5.4 tcpdump >/dev/null; }
 
+# Debian trixie's tshark (Wireshark 4.4, Lua 5.4) in a chroot (debootstrap, about 550 MB in
+# /opt/trixie-ws; needs root), for tests/dissector/test_newer_wireshark.py:
+#   make tshark-newer && NETDUMP_TSHARK_NEWER=$PWD/dissectors/tools/tshark-trixie.sh make test
+.PHONY: tshark-newer
+tshark-newer:
+	sh dissectors/tools/tshark-trixie.sh build
+
 test-deps: $(PY) tshark
 	$(PIP) install -q -e '.[test]'
 

@@ -123,7 +123,7 @@ local function add_flag(tree, field, range, ex)
 end
 
 local dissect_kdh, dissect_ekcd, kdh_host = part("kdh")(F, E, bxor, add_gen)
-local X = part("export")(files, bxor)
+local X = part("export")(files, bxor, part("safepath"))
 
 -- The client's address with its real range: the IP source (destination for an ACK).
 local ip_src_f, ip_dst_f = Field.new("ip.src"), Field.new("ip.dst")
@@ -267,6 +267,7 @@ local function dissect_ack(tvb, pinfo, tree, embedded)
             S.ack(pinfo, tostring(pinfo.dst), seqno, rec)
         end
     end
+    if X.active and rec and not rec.capture_dup_of then X.ack(pinfo.number, rec) end
     if rec then
         if rec.capture_dup_of then
             info = info .. " [capture duplicate]"
@@ -425,6 +426,7 @@ end
 
 function p.dissector(tvb, pinfo, tree)
     local len = tvb:reported_len()
+    if not pinfo.visited and not is_embedded(pinfo) then S.clock(pinfo) end
     if len == 4 and pinfo.dst_port == client_port then
         dissect_ack(tvb, pinfo, tree, is_embedded(pinfo))
         return len

@@ -4,10 +4,12 @@
 -- rules accept it, N the first index free (or bounds.<ip>).  Payloads go to their offsets,
 -- holes stay holes, and no existing file is ever overwritten.
 --
--- The dissector hands every well-formed message (capture copies excepted) to X.message in
--- capture order; the export of "tshark -z fbsd_netdump,export,DIR" and the GUI's button
--- share this code.  Lua cannot refuse symbolic links (no lstat), so the output folder
--- should be a fresh one.
+-- The dissector hands every well-formed message and every ACK (capture copies excepted) to
+-- X.message and X.ack in capture order; the export of "tshark -z fbsd_netdump,export,DIR"
+-- and the GUI's button share this code.  A dump's files are reserved when its session
+-- opens (an ACK may open it) and no data is taken once a finished dump is whole, as in
+-- extract.  Every folder and file below DIR is checked by safepath.lua: a symbolic link
+-- is never followed and nothing is overwritten.
 --
 -- Loaded by netdump.lua; returns the exporter.
 
@@ -16,23 +18,15 @@ local KDH_SIZE = 512
 local MAX_DUMPS = 1024
 local COPY_CHUNK = 1048576
 
-return function(files, bxor)
+return function(files, bxor, safe)
     local X = { active = false }
 
-    local function exists(path)
-        local f = io.open(path, "rb")
-        if f then f:close(); return true end
-        return false
-    end
-
-    local function mkdirs(top, parts)
+    -- the HERALD's folder below the top one, each part a real folder of its parent, or nil
+    local function herald_dir(top, parts)
         local path = top
-        for _, part in ipairs(parts) do
-            path = path .. "/" .. part
-            if not Dir.exists(path) then
-                Dir.make(path)
-                if not Dir.exists(path) then return nil end
-            end
+        for _, name in ipairs(parts) do
+            path = safe.dir_in(path, name)
+            if path == nil then return nil end
         end
         return path
     end
@@ -63,7 +57,7 @@ return function(files, bxor)
     end
 
     local function start(sess)
-        local dir = mkdirs(X.top, files.herald_parts(sess.herald_raw)) or mkdirs(X.top, {})
+        local dir = herald_dir(X.top, files.herald_parts(sess.herald_raw)) or X.top
         local host = sess.client
         local used = taken(dir, host)
         local order = {}
@@ -73,21 +67,22 @@ return function(files, bxor)
         for _, idx in ipairs(order) do
             local info = string.format("%s/info.%s.%d", dir, host, idx)
             local part = string.format("%s/vmcore.%s.%d.part", dir, host, idx)
-            if not used[idx] and not exists(info) and not exists(part) then
-                local f = io.open(info, "wb")
-                if f then
-                    f:write(files.first_line(host), files.STATUS_IN_PROGRESS)
-                    f:close()
-                    used[idx] = true
+            local f = not used[idx] and safe.create(info)
+            if f then
+                f:write(files.first_line(host), files.STATUS_IN_PROGRESS)
+                f:close()
+                used[idx] = true
+                local vf = safe.create(part, "w+b")
+                if vf then
                     local d = {
                         sess = sess, dir = dir, host = host, index = idx, info = info,
                         vmcore_part = part, vmcore = files.ranges(), key = files.ranges(),
-                        size = 0, blocks = {}, kdh_raw = nil, finished = false,
+                        size = 0, blocks = {}, kdh_raw = nil, finished = false, vf = vf,
                     }
-                    d.vf = io.open(part, "w+b")
                     X.dumps[#X.dumps + 1] = d
                     return d
                 end
+                os.remove(info)
             end
         end
         X.errors[#X.errors + 1] = "no free index below 1024 for " .. host .. "; dump not written"
@@ -126,17 +121,45 @@ return function(files, bxor)
         return X.active
     end
 
-    -- One message (frame number, its record, type, offset, payload bytes).
-    function X.message(frame, rec, mtype, offset, payload)
-        if frame <= X.last_frame then return end -- a later pass over the same packets
+    -- The dump of a packet's session (reserved at its first packet); nil for a later pass
+    -- over packets already taken, false when the dump cannot be written.
+    local function dump_of(frame, sess)
+        if frame <= X.last_frame then return nil end
         X.last_frame = frame
-        local sess = rec.session
         local d = X.by_session[sess]
         if d == nil then
             d = start(sess)
             X.by_session[sess] = d
         end
-        if not d then return end
+        return d
+    end
+
+    -- the key's length: the KDH's dumpkeysize, else what arrived
+    local function key_length(d)
+        if d.kdh_raw and files.kdh_dumpkeysize(d.kdh_raw) > 0 then return files.kdh_dumpkeysize(d.kdh_raw) end
+        return d.key.max
+    end
+
+    local function whole(d)
+        return d.kdh_raw ~= nil and d.finished and #files.gaps(d.vmcore, 0, vmcore_length(d)) == 0
+            and #files.gaps(d.key, 0, key_length(d)) == 0
+    end
+
+    -- the frame that ends the dump: a whole dump takes nothing more (late copies)
+    local function ended(d, rec)
+        if rec.over and whole(d) then d.done = true end
+    end
+
+    -- One ACK (frame number, its record).
+    function X.ack(frame, rec)
+        local d = rec.session and dump_of(frame, rec.session)
+        if d then ended(d, rec) end
+    end
+
+    -- One message (frame number, its record, type, offset, payload bytes).
+    function X.message(frame, rec, mtype, offset, payload)
+        local d = dump_of(frame, rec.session)
+        if not d or d.done then return end
         local n = #payload
         if mtype == 3 then
             local e = offset + n
@@ -148,8 +171,10 @@ return function(files, bxor)
             if offset + n > files.MAX_KEY then return end
             if d.kf == nil then
                 d.key_part = string.format("%s/key.%s.%d.part", d.dir, d.host, d.index)
-                d.kf = io.open(d.key_part, "w+b")
+                d.kf = safe.create(d.key_part, "w+b") or false
+                if not d.kf then X.errors[#X.errors + 1] = d.key_part .. " exists; key not written" end
             end
+            if not d.kf then return end
             files.add(d.key, offset, offset + n)
             write_at(d.kf, offset, payload)
         elseif mtype == 4 then
@@ -162,6 +187,7 @@ return function(files, bxor)
         elseif mtype == 2 then
             d.finished = true
         end
+        ended(d, rec)
     end
 
     -- Copy the first ``len`` bytes of ``src`` to ``dst``, seeking over zeros (holes stay holes).
@@ -178,15 +204,16 @@ return function(files, bxor)
         if len > 0 then write_at(dst, len - 1, src:seek("set", len - 1) and src:read(1) or "\0") end
     end
 
+    local function kept(part, target)
+        X.errors[#X.errors + 1] = target .. " exists; the data stays in " .. part
+        return part
+    end
+
     local function place(d, part, fh, name, len)
         local target = d.dir .. "/" .. name
-        if exists(target) then
-            fh:close()
-            X.errors[#X.errors + 1] = target .. " exists; the data stays in " .. part
-            return part
-        end
         if len ~= nil and len < d.size then
-            local out = io.open(target, "wb")
+            local out = safe.create(target)
+            if out == nil then fh:close(); return kept(part, target) end
             sparse_copy(fh, out, len)
             out:close()
             fh:close()
@@ -195,16 +222,27 @@ return function(files, bxor)
         end
         if len ~= nil and len > d.size then write_at(fh, len - 1, "\0") end
         fh:close()
-        os.rename(part, target)
+        if not safe.rename(part, target) then return kept(part, target) end
         return target
+    end
+
+    -- the final text goes to info.<ip>.<N>.part, then takes the name (as extract does it)
+    local function write_info(d, text)
+        local tmp = d.info .. ".part"
+        local f = safe.create(tmp)
+        if f == nil then
+            X.errors[#X.errors + 1] = tmp .. " exists; " .. d.info .. " keeps its first text"
+            return
+        end
+        f:write(text)
+        f:close()
+        os.rename(tmp, d.info)
     end
 
     local function info_text(d, length)
         local t = { files.first_line(d.host) }
         for _, b in ipairs(d.blocks) do t[#t + 1] = b end
-        local key_len = d.key.max
-        if d.kdh_raw and files.kdh_dumpkeysize(d.kdh_raw) > 0 then key_len = files.kdh_dumpkeysize(d.kdh_raw) end
-        local vgaps, kgaps = files.gaps(d.vmcore, 0, length), files.gaps(d.key, 0, key_len)
+        local vgaps, kgaps = files.gaps(d.vmcore, 0, length), files.gaps(d.key, 0, key_length(d))
         if d.kdh_raw and d.finished and #vgaps == 0 and #kgaps == 0 then
             t[#t + 1] = files.STATUS_COMPLETE
             return table.concat(t)
@@ -228,9 +266,7 @@ return function(files, bxor)
             if d.kf then
                 written[#written + 1] = place(d, d.key_part, d.kf, string.format("key.%s.%d", d.host, d.index), nil)
             end
-            local f = io.open(d.info, "wb")
-            f:write(info_text(d, length))
-            f:close()
+            write_info(d, info_text(d, length))
             written[#written + 1] = d.info
         end
         X.active = false

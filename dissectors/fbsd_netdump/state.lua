@@ -2,11 +2,24 @@
 -- one record per frame, the audit's classification of every copy (audit.lua).  Written
 -- only on the first pass; later passes read the records, so they stay small.
 --
+-- A session begins and ends where netdumpd's (and extract's, analyzer/protocol) does: a
+-- HERALD opens one, and so does any message or ACK of a client with none open (a capture
+-- started late); a HERALD after dump data or a FINISHED starts the next one; a session
+-- silent for 600 s of capture time ends (looked at every 10 s, as netdumpd does), and the
+-- client's next packet opens a new one.  Only the HERALD that opens a session names its
+-- folder.
+--
 -- Loaded by netdump.lua; returns a constructor taking the audit module.
 
 local HDR_LEN = 24
 local BYTES_WINDOW = 1024 -- how many recent seqnos keep their bytes (conflicts, capture copies)
 local KEEP_HOLES = 4096   -- a seqno jump longer than this is not tracked seqno by seqno
+local IDLE_TIMEOUT = 600e9 -- netdumpd's CLIENT_TIMEOUT (ns): a silent session is over
+local SWEEP_EVERY = 10e9   -- netdumpd's CLIENT_TPASS (ns): how often it looks
+
+-- session states, as analyzer/protocol/state.py names them
+local WAITING, RECEIVING, FINISHING, OVER = 0, 1, 2, 3
+local HERALD, FINISHED, VMCORE, KDH = 1, 2, 3, 4
 
 return function(audit, files)
     local S = {}
@@ -15,13 +28,15 @@ return function(audit, files)
         S.sessions = {} -- in order of first appearance
         S.current = {}  -- client address string -> its current session
         S.frames = {}   -- frame number -> record
+        S.next_sweep = 0
     end
     S.reset()
 
-    local function new_session(client, t)
+    local function new_session(client, t, ns)
         local sess = {
             id = #S.sessions + 1, client = client, herald_path = nil, herald_raw = nil,
-            herald_seen = false, data_seen = false, first_t = t, last_t = t,
+            herald_seen = false, state = WAITING, finished_seqno = nil, first_t = t, last_t = t,
+            last_ns = ns,
             counts = { 0, 0, 0, 0, 0 }, acks = 0, dup_acks = 0, data_bytes = 0,
             classes = { needed = 0, spurious = 0, hidden = 0, network_duplicate = 0,
                         out_of_order = 0, capture_duplicate = 0 },
@@ -44,29 +59,63 @@ return function(audit, files)
         return t, math.floor(t * 1e9 + 0.5) + 1e12, pinfo.abs_ts
     end
 
-    -- A well-formed client message, first pass.  raw: the datagram's captured bytes.
-    function S.message(pinfo, client, mtype, seqno, offset, length, raw, rec)
-        local t, ns, abs = times(pinfo)
+    -- Every netdump datagram, first pass, before its own rule: sessions silent too long end.
+    function S.clock(pinfo)
+        local _, ns = times(pinfo)
+        if ns < S.next_sweep then return end
+        if S.next_sweep > 0 then
+            for client, sess in pairs(S.current) do
+                if ns - sess.last_ns > IDLE_TIMEOUT then S.current[client] = nil end
+            end
+        end
+        S.next_sweep = ns + SWEEP_EVERY
+    end
+
+    -- The session a client message belongs to (a HERALD may start the next one).
+    local function session_for(client, mtype, t, ns, raw, rec)
         local sess = S.current[client]
-        if mtype == 1 then
-            if sess ~= nil and sess.data_seen then
+        if mtype == HERALD then
+            if sess ~= nil and sess.state ~= WAITING then
                 rec.new_dump = true
                 rec.prev_session = sess.id
                 sess = nil
             end
-            if sess == nil then sess = new_session(client, t) end
-            if not sess.herald_seen then
+            if sess == nil then
+                sess = new_session(client, t, ns)
                 sess.herald_seen = true
                 sess.herald_path = rec.path
                 sess.herald_raw = raw:sub(HDR_LEN + 1)
             end
-        else
-            if sess == nil then sess = new_session(client, t) end
-            if mtype == 3 or mtype == 4 then sess.data_seen = true end
+        elseif sess == nil then
+            sess = new_session(client, t, ns)
         end
+        return sess
+    end
+
+    -- The dump's state moves on a VMCORE, KDH or FINISHED (copies included); ``rec.over``
+    -- marks the frame that ends the dump.
+    local function move(sess, mtype, seqno, rec)
+        local state = sess.state
+        if mtype == FINISHED and (state == WAITING or state == RECEIVING) then
+            sess.state = FINISHING
+            sess.finished_seqno = seqno
+            if sess.acks == 0 then -- a one-way capture: no ACK will show the end
+                sess.state = OVER
+                rec.over = true
+            end
+        elseif (mtype == VMCORE or mtype == KDH) and state == WAITING then
+            sess.state = RECEIVING
+        end
+    end
+
+    -- A well-formed client message, first pass.  raw: the datagram's captured bytes.
+    function S.message(pinfo, client, mtype, seqno, offset, length, raw, rec)
+        local t, ns, abs = times(pinfo)
+        local sess = session_for(client, mtype, t, ns, raw, rec)
         rec.session = sess
         rec.t = t
         if t > sess.last_t then sess.last_t = t end
+        sess.last_ns = ns
 
         local copies = sess.tx[seqno]
         local last_raw = sess.bytes[seqno]
@@ -118,6 +167,7 @@ return function(audit, files)
         sess.bytes[seqno] = raw
         sess.counts[mtype] = sess.counts[mtype] + 1
         if mtype == 2 then sess.finished = true end
+        move(sess, mtype, seqno, rec)
         local class = audit.message(sess.audit, ns, mtype, seqno, offset, length, copies ~= nil,
             rec.conflict == true)
         if class ~= "new" then
@@ -137,14 +187,11 @@ return function(audit, files)
     -- An ACK, first pass.
     function S.ack(pinfo, client, seqno, rec)
         local t, ns, abs = times(pinfo)
-        local sess = S.current[client]
+        local sess = S.current[client] or new_session(client, t, ns)
         rec.t = t
-        if sess == nil then
-            rec.unseen = true
-            return
-        end
         rec.session = sess
         if t > sess.last_t then sess.last_t = t end
+        sess.last_ns = ns
         local first = sess.acked[seqno]
         if first and first.abs == abs then
             rec.capture_dup_of = first.frame
@@ -180,6 +227,10 @@ return function(audit, files)
             sess.dup_acks = sess.dup_acks + 1
         else
             sess.acked[seqno] = rec
+            if seqno == sess.finished_seqno and sess.state == FINISHING then
+                sess.state = OVER
+                rec.over = true
+            end
         end
     end
 

@@ -12,12 +12,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from analyzer.wire import build_message
 from tests.dissector.test_dissector import (  # noqa: F401  (tshark is a fixture)
-    CLIENT, KDH, SERVER, VMCORE, Capture, assert_no_lua_errors, data, herald_and_ack, kdh, tshark,
+    CLIENT, CLIENT2, FINISHED, KDH, SERVER, VMCORE, Capture, assert_no_lua_errors, data, herald_and_ack,
+    kdh, tshark,
     tshark_env,
 )
 from tests.dissector.test_dissector_agreement import SIMULATED, simulated
@@ -115,4 +117,126 @@ def test_unsafe_herald_path_writes_to_the_top_folder(tshark, tmp_path, path):
     extract(pcap, tmp_path / "extract")
     ours = tree_hashes(tmp_path / "export")
     assert sorted(ours) == [f"info.{CLIENT}.0", f"vmcore.{CLIENT}.0"]
+    assert ours == tree_hashes(tmp_path / "extract")
+
+
+# --------------------------------------------------------------------------------------
+# Where a dump begins and ends: netdumpd's 600 s idle end, captures started late
+# --------------------------------------------------------------------------------------
+
+MINUTE = 60_000_000  # microseconds
+
+
+def rest_of_dump(cap: Capture, seq: int, off: int = 4096) -> None:
+    """More data, the KDH and FINISHED, each ACKed."""
+    cap.msg(VMCORE, seq, off, data(4096, 1))
+    cap.ack(seq)
+    cap.msg(KDH, seq + 1, 0, kdh(dumplength=off + 4096))
+    cap.ack(seq + 1)
+    cap.msg(FINISHED, seq + 2)
+    cap.ack(seq + 2)
+
+
+def silent_for(us: int, then_herald: bool = False) -> Callable[[Capture], None]:
+    """A dump whose client goes quiet for ``us`` after its first data."""
+    def build(cap: Capture) -> None:
+        herald_and_ack(cap)
+        cap.msg(VMCORE, 2, 0, data(4096))
+        cap.ack(2)
+        cap.tick(us)
+        if then_herald:
+            herald_and_ack(cap)
+        rest_of_dump(cap, 3)
+    return build
+
+
+def swept_late(cap: Capture) -> None:
+    """601 s of silence, but netdumpd looks every 10 s and another client's traffic set its
+    last look 8 s before this client speaks again: the session is still open then."""
+    herald_and_ack(cap)
+    cap.msg(VMCORE, 2, 0, data(4096))
+    cap.ack(2)
+    cap.tick(593_000_000)
+    herald_and_ack(cap, path=b"", client=CLIENT2)  # a look at 593 s; the next at 603 s
+    cap.tick(8_000_000)
+    rest_of_dump(cap, 3)  # at 601 s: not looked at yet
+
+
+def starts_with_an_ack(then_herald: bool) -> Callable[[Capture], None]:
+    """The capture starts with the ACK of a message it never saw; then (maybe) a HERALD:
+    netdumpd's session is the one the ACK opened, so the HERALD's folder is not used."""
+    def build(cap: Capture) -> None:
+        cap.ack(39)
+        if then_herald:
+            herald_and_ack(cap)
+        cap.msg(VMCORE, 40, 0, data(4096))
+        cap.ack(40)
+        rest_of_dump(cap, 41)
+    return build
+
+
+def starts_mid_dump(cap: Capture) -> None:
+    """The first packet is data at 64 KiB; a HERALD after the dump's FINISHED starts the next."""
+    cap.msg(VMCORE, 40, 65536, data(4096))
+    cap.ack(40)
+    rest_of_dump(cap, 41, off=69632)
+    cap.tick(1_000_000)
+    herald_and_ack(cap)
+    rest_of_dump(cap, 2, off=0)
+
+
+def finished_then_herald(cap: Capture) -> None:
+    """Only a FINISHED was seen (no data) when a HERALD comes: that HERALD starts a new dump."""
+    cap.msg(FINISHED, 9)
+    cap.ack(9)
+    herald_and_ack(cap)
+    rest_of_dump(cap, 2, off=0)
+
+
+def late_copy_after_the_end(cap: Capture) -> None:
+    """A whole dump, FINISHED ACKed, then a late copy with other bytes: it is not taken."""
+    herald_and_ack(cap)
+    cap.msg(VMCORE, 2, 0, data(4096))
+    cap.ack(2)
+    cap.msg(KDH, 3, 0, kdh(dumplength=4096))
+    cap.ack(3)
+    cap.msg(FINISHED, 4)
+    cap.ack(4)
+    cap.tick(1_000_000)
+    cap.msg(VMCORE, 2, 0, data(4096, 7))
+
+
+SESSION_CASES: dict[str, tuple[Callable[[Capture], None], list[str]]] = {
+    # name: (builder, the files both write)
+    "silent 599 s: one dump": (silent_for(599 * 1_000_000), ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0"]),
+    "silent 601 s: the dump ends, the rest is a new one": (
+        silent_for(601 * 1_000_000),
+        ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0", "info.{c}.0", "vmcore.{c}.0"]),
+    "silent 11 minutes, then a HERALD": (
+        silent_for(11 * MINUTE, then_herald=True),
+        ["crash/web1/info.{c}.0", "crash/web1/info.{c}.1", "crash/web1/vmcore.{c}.0",
+         "crash/web1/vmcore.{c}.1"]),
+    "silent 601 s, not yet looked at": (
+        swept_late, ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0", "info.{c2}.0", "vmcore.{c2}.0"]),
+    "starts with an ACK": (starts_with_an_ack(False), ["info.{c}.0", "vmcore.{c}.0"]),
+    "starts with an ACK, then a HERALD": (starts_with_an_ack(True), ["info.{c}.0", "vmcore.{c}.0"]),
+    "starts mid-dump": (starts_mid_dump, ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0",
+                                          "info.{c}.0", "vmcore.{c}.0"]),
+    "a late copy after the end": (late_copy_after_the_end, ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0"]),
+    "a FINISHED, then a HERALD": (finished_then_herald, ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0",
+                                                         "info.{c}.0", "vmcore.{c}.0"]),
+}
+
+
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("case", sorted(SESSION_CASES))
+def test_dumps_begin_and_end_where_extract_says(tshark, tmp_path, case, two_pass):
+    build, expected = SESSION_CASES[case]
+    cap = Capture()
+    build(cap)
+    pcap = cap.write(tmp_path / "case.pcap")
+    export(tshark, pcap, tmp_path / "export", tmp_path, two_pass)
+    extract(pcap, tmp_path / "extract")
+    ours = tree_hashes(tmp_path / "export")
+    assert sorted(ours) == sorted(e.format(c=CLIENT, c2=CLIENT2) for e in expected)
     assert ours == tree_hashes(tmp_path / "extract")
