@@ -56,6 +56,22 @@ def cli() -> None:
     """Recover FreeBSD netdump crash dumps from packet captures, and audit the transfer."""
 
 
+def _analysis_opts(command):
+    """The options extract and summary share, after their own outputs' (in --help order)."""
+    for option in (decompress_opt, private_key_opt, follow_opts, merge_opt, quiet_opt,
+                   verify_opt, size_opt):
+        command = option(command)
+    return command
+
+
+def _analyse(merge, captures, outdir, max_dump_size, quiet, no_verify, live, follow, idle):
+    """One run of extract or summary: (analysis, report, exit status)."""
+    from analyzer.merge.run import run_either
+    return run_either(merge, captures, outdir, max_dump_size, progress=progress_for(not quiet),
+                      verify_checksums=not no_verify, **live.callbacks,
+                      **follow_for(follow, idle, merge))
+
+
 @cli.command()
 @captures_arg
 @output_dir_option("-o", "--output", "outdir", required=True,
@@ -64,28 +80,20 @@ def cli() -> None:
 @json_lines_opt
 @exec_opt
 @exec_timeout_opt
-@size_opt
-@verify_opt
-@quiet_opt
-@merge_opt
-@follow_opts
-@private_key_opt
-@decompress_opt
+@_analysis_opts
 def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, max_dump_size,
             no_verify, quiet, merge, follow, idle, private_key, decompress):
     """Write every dump found in CAPTURES as netdumpd would have saved it."""
-    from analyzer.debug.ready import check_private_key, make_ready
-    from analyzer.merge.run import run_either
+    from analyzer.debug.ready import ReadyStep, check_private_key, make_ready
     check_private_key(private_key)
-    live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir)
+    ready = ReadyStep(outdir, private_key, decompress)
+    live = _live(merge, json_out, json_lines, quiet, exec_program, exec_timeout, outdir, ready)
     with interruptible(f"any data read so far is in *.part files in {outdir}; "
                        "their info files say Dump incomplete"):
-        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
-                                            progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify, **live.callbacks,
-                                            **follow_for(follow, idle, merge))
+        analysis, report, code = _analyse(merge, captures, outdir, max_dump_size, quiet,
+                                          no_verify, live, follow, idle)
     live.close()
-    notes = make_ready(report, outdir, private_key, decompress)
+    notes = make_ready(report, outdir, private_key, decompress, ready.done)
     emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
                 line_notes=notes)
     sys.exit(code)
@@ -95,26 +103,17 @@ def extract(captures, outdir, json_out, json_lines, exec_program, exec_timeout, 
 @captures_arg
 @json_opt
 @json_lines_opt
-@size_opt
-@verify_opt
-@quiet_opt
-@merge_opt
-@follow_opts
-@private_key_opt
-@decompress_opt
+@_analysis_opts
 def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, merge, follow, idle,
             private_key, decompress):
     """The same analysis as extract, writing no dump files."""
     from analyzer.debug.ready import check_private_key, summary_ready
-    from analyzer.merge.run import run_either
     check_private_key(private_key)
-    live = _live(merge, json_out, json_lines, quiet)
     with interruptible("no report was written"), \
-            summary_ready(private_key, decompress) as (outdir, finish):
-        analysis, report, code = run_either(merge, captures, outdir, max_dump_size,
-                                            progress=progress_for(not quiet),
-                                            verify_checksums=not no_verify, **live.callbacks,
-                                            **follow_for(follow, idle, merge))
+            summary_ready(private_key, decompress) as (outdir, finish, ready):
+        live = _live(merge, json_out, json_lines, quiet, ready=ready)
+        analysis, report, code = _analyse(merge, captures, outdir, max_dump_size, quiet,
+                                          no_verify, live, follow, idle)
         notes = finish(report)
     live.close()
     emit_report(report, json_out, analysis.records, quiet, lines_printed=not merge,
@@ -123,7 +122,7 @@ def summary(captures, json_out, json_lines, max_dump_size, no_verify, quiet, mer
 
 
 def _live(merge, json_out, json_lines, quiet, exec_program=None, exec_timeout=60.0,
-          outdir=None):
+          outdir=None, ready=None):
     """The outputs made as each dump ends: its line, its JSON line, the exec hook."""
     from analyzer.outputs import LiveOutputs
     if merge and (json_lines or exec_program):
@@ -137,7 +136,7 @@ def _live(merge, json_out, json_lines, quiet, exec_program=None, exec_timeout=60
         return LiveOutputs(None if quiet or merge else lines_stream(json_out, json_lines),
                            json_lines, exec_program, exec_timeout, outdir,
                            warn=lambda text: click.echo(f"warning: {text}", err=True),
-                           live=not merge)
+                           live=not merge, ready=ready)
     except OSError as exc:
         raise Failure(f"{json_lines}: {exc.strerror}") from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import IO
+from typing import IO, Callable
 
 from analyzer.recovery.dump import DumpRecord
 
@@ -19,7 +19,8 @@ _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 class JsonLines:
     """``dump(rec)`` and ``anomaly(entry)`` as the pipeline's callbacks; ``close()``."""
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, extra: Callable[[DumpRecord], dict] | None = None):
+        self.extra = extra  # keys the report's session gets after the run (its "inspect")
         if target == "-":
             self.stream: IO[str] = sys.stdout
             self._own = False
@@ -33,7 +34,8 @@ class JsonLines:
 
     def dump(self, rec: DumpRecord) -> None:
         from analyzer.report import session_json
-        self._write({"event": "dump", **session_json(rec, rec.frames)})
+        more = self.extra(rec) if self.extra else {}
+        self._write({"event": "dump", **session_json(rec, rec.frames), **more})
 
     def anomaly(self, entry: dict) -> None:
         self._write({"event": "anomaly", **entry})

@@ -17,12 +17,14 @@ class LiveOutputs:
     def __init__(self, lines_to: IO[str] | None = None, json_lines: str | None = None,
                  exec_program: str | None = None, exec_timeout: float = DEFAULT_TIMEOUT,
                  outdir: str | None = None, warn: Callable[[str], None] | None = None,
-                 live: bool = True):
+                 live: bool = True, ready=None):
         self.lines_to = lines_to  # the per-dump lines, None when quiet
-        self.json = JsonLines(json_lines) if json_lines else None
+        self.ready = ready  # a ReadyStep: each dump derived and inspected first, as it ends
+        self.json = JsonLines(json_lines, ready.extra if ready else None) \
+            if json_lines else None
         self.hook = ExecHook(exec_program, outdir, exec_timeout, warn) \
             if exec_program and outdir else None
-        self.on_dump: list[Callable] = [self._line]
+        self.on_dump: list[Callable] = ([ready] if ready else []) + [self._line]
         self.on_anomaly: list[Callable] = []
         if self.json:
             self.on_dump.append(self.json.dump)
@@ -36,6 +38,9 @@ class LiveOutputs:
         if self.lines_to is not None:
             from analyzer.report import summary_line
             print(summary_line(rec), file=self.lines_to, flush=True)
+            note = self.ready.notes.get(rec.session) if self.ready else None
+            if note:  # what the dump itself says, on a line of its own (README)
+                print(f"dump {rec.session}:{note}", file=self.lines_to, flush=True)
 
     def close(self) -> None:
         if self.hook:

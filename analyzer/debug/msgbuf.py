@@ -29,15 +29,23 @@ def _captured_nul(ring: bytes, start: int, end: int, missing: Ranges) -> bool:
     return False
 
 
+def _newest(ring: bytes, ends: list[int]) -> int | None:
+    """The write position among the ends of several "Dumping" lines. An earlier attempt's
+    line (a minidump retry, or one kept from an earlier boot) is followed by what the kernel
+    printed next: progress dots or a newline. The newest is followed by the oldest text of
+    the ring, or by never-written NULs."""
+    fresh = [e for e in ends if ring[e:e + 1] not in (b".", b"\n", b"\r", b" ")]
+    return (fresh or ends or [None])[-1]
+
+
 def write_position(ring: bytes, missing: Ranges) -> tuple[int | None, bool]:
     """(offset where the newest text ends, whether the ring has wrapped); None: not found."""
     size = len(ring)
     doubled = ring + ring[:64]  # the line may straddle the end of the ring
     shifted = missing + [(a + size, b + size) for a, b in missing]
-    found = None
-    for m in _DUMPING.finditer(doubled):
-        if m.start() < size and not any(a < m.end() and b > m.start() for a, b in shifted):
-            found = m.end() % size
+    ends = [m.end() % size for m in _DUMPING.finditer(doubled)
+            if m.start() < size and not any(a < m.end() and b > m.start() for a, b in shifted)]
+    found = _newest(ring, ends)
     if found is None:
         # No "Dumping" line: an unwrapped ring still ends where its captured NULs begin.
         tail = max([len(ring.rstrip(b"\0"))] + [b for _a, b in missing])

@@ -97,10 +97,12 @@ def _bit_of(pa: int, avail) -> int:
 
 
 def minidump(arch: str = "amd64", version: int = 3, npages: int = 24,
-             msgbufsize: int = 8192, wrapped: bool = False, seed: int = 1) -> Minidump:
-    text = console_text(400 if wrapped else 3)
+             msgbufsize: int = 8192, wrapped: bool = False, seed: int = 1,
+             text: str | None = None) -> Minidump:
+    if text is None:
+        text = console_text(400 if wrapped else 3)
+        assert (len(text.encode()) > msgbufsize) == wrapped
     ring, held = msgbuf_ring(text, msgbufsize)
-    assert (len(text.encode()) > msgbufsize) == wrapped
     avail = AVAIL if version >= 3 else None
     # Pages: a few in the low range, the rest in the high range (v2: bit x 4096).
     pas = [0x2000, 0x3000, 0x9E000] + [0x200000 + i * PAGE for i in range(npages - 3)]

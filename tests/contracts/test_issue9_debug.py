@@ -428,3 +428,58 @@ def test_summary_private_key_lists_no_files_and_inspects(tmp, run, rsa):
     assert session["files"] == []
     assert session["inspect"]["format"] == "minidump"
     assert session["inspect"]["kgdb"] == "ok"
+
+
+def test_decrypt_then_decompress_a_holed_chacha20_gzip_dump(tmp, run, rsa):
+    md = D.minidump(npages=120)
+    stream = D.kernel_gzip(md.image)
+    hole = (20 * 1448, 21 * 1448)
+    cap, _ = _encrypted_capture(tmp, rsa, D.padded(stream), D.CHACHA, compression=1,
+                                length=len(stream), lose={(W.VMCORE, hole[0])})
+    _extract(run, cap, tmp / "o")
+    res = run("decrypt", tmp / "o" / f"vmcore_encrypted.{IP}.0.gz", "--private-key",
+              _pem(tmp, rsa))
+    assert res.code == 0, res
+    gz = tmp / "o" / f"vmcore.{IP}.0.gz"
+    assert _missing_map(gz) == [list(hole)]
+    assert gz.read_bytes()[:hole[0]] == stream[:hole[0]]
+    res = run("decompress", gz)
+    assert res.code == 0, res
+    out = (tmp / "o" / f"vmcore.{IP}.0").read_bytes()
+    lost = _missing_map(tmp / "o" / f"vmcore.{IP}.0")
+    assert lost and out[:lost[0][0]] == md.image[:lost[0][0]]
+    assert str(hole[0]) in res.out  # where decoding stopped, in compressed offsets
+
+
+def _elf_core(segments):
+    """A little-endian ELF64 core: header, PT_LOAD program headers, the segments' data."""
+    import struct
+    eh = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 4, 62, 1, 0,
+                     64, 0, 0, 64, 56, len(segments), 0, 0, 0)
+    ph = b"".join(struct.pack("<IIQQQQQQ", 1, 6, off, 0xFFFFF80000000000 + pa, pa, size,
+                              size, 4096) for off, pa, size in segments)
+    end = max(off + size for off, _pa, size in segments)
+    return (eh + ph).ljust(4096, b"\0") + bytes(range(256)) * ((end - 4096) // 256)
+
+
+def test_inspect_full_elf_dump_maps_missing_bytes_to_pt_load_and_physical(tmp, run):
+    core = _elf_core([(4096, 0x100000, 8192), (12288, 0x800000, 8192)])
+    _extract(run, _plain_capture_of(tmp, core, {(W.VMCORE, 1448 * 9)}), tmp / "o")
+    _res, entry = _inspect(run, tmp, tmp / "o" / f"vmcore.{IP}.0")
+    assert entry["format"] == "elf" and entry["kgdb"] == "degraded"
+    a = 1448 * 9  # [13032, 14480): segment 1 from its byte 744
+    text = " ".join(entry["problems"])
+    assert "PT_LOAD 1" in text and f"{0x800000 + a - 12288:#x}" in text, text
+
+
+def test_inspect_full_elf_dump_without_program_headers_is_unusable(tmp, run):
+    core = _elf_core([(4096, 0x100000, 8192)])
+    _extract(run, _plain_capture_of(tmp, core, {(W.VMCORE, 0)}), tmp / "o")
+    _res, entry = _inspect(run, tmp, tmp / "o" / f"vmcore.{IP}.0")
+    assert entry["kgdb"] == "unusable"
+
+
+def _plain_capture_of(tmp, image, lose):
+    s = W.Session(dump=image, kdh=W.kdh(len(image)), lose=set(lose))
+    W.write_capture(tmp / "f.pcap", [s])
+    return tmp / "f.pcap"
