@@ -70,15 +70,19 @@ def unknowable_resends(t: dict) -> int:
     return 1 if first["attempt"] > 1 else 0
 
 
+def _run(gen, mtu, mbps, jitter, comp, enc, point, seed, oneway=False):
+    dup = 0.03 if seed % 2 else 0.0
+    image = ("legacy", "minidump")[seed // 3 % 2]
+    return run(DumpSpec(generation=gen, size=256 << 10, mtu=mtu, compress=comp, encrypt=enc,
+                        image=image),
+               NetworkSpec(link_mbps=mbps, host_jitter=jitter, loss=0.01, ack_loss=0.01,
+                           dup=dup, ack_dup=dup), point, seed=seed, oneway=oneway)
+
+
 @pytest.mark.parametrize("gen,mtu,mbps,jitter,comp,enc,point,seed", list(_cases()))
 def test_generation_bursts_and_resends_match_the_truth(gen, mtu, mbps, jitter, comp, enc,
                                                        point, seed):
-    dup = 0.03 if seed % 2 else 0.0
-    image = ("legacy", "minidump")[seed // 3 % 2]
-    a, t = run(DumpSpec(generation=gen, size=256 << 10, mtu=mtu, compress=comp, encrypt=enc,
-                        image=image),
-               NetworkSpec(link_mbps=mbps, host_jitter=jitter, loss=0.01, ack_loss=0.01,
-                           dup=dup, ack_dup=dup), point, seed=seed)
+    a, t = _run(gen, mtu, mbps, jitter, comp, enc, point, seed)
     g = a["generation"]
     assert GEN[gen] in g["candidates"], g
     if singled_out(gen, comp, t):
@@ -100,3 +104,26 @@ def test_generation_bursts_and_resends_match_the_truth(gen, mtu, mbps, jitter, c
     assert r["total"] == c["retransmissions"] - unknowable_resends(t)
     assert r["network_duplicates"] == c["network_duplicates"]
     assert r["captured"] == r["total"] - r["hidden"] + r["network_duplicates"]
+
+
+@pytest.mark.parametrize("gen,mtu,mbps,jitter,comp,enc,point,seed",
+                         [p for p in _cases() if p.values[6] != "server"])
+def test_one_way_captures_keep_the_generation_verdict_and_the_send_calls(
+        gen, mtu, mbps, jitter, comp, enc, point, seed):
+    """The client's datagrams alone, captured where the client's every transmission shows
+    (at the client, or a mirror port): call boundaries that only timing tells come from the
+    client's turnaround from its last packet. (At the server, without ACKs, a new call whose
+    first copies were lost looks like a resend of the previous call's tail.)"""
+    a, t = _run(gen, mtu, mbps, jitter, comp, enc, point, seed, oneway=True)
+    assert a["acks"]["total"] == 0
+    g = a["generation"]
+    assert GEN[gen] in g["candidates"], g
+    if singled_out(gen, comp, t):
+        assert g["guess"] == GEN[gen], g
+    b = a["bursts"]
+    if t["max_payload"] == 4096 and t["host_stalls"]:
+        # without ACKs any stall as long as the client's turnaround looks like a call's end
+        assert t["calls_captured"] <= b["count"] <= t["calls_captured"] + t["host_stalls"], b
+    else:
+        assert b["count"] == t["calls_captured"], b
+        assert b["vmcore"] == t["vmcore_calls_captured"]
