@@ -117,13 +117,20 @@ def stevens(plt, data, title: str, path: str, t0: int, missing=()) -> str:
     return _save(plt, fig, path)
 
 
+def _dots(plt, pts: list, t0: int, color: str, **kw):
+    """A figure with one series of durations (ms) against time, as dots sized to their
+    number: (fig, ax, the durations)."""
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    x, y = _xy(pts, t0, 1e-6)
+    ax.plot(x, y, ".", color=color, markersize=3 if len(pts) > 300 else 6, **kw)
+    return fig, ax, y
+
+
 def rtt(plt, data, title: str, path: str, t0: int) -> str | None:
     pts = data.rtts.points()
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    x, y = _xy(pts, t0, 1e-6)
-    ax.plot(x, y, ".", color="tab:blue", markersize=3 if len(pts) > 300 else 6)
+    fig, ax, y = _dots(plt, pts, t0, "tab:blue")
     _log_axis(ax, y)
     ax.set_xlabel("time since first packet (s)")
     ax.set_ylabel("RTT (ms)")
@@ -136,10 +143,7 @@ def burst_timeline(plt, data, title: str, path: str, t0: int) -> str | None:
     pts = data.burst_time.points()
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    x, y = _xy(pts, t0, 1e-6)
-    ax.plot(x, y, ".", color="tab:grey", markersize=3 if len(pts) > 300 else 6,
-            label=f"burst ({data.burst_time.count:,})")
+    fig, ax, y = _dots(plt, pts, t0, "tab:grey", label=f"burst ({data.burst_time.count:,})")
     bad = data.burst_retx.all()
     if bad:
         bx = [(t - t0) / 1e9 for t, _ in bad]
