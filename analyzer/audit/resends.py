@@ -32,16 +32,20 @@ class ResendCount:
     def timeout(self) -> int | None:
         return self.timeouts.percentile(50) if self.timeouts.count else None
 
-    def hidden_resend(self, b: Burst | None, mtype: int) -> None:
-        """A first captured copy that is a resend (``b``: its burst, None when folded)."""
+    def hidden_resend(self, b: Burst | None, mtype: int, spurious: bool = False) -> None:
+        """A first captured copy that is a resend (``b``: its burst, None when folded);
+        ``spurious``: an ACK of the seqno was captured before it."""
         if b is None:
             self.outside += 1
         else:
             b.retransmits += 1
-            b.needed += 1
             b.hidden += 1
+            if spurious:
+                b.spurious += 1
+            else:
+                b.needed += 1
         self.retx[mtype] += 1
-        self.needed[mtype] += 1
+        (self.spurious if spurious else self.needed)[mtype] += 1
         self.hidden[mtype] += 1
 
     def resend(self, b: Burst | None, slot: list | None, mtype: int, ts: int,

@@ -110,6 +110,7 @@ class SessionAudit:
                 and length <= 4096 and offset + length - cur.off_start <= 65536 \
                 and gap <= self.stall_threshold and gap <= ROUND_GAP \
                 and (cur.unacked and self.ledger.acks or (offset - cur.off_start) & 4095) \
+                and not cur.acked_ahead \
                 and len(_payload) == length:
             # the common case: the next full-size VMCORE packet of the burst in flight (its
             # length is the burst's first, already counted in max_payload): a packet of the
@@ -142,8 +143,7 @@ class SessionAudit:
             self.oversized.add((frame, MsgType(mtype).name, seq, length))
         if gap > self.stall_threshold:
             before, unacked = cur, (cur.unacked if cur else 0)
-        if _c:
-            self.conflicts += 1
+        self.conflicts += bool(_c)
         if retransmit:
             self.resends.captured += 1
             hint = self._resend(ev)
@@ -155,15 +155,19 @@ class SessionAudit:
         self.last_tx_ts, self.last_tx_frame = ts, frame
         if self.rows is not None:
             row = self.rows.message(ev)
-            slot = self._slot(seq)
+            slot = self._slot(seq)[1]
             if slot is not None:
                 slot[S_ROW] = row
 
-    def _slot(self, seq: int) -> list | None:
-        slot = self.cur.slots.get(seq) if self.cur is not None else None
-        if slot is None and self.prev is not None:
-            slot = self.prev.slots.get(seq)
-        return slot
+    def _slot(self, seq: int) -> tuple[Burst | None, list | None]:
+        """The burst in flight that holds ``seq`` and its slot (the burst in flight and None
+        when neither of the two holds it)."""
+        b = self.cur
+        slot = b.slots.get(seq) if b is not None else None
+        if slot is None and self.prev is not None and seq in self.prev.slots:
+            b = self.prev
+            slot = b.slots[seq]
+        return b, slot
 
     def _first_copy(self, ev) -> None:
         """Bookkeeping for the first captured copy of a seqno."""
@@ -261,18 +265,25 @@ class SessionAudit:
         cur.off_next = offset + length
         cur.last_len = length
         cur.last_tx_ts, cur.last_tx_frame = ts, ev.frame
-        cur.unacked += 1
-        cur.slots[seq] = [ts, ev.frame, offset, length, mtype, 2 if hidden else 1, 0, 0, 0, None,
-                          ts, 0]
-        if hidden:
-            self.resends.hidden_resend(cur, mtype)
+        acked = self._acked(cur, seq, ts, ev.frame, offset, length, mtype, hidden)
+        if hidden or acked:
+            self.resends.hidden_resend(cur, mtype, acked)
         if self.plot is not None:
-            self._plot_first(ts, mtype, offset, hidden)
+            self._plot_first(ts, mtype, offset, hidden or acked)
         return hint
 
+    def _acked(self, b: Burst, seq: int, ts: int, frame: int, offset: int, length: int,
+               mtype: int, resend: bool) -> bool:
+        """The slot of a first captured copy in burst ``b``. True when an ACK of ``seq`` was
+        captured before it: the server had an earlier copy, so this one is a resend."""
+        ack = self.ledger.unseen.pop(seq, 0) if self.ledger.unseen else 0
+        b.unacked += not ack
+        b.slots[seq] = [ts, frame, offset, length, mtype, 2 if resend or ack else 1, ack, 0,
+                        1 if ack else 0, None, ts, 0]
+        return bool(ack)
+
     def _plot_first(self, ts: int, mtype: int, offset: int, resend: bool) -> None:
-        """A first captured copy is plotted as one (the table's "first"), and also as a
-        retransmission when it is a resend (the table's "retransmitted")."""
+        """A first captured copy: the table's "first", and "retransmitted" if a resend."""
         self.plot.first(ts, mtype, offset)
         if resend:
             self.plot.resend(ts, mtype, offset)
@@ -288,31 +299,30 @@ class SessionAudit:
         elif prev is not None and seq >= prev.first_seq:
             b = prev
         if b is None:
-            self.resends.hidden_resend(None, mtype)
+            acked = self.ledger.unseen.pop(seq, None) is not None
+            self.resends.hidden_resend(None, mtype, acked)
             if self.plot is not None:
                 self._plot_first(ts, mtype, ev.offset, True)
             return None
-        resend = b.in_round or ts - b.last_tx_ts > ROUND_GAP
+        timed = b.in_round or ts - b.last_tx_ts > ROUND_GAP
         hint = None
-        if resend:
+        if timed:
             if self.resends.round(b, ts, seq):
                 hint = "resend after the poll timeout; the first copy never reached the capture point"
             b.last_tx_ts, b.last_tx_frame = ts, ev.frame
-        else:
-            self.reordered += 1
         if seq < b.first_seq:
             b.first_seq = seq
         if ev.offset < b.off_start:
             b.off_start = ev.offset
         b.packets += 1
         b.bytes += ev.length
-        b.unacked += 1
-        b.slots[seq] = [ts, ev.frame, ev.offset, ev.length, mtype, 2 if resend else 1, 0, 0, 0,
-                        None, ts, 0]
-        if resend:
-            self.resends.hidden_resend(b, mtype)
+        acked = self._acked(b, seq, ts, ev.frame, ev.offset, ev.length, mtype, timed)
+        if timed or acked:
+            self.resends.hidden_resend(b, mtype, acked)
+        else:
+            self.reordered += 1
         if self.plot is not None:
-            self._plot_first(ts, mtype, ev.offset, resend)
+            self._plot_first(ts, mtype, ev.offset, timed or acked)
         return hint
 
     def _new_call(self, cur: Burst, seq: int, gap: int, ts: int) -> bool:
@@ -328,10 +338,9 @@ class SessionAudit:
         """A gap of whole poll timeouts before a new burst: was the client waiting on the
         previous call (a packet of it unACKed or never captured, or an ACK captured in the
         gap, answering a resend the capture missed) rather than resending this one?"""
-        if prev is None:
-            return False
-        return bool(prev.unacked or prev.packets < prev.last_seq - prev.first_seq + 1
-                    or self.gap_ack > ROUND_GAP)
+        return prev is not None and bool(
+            prev.unacked or prev.packets < prev.last_seq - prev.first_seq + 1
+            or self.gap_ack > ROUND_GAP)
 
     def _open_burst(self, mtype, seq, offset, length, frame, ts) -> Burst:
         if self.prev is not None:
@@ -345,12 +354,7 @@ class SessionAudit:
 
     def _resend(self, ev) -> None:
         ts, seq, mtype = ev.ts, ev.seqno, ev.type
-        b = self.cur
-        slot = b.slots.get(seq) if b is not None else None
-        if slot is None and self.prev is not None:
-            slot = self.prev.slots.get(seq)
-            if slot is not None:
-                b = self.prev
+        b, slot = self._slot(seq)
         rs = self.resends
         if slot is not None and ts - slot[S_LAST] < rs.dup_window() and not ev.conflict:
             # the same bytes inside the same send (sooner than any poll timeout could bring
