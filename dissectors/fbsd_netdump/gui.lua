@@ -4,7 +4,8 @@
 -- shows the -z fbsd_netdump,stats table.  The export retaps the packets (a Listener with
 -- retap_packets): the dissector hands every message to the exporter once more.
 --
--- FBSD_NETDUMP_GUI (a global table) exposes the same actions to a test script.
+-- FBSD_NETDUMP_GUI (a global table) exposes the same actions to a test script, and in
+-- FBSD_NETDUMP_GUI.menus the function each menu item runs.
 -- Loaded by netdump.lua; registers nothing outside the GUI.
 
 return function(S, X, stats, files)
@@ -86,10 +87,16 @@ return function(S, X, stats, files)
         return tw
     end
 
+    -- what each menu item runs, by its full path (a test script calls the same functions)
+    G.menus = {
+        ["Tools/FreeBSD netdump/Dumps..."] = G.dumps_window,
+        ["Statistics/FreeBSD netdump"] = G.stats_window,
+    }
+
     _G.FBSD_NETDUMP_GUI = G
     if gui_enabled() then
-        register_menu("FreeBSD netdump/Dumps...", G.dumps_window, MENU_TOOLS_UNSORTED)
-        register_menu("FreeBSD netdump", G.stats_window, MENU_STAT_UNSORTED)
+        register_menu("FreeBSD netdump/Dumps...", G.menus["Tools/FreeBSD netdump/Dumps..."], MENU_TOOLS_UNSORTED)
+        register_menu("FreeBSD netdump", G.menus["Statistics/FreeBSD netdump"], MENU_STAT_UNSORTED)
     end
     return G
 end
