@@ -9,6 +9,7 @@ series come from :class:`~analyzer.audit.plotdata.PlotData`, already bounded.
 from __future__ import annotations
 
 import os
+import sys
 
 MARKER_NAMES = {1: "HERALD", 2: "FINISHED", 4: "KDH", 5: "EKCD key"}
 MARKER_COLORS = {1: "tab:green", 2: "tab:purple", 4: "tab:brown", 5: "tab:olive"}
@@ -67,9 +68,20 @@ def _markers(ax, data, t0: int) -> None:
         seen.add((mtype, resend))
 
 
-def _save(plt, fig, path: str) -> str:
+def _save(plt, fig, path: str) -> str | None:
+    """The PNG at ``path``, made new; a name already taken is left as it is (a warning)."""
+    from analyzer.exits import Failure
+    from analyzer.newfiles import create_exclusive
+
+    try:
+        fd = create_exclusive(path, 0o644)
+    except Failure as exc:
+        plt.close(fig)
+        print(f"warning: --plot: {exc}", file=sys.stderr)
+        return None
     fig.tight_layout()
-    fig.savefig(path)
+    with os.fdopen(fd, "wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
     return path
 
@@ -176,9 +188,9 @@ def write_plots(sink, report: dict, directory: str) -> list[str]:
         stem = os.path.join(directory, f"dump-{s['id']}-{s['client']}")
         t0 = sa.start_ts
         missing = [tuple(r) for r in (s.get("vmcore") or {}).get("missing", [])]
-        out.append(stevens(plt, data, title + ": offset vs time", stem + "-stevens.png", t0,
-                           missing))
-        for p in (rtt(plt, data, title, stem + "-rtt.png", t0),
+        for p in (stevens(plt, data, title + ": offset vs time", stem + "-stevens.png", t0,
+                          missing),
+                  rtt(plt, data, title, stem + "-rtt.png", t0),
                   burst_timeline(plt, data, title, stem + "-bursts.png", t0)):
             if p:
                 out.append(p)
