@@ -10,8 +10,6 @@ does not take as it is (ICMP, fragments, options, cut or odd lengths) goes to
 from __future__ import annotations
 
 import struct
-from typing import Any
-
 from analyzer.capture.decode import datagram_bad
 from analyzer.capture.links import DECODERS, LT_ETHERNET, VLAN_TPIDS
 from analyzer.datagram import Datagram
@@ -24,28 +22,32 @@ ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHHH")
 IP_FAST = struct.Struct("!BxH2xHxB2x4s4sHHHH")
 
 
-def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = None,
-                base: list | None = None):
+class FrameTaker:
     """``take(lt, buf, d, end, frame, ts, out)``: the items of the frame ``buf[d:end]``
     appended to ``out``. With ``checks``, the UDP checksums of common Ethernet frames are
     left to the checksum helper: their positions (``base[0]`` is the file offset of
-    ``buf[0]``) are noted there instead."""
-    eth_fast = ETH_FAST.unpack_from
-    ip_fast = IP_FAST.unpack_from
-    general = decoder.frame
-    decoders = DECODERS
-    new = _new
-    Dgram = Datagram
-    chk = checks.extend if checks is not None else None  # flat: index, start, end
-    # link identities of the last two source MACs, reused: one tuple per host, not per frame
-    mac_a = mac_b = b"\xff" * 7
-    link_a: Any = None
-    link_b: Any = None
+    ``buf[0]``) are noted there instead. A class rather than a closure so that frames.pxd
+    can give its state and locals C types when compiled."""
 
-    def take(lt, buf, d, end, frame, ts, out):
-        nonlocal mac_a, mac_b, link_a, link_b
+    def __init__(self, ports: frozenset, verify: bool, decoder, checks: list | None = None,
+                 base: list | None = None):
+        self.ports = ports
+        self.verify = verify
+        self.eth_fast = ETH_FAST.unpack_from
+        self.ip_fast = IP_FAST.unpack_from
+        self.general = decoder.frame
+        self.decoders = DECODERS
+        self.chk = checks.extend if checks is not None else None  # flat: index, start, end
+        self.base = base
+        # link identities of the last two source MACs, reused: one tuple per host, not per frame
+        self.mac_a = self.mac_b = b"\xff" * 7
+        self.link_a = None
+        self.link_b = None
+
+    def take(self, lt, buf, d, end, frame, ts, out):
+        ports = self.ports
         if lt == LT_ETHERNET and end - d >= 42:
-            et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = eth_fast(buf, d)
+            et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = self.eth_fast(buf, d)
             if et == 0x0800:
                 if vihl == 0x45:
                     if proto != 17:
@@ -57,29 +59,31 @@ def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = N
                         ipend = d + 14 + totlen
                         if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
                             bad = False
-                            if verify:
+                            if self.verify:
+                                chk = self.chk
                                 if ucsum and chk is not None:  # verified by the checksum helper
-                                    chk((len(out), base[0] + d + 14, base[0] + ipend))
+                                    base = self.base[0]
+                                    chk((len(out), base + d + 14, base + ipend))
                                 else:
                                     bad = datagram_bad(buf, d + 14, ipend, ulen, sa, da, ucsum)
-                            if buf.startswith(mac_a, d + 6):
-                                link = link_a
-                            elif buf.startswith(mac_b, d + 6):
-                                link = link_b
+                            if buf.startswith(self.mac_a, d + 6):
+                                link = self.link_a
+                            elif buf.startswith(self.mac_b, d + 6):
+                                link = self.link_b
                             else:
-                                mac_b, link_b = mac_a, link_a
-                                mac_a = buf[d + 6:d + 12]
-                                link = link_a = (mac_a, ())
-                            out.append(new(Dgram, (frame, ts, sa, da, sport, dport,
-                                                   buf[d + 42:ipend], 0, link, bad)))
+                                self.mac_b, self.link_b = self.mac_a, self.link_a
+                                self.mac_a = buf[d + 6:d + 12]
+                                link = self.link_a = (self.mac_a, ())
+                            out.append(_new(Datagram, (frame, ts, sa, da, sport, dport,
+                                                       buf[d + 42:ipend], 0, link, bad)))
                             return
-                items = general(lt, buf[d:end], frame, ts)
+                items = self.general(lt, buf[d:end], frame, ts)
                 if items:
                     out.extend(items)
                 return
             if et not in VLAN_TPIDS:
                 return
-        link_decoder = decoders.get(lt)
+        link_decoder = self.decoders.get(lt)
         if link_decoder is None:
             return
         found = link_decoder(buf, d, end)
@@ -87,7 +91,7 @@ def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = N
             return
         ip, link = found
         if ip + 28 <= end:
-            vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = ip_fast(buf, ip)
+            vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = self.ip_fast(buf, ip)
             if vihl >> 4 != 4 or proto != 17:
                 if proto != 1 or vihl >> 4 != 4:  # not ICMP either
                     return
@@ -96,12 +100,16 @@ def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = N
                     return
                 ipend = ip + totlen
                 if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
-                    bad = datagram_bad(buf, ip, ipend, ulen, sa, da, ucsum) if verify else False
-                    out.append(new(Dgram, (frame, ts, sa, da, sport, dport, buf[ip + 28:ipend],
-                                           0, link, bad)))
+                    bad = datagram_bad(buf, ip, ipend, ulen, sa, da, ucsum) if self.verify else False
+                    out.append(_new(Datagram, (frame, ts, sa, da, sport, dport,
+                                               buf[ip + 28:ipend], 0, link, bad)))
                     return
-        items = general(lt, buf[d:end], frame, ts)
+        items = self.general(lt, buf[d:end], frame, ts)
         if items:
             out.extend(items)
 
-    return take
+
+def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = None,
+                base: list | None = None):
+    """``take(lt, buf, d, end, frame, ts, out)`` (``FrameTaker.take``, bound)."""
+    return FrameTaker(ports, verify, decoder, checks, base).take

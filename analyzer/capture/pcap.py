@@ -27,43 +27,7 @@ class PcapWalker(FileWalker):
         return caplen
 
     def records(self, buf, pos, out):
-        rec = self.rec
-        hlen = self.hlen
-        take = self.take
-        lt = self.o.linktype
-        frac_mul = self.frac_mul
-        snaplen = self.snaplen
-        known = self.known
-        frame = self.frame
-        n = len(buf)
-        try:
-            while True:
-                if pos + hlen > n:
-                    break
-                sec, frac, caplen, wirelen = rec(buf, pos)
-                if self.swapped:
-                    caplen = self._lengths(caplen, wirelen)
-                if caplen > MAX_CAPLEN:
-                    self.ts = sec * 1000000000 + frac * frac_mul
-                    self.frame = frame
-                    self.stop(out, f"record {frame + 1} claims {caplen} captured bytes, more "
-                                   f"than the maximum {MAX_CAPLEN},")
-                    return pos
-                d = pos + hlen
-                end = d + caplen
-                if end > n:
-                    break
-                pos = end
-                frame += 1
-                ts = self.ts = sec * 1000000000 + frac * frac_mul
-                if snaplen and caplen > snaplen:
-                    self.frame = frame
-                    self.oversized_record(out, caplen)
-                if known:
-                    take(lt, buf, d, end, frame, ts, out)
-        finally:
-            self.frame = frame
-        return pos
+        return _records(self, buf, pos, out)
 
     def oversized_record(self, out, caplen):
         """A record longer than the header's snap length: the snap length is advice (libpcap
@@ -93,3 +57,44 @@ class PcapWalker(FileWalker):
                               f"the file ends inside the header of record {self.cut_frame} "
                               f"({rest} of {self.hlen} bytes{'; ' + error if error else ''}); "
                               f"the record is lost", self.ts))
+
+
+def _records(self, buf, pos, out):
+    """``PcapWalker.records``, a function so that pcap.pxd can type its locals."""
+    rec = self.rec
+    hlen = self.hlen
+    take = self.take
+    lt = self.o.linktype
+    frac_mul = self.frac_mul
+    snaplen = self.snaplen
+    known = self.known
+    frame = self.frame
+    n = len(buf)
+    try:
+        while True:
+            if pos + hlen > n:
+                break
+            sec, frac, caplen, wirelen = rec(buf, pos)
+            if self.swapped:
+                caplen = self._lengths(caplen, wirelen)
+            if caplen > MAX_CAPLEN:
+                self.ts = sec * 1000000000 + frac * frac_mul
+                self.frame = frame
+                self.stop(out, f"record {frame + 1} claims {caplen} captured bytes, more "
+                               f"than the maximum {MAX_CAPLEN},")
+                return pos
+            d = pos + hlen
+            end = d + caplen
+            if end > n:
+                break
+            pos = end
+            frame += 1
+            ts = self.ts = sec * 1000000000 + frac * frac_mul
+            if snaplen and caplen > snaplen:
+                self.frame = frame
+                self.oversized_record(out, caplen)
+            if known:
+                take(lt, buf, d, end, frame, ts, out)
+    finally:
+        self.frame = frame
+    return pos
