@@ -22,7 +22,9 @@ from tests.dissector.test_dissector import (  # noqa: F401  (tshark is a fixture
     kdh, tshark,
     tshark_env,
 )
-from tests.dissector.test_dissector_agreement import SIMULATED, simulated
+from tests.dissector.test_dissector_agreement import (  # noqa: F401  (isolated_wireshark is a fixture)
+    SIMULATED, analyzer_sessions, dissector_sessions, isolated_wireshark, simulated,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LUA = REPO / "dissectors" / "netdump.lua"
@@ -240,3 +242,14 @@ def test_dumps_begin_and_end_where_extract_says(tshark, tmp_path, case, two_pass
     ours = tree_hashes(tmp_path / "export")
     assert sorted(ours) == sorted(e.format(c=CLIENT, c2=CLIENT2) for e in expected)
     assert ours == tree_hashes(tmp_path / "extract")
+
+
+@pytest.mark.parametrize("case", sorted(SESSION_CASES))
+def test_dissector_dumps_are_the_analyzers(tshark, isolated_wireshark, tmp_path, case):
+    """The packet view splits the same dumps as summary and audit, with the same counts."""
+    cap = Capture()
+    SESSION_CASES[case][0](cap)
+    pcap = cap.write(tmp_path / "case.pcap")
+    ours = dissector_sessions(pcap)
+    assert len(ours) == sum("info." in name for name in SESSION_CASES[case][1])  # one per dump
+    assert ours == analyzer_sessions(pcap)
