@@ -18,7 +18,7 @@ import pytest
 
 from analyzer.wire import build_message
 from tests.dissector.test_dissector import (  # noqa: F401  (tshark is a fixture)
-    CLIENT, CLIENT2, FINISHED, KDH, SERVER, VMCORE, Capture, assert_no_lua_errors, data, herald_and_ack,
+    CLIENT, CLIENT2, FINISHED, HERALD, KDH, SERVER, VMCORE, Capture, assert_no_lua_errors, data, herald_and_ack,
     kdh, tshark,
     tshark_env,
 )
@@ -208,6 +208,31 @@ def late_copy_after_the_end(cap: Capture) -> None:
     cap.msg(VMCORE, 2, 0, data(4096, 7))
 
 
+def bad_length(mtype: int, seq: int, payload: bytes) -> bytes:
+    """A message whose mh_len says 100 bytes more than it carries."""
+    raw = bytearray(build_message(mtype, seq, 0, payload))
+    raw[16:20] = (len(payload) + 100).to_bytes(4, "big")
+    return bytes(raw)
+
+
+def malformed_herald_after_data(cap: Capture) -> None:
+    """A HERALD with a wrong length after data still starts the next dump, in the top folder."""
+    herald_and_ack(cap)
+    cap.msg(VMCORE, 2, 0, data(4096))
+    cap.ack(2)
+    cap.raw(CLIENT, SERVER, 20024, 20023, bad_length(HERALD, 1, b"crash/web1\0"))
+    rest_of_dump(cap, 3)
+
+
+def unknown_type_first(cap: Capture) -> None:
+    """A message of type 9 opens the client's session: the HERALD after it names no folder."""
+    cap.msg(9, 1, 0, b"")
+    herald_and_ack(cap)
+    cap.msg(VMCORE, 2, 0, data(4096))
+    cap.ack(2)
+    rest_of_dump(cap, 3)
+
+
 SESSION_CASES: dict[str, tuple[Callable[[Capture], None], list[str]]] = {
     # name: (builder, the files both write)
     "silent 599 s: one dump": (silent_for(599 * 1_000_000), ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0"]),
@@ -225,6 +250,9 @@ SESSION_CASES: dict[str, tuple[Callable[[Capture], None], list[str]]] = {
     "starts mid-dump": (starts_mid_dump, ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0",
                                           "info.{c}.0", "vmcore.{c}.0"]),
     "a late copy after the end": (late_copy_after_the_end, ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0"]),
+    "a malformed HERALD after data": (malformed_herald_after_data, [
+        "crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0", "info.{c}.0", "vmcore.{c}.0"]),
+    "an unknown type first": (unknown_type_first, ["info.{c}.0", "vmcore.{c}.0"]),
     "a FINISHED, then a HERALD": (finished_then_herald, ["crash/web1/info.{c}.0", "crash/web1/vmcore.{c}.0",
                                                          "info.{c}.0", "vmcore.{c}.0"]),
 }
