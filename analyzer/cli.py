@@ -125,8 +125,10 @@ def _live(merge, json_out, json_lines, quiet, exec_program=None, exec_timeout=60
           outdir=None, ready=None):
     """The outputs made as each dump ends: its line, its JSON line, the exec hook."""
     from analyzer.outputs import LiveOutputs
-    if merge and (json_lines or exec_program):
-        raise click.UsageError("--json-lines and --exec do not go with --merge")
+    for option, value in (("--json-lines", json_lines), ("--exec", exec_program)):
+        if merge and value:
+            raise click.UsageError(f"{option} does not go with --merge (a merged run hands "
+                                   "its dumps on only once every view is read)")
     if json_out == "-" and json_lines == "-":
         raise click.UsageError("--json - and --json-lines - cannot both take standard output")
     if exec_program and shutil.which(exec_program) is None:

@@ -214,7 +214,8 @@ def follow_for(follow: bool, idle: float | None, merge: bool = False) -> dict:
     if not follow:
         return {}
     if merge:
-        raise click.UsageError("--follow does not go with --merge")
+        raise click.UsageError("--follow does not go with --merge (the views' clocks are "
+                               "fitted over each whole view before the union)")
     from analyzer.capture.follow import Follow
     return {"follow": Follow(idle)}
 

@@ -20,7 +20,7 @@ def _seconds(ns: int) -> float:
 
 def _anomalies(items: Iterable[dict], frames: FrameMap) -> list[dict]:
     """Anomalies with their frame numbered within its file, and that file beside it; so are
-    the frames their details name (a merged run's map only locates: its details are kept)."""
+    the frames their details name."""
     retext = getattr(frames, "retext", None)
     out = []
     for a in items:

@@ -59,10 +59,9 @@ def audit_command(captures, json_out, plot_dir, csv_dir, stall_threshold, max_du
                                             vantage_plot=bool(plot_dir),
                                             **follow_for(follow, idle, merge))
     sink.add_to_report(report)
-    if merge:  # its audit counts the union's datagrams, not a file's frames
+    _frames_per_file(report, analysis.frames if merge else None)
+    if merge:
         analysis.vantage.add_to_report(report)
-    else:
-        _frames_per_file(report)
     if not quiet:
         from analyzer.audit.render import render_report
         render_report(report, _console(to_stderr=json_out == "-"))
@@ -96,11 +95,11 @@ def _watched(sink, progress, merge: bool):
     return hook
 
 
-def _frames_per_file(report: dict) -> None:
+def _frames_per_file(report: dict, frames=None) -> None:
     """The audit objects name frames as the rest of the report does: Wireshark's number
-    within the file named beside it."""
+    within the file named beside it (``frames``: a merged run's map of union frames)."""
     from analyzer.framemap import FrameMap
-    frames = FrameMap(report["captures"])
+    frames = frames or FrameMap(report["captures"])
     for s in report["sessions"]:
         if "audit" in s:
             s["audit"] = frames.renumber(s["audit"])

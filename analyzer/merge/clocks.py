@@ -1,80 +1,151 @@
-"""Each view's clock offset from the reference view, and the views' order along the path.
+"""Each view's clock against the reference view's, and the views' order along the path.
 
-The first copies of the same messages are paired across views (key, then the order of the
-copies of that key; equal bytes confirm the pair). A client message reaches a view nearer
-the server later, an ACK earlier, so with ``m_data`` and ``m_ack`` the medians of the time
-differences of each kind, the clock offset is their mean (the path delay cancels, as in
-NTP) and half their difference is the one-way delay between the two points: positive when
-the view is further toward the server. Only a bounded prefix of each view is read.
+Copies of the same messages are paired across views: same key, as many copies of it in
+both (so the n-th copy is the n-th, whichever resends a view missed), equal bytes. A client
+message reaches a view nearer the server later, an ACK earlier, so with ``m_data`` and
+``m_ack`` the medians of the time differences of each kind, the clock offset is their mean
+(the path delay cancels, as in NTP) and half their difference is the one-way delay between
+the two points: positive when the view is further toward the server.
+
+The pairs come from the whole of each view, read once before the union: a sample of keys
+chosen by their hash (the same in every view), halved whenever it outgrows ``SAMPLE``, so
+memory stays bounded and the pairs spread over the whole capture. Over time bins of pairs,
+a straight line fitted through the bins' offsets follows clocks that drift apart.
 """
 from __future__ import annotations
 
-from itertools import islice
 from statistics import median
 
 from analyzer.merge.views import View, match_key
 
-PREFIX = 20_000  # items read from the start of each view for the estimate
+SAMPLE = 20_000  # keys kept per view
 MIN_PAIRS = 3
+BIN_PAIRS = 200  # pairs per time bin at most
+BIN_NS = 10_000_000_000  # and at most this wide
+MIN_SPAN_NS = 60_000_000_000  # pairs this far apart before a drift is fitted
 
 
-def _prefix(view: View) -> dict:
-    """(key, n-th copy) -> (time, payload hash) of the view's first PREFIX items."""
+class Clock:
+    """A view's clock minus the reference's: ``a + b * (t - tz)`` ns at reference time t."""
+
+    def __init__(self, a: float = 0.0, b: float = 0.0, tz: int = 0):
+        self.a, self.b, self.tz = float(a), float(b), tz
+
+    def offset_at(self, t_ref: int) -> float:
+        return self.a + self.b * (t_ref - self.tz)
+
+    def to_ref(self, ts: int) -> int:
+        """A time of this view's clock on the reference's."""
+        return int((ts - self.a + self.b * self.tz) / (1 + self.b))
+
+
+def _sample(view: View) -> dict:
+    """key -> [(time, payload hash) of each copy] for the view's sampled keys."""
     seen: dict = {}
-    count: dict = {}
-    items = iter(view.reader)
-    try:
-        for d in islice(items, PREFIX):
-            key = match_key(d)
-            if key is None:
-                continue
-            n = count.get(key, 0)
-            count[key] = n + 1
-            seen[(key, n)] = (d.ts, hash(getattr(d, "payload", b"")))
-    finally:
-        close = getattr(items, "close", None)
-        if close:
-            close()
+    level = 0  # keys kept: hash(key) divisible by 2**level
+    mask = 0
+    for d in view.reader:
+        key = match_key(d)
+        if key is None or hash(key) & mask:
+            continue
+        copies = seen.get(key)
+        if copies is None:
+            copies = seen[key] = []
+            if len(seen) > SAMPLE:
+                level += 1
+                mask = (1 << level) - 1
+                seen = {k: v for k, v in seen.items() if not hash(k) & mask}
+        copies.append((d.ts, hash(getattr(d, "payload", b""))))
     return seen
 
 
-def _medians(ref: dict, other: dict) -> tuple[float | None, float | None, int]:
-    data, acks = [], []
-    for k, (ts, h) in other.items():
-        mine = ref.get(k)
-        if mine is None or mine[1] != h:
+def _pairs(ref: dict, other: dict) -> list[tuple[int, int, bool]]:
+    """(reference time, other's time minus it, is an ACK) of the copies both hold alike."""
+    out = []
+    for key, copies in other.items():
+        mine = ref.get(key)
+        if mine is None or len(mine) != len(copies):
             continue
-        (data if k[0][0] == 0 else acks).append(ts - mine[0])
-    m_data = median(data) if len(data) >= MIN_PAIRS else None
-    m_ack = median(acks) if len(acks) >= MIN_PAIRS else None
-    return m_data, m_ack, len(data) + len(acks)
+        ack = key[0] == 1
+        for (ts, h), (t0, h0) in zip(copies, mine):
+            if h == h0:
+                out.append((t0, ts - t0, ack))
+    return out
+
+
+def _medians(pairs: list) -> tuple[float | None, float | None]:
+    """The medians of the differences of client messages and of ACKs (None: too few)."""
+    data = [d for _t, d, ack in pairs if not ack]
+    acks = [d for _t, d, ack in pairs if ack]
+    return (median(data) if len(data) >= MIN_PAIRS else None,
+            median(acks) if len(acks) >= MIN_PAIRS else None)
+
+
+def _bins(pairs: list):
+    """Runs of time-sorted pairs, each at most BIN_PAIRS long and BIN_NS wide."""
+    start = 0
+    for i, (t, _d, _a) in enumerate(pairs):
+        if i - start >= BIN_PAIRS or t - pairs[start][0] > BIN_NS:
+            yield pairs[start:i]
+            start = i
+    if start < len(pairs):
+        yield pairs[start:]
+
+
+def fit(pairs: list) -> tuple[Clock, float] | None:
+    """The clock (offset, and drift over a long enough span) and the one-way delay; None
+    with too few pairs."""
+    if len(pairs) < MIN_PAIRS:
+        return None
+    pairs = sorted(pairs)
+    bins = [(chunk[len(chunk) // 2][0], *_medians(chunk)) for chunk in _bins(pairs)]
+    delays = [(d - a) / 2 for _t, d, a in bins if d is not None and a is not None]
+    if not delays:
+        d, a = _medians(pairs)
+        delays = [(d - a) / 2] if d is not None and a is not None else [0.0]
+    delay = median(delays)
+    pts = [(t, (d + a) / 2 if d is not None and a is not None else
+            d - delay if d is not None else a + delay)
+           for t, d, a in bins if d is not None or a is not None]
+    if not pts:  # too few of either kind: the delay stays unknown
+        return Clock(median(x for _t, x, _k in pairs), 0.0, pairs[0][0]), 0.0
+    tz = pts[0][0]
+    if len(pts) >= 2 and pts[-1][0] - tz >= MIN_SPAN_NS:
+        n = len(pts)
+        xs = [(t - tz) / 1e9 for t, _o in pts]
+        ys = [o for _t, o in pts]
+        mx, my = sum(xs) / n, sum(ys) / n
+        sxx = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx  # ns per s
+        return Clock(my - slope * mx, slope / 1e9, tz), delay
+    return Clock(median(o for _t, o in pts), 0.0, tz), delay
 
 
 def estimate(views: list[View]) -> list[str]:
-    """Set ``offset_ns`` and ``delay_ns`` of every view (the first is the reference).
-    Returns the problems, one line each (a view with too few messages in common)."""
-    prefixes = [_prefix(v) for v in views]
+    """Set ``clock``, ``offset_ns`` (at the reference's first pair) and ``delay_ns`` of
+    every view (the first is the reference). Returns the problems, one line each (a view
+    with too few messages in common)."""
+    samples = [_sample(v) for v in views]
+    views[0].clock = Clock()
     problems = []
-    for v, pre in zip(views[1:], prefixes[1:]):
-        best = None
-        for ref_view, ref in zip(views, prefixes):  # the reference first, then any placed view
+    for v, mine in zip(views[1:], samples[1:]):
+        v.clock = None
+        for ref_view, ref in zip(views, samples):  # the reference first, then any placed view
             if ref_view.index >= v.index:
                 break
-            m_data, m_ack, pairs = _medians(ref, pre)
-            if pairs >= MIN_PAIRS and (m_data is not None or m_ack is not None):
-                best = (ref_view, m_data, m_ack)
+            got = fit(_pairs(ref, mine))
+            if got is not None:
+                clock, delay = got
+                base = ref_view.clock
+                v.clock = Clock(clock.a + base.offset_at(clock.tz), clock.b + base.b, clock.tz)
+                v.delay_ns = ref_view.delay_ns + int(round(delay))
                 break
-        if best is None:
-            problems.append(f"{v.name}: no messages in common with the other views in its "
-                            f"first {PREFIX} datagrams; its clock is taken as the reference's")
-            continue
-        ref_view, m_data, m_ack = best
-        if m_data is not None and m_ack is not None:
-            offset, delay = (m_data + m_ack) / 2, (m_data - m_ack) / 2
-        else:
-            offset, delay = (m_data if m_data is not None else m_ack), 0.0
-        v.offset_ns = ref_view.offset_ns + int(round(offset))
-        v.delay_ns = ref_view.delay_ns + int(round(delay))
+        if v.clock is None:
+            v.clock = Clock()
+            problems.append(f"{v.name}: no messages in common with the other views; its "
+                            f"clock is taken as the reference's")
+    for v in views:
+        v.offset_ns = int(round(v.clock.a))
     return problems
 
 

@@ -2,9 +2,10 @@
 report's per-session "views"."""
 from __future__ import annotations
 
-from analyzer.exits import Failure
+import os
+
+from analyzer.exits import EXIT_USAGE, Failure
 from analyzer.merge.clocks import estimate, path_order
-from analyzer.merge.frames import UnionFrames
 from analyzer.merge.union import UnionSource
 from analyzer.merge.views import View, parse_views
 from analyzer.pipeline import Analysis, _readable, _with_unreadable, drive, exit_status
@@ -15,6 +16,10 @@ MATCH_SLACK_NS = 1_000_000_000  # a view's session may lie this far outside the 
 def _open(views: list[View], verify: bool) -> tuple[list[View], list]:
     from analyzer.capture import CaptureError, open_captures
     usable, unreadable = [], []
+    for path in (p for v in views for p in v.paths):
+        if path == "-" or (os.path.exists(path) and not os.path.isfile(path)):
+            raise Failure(f"{path}: a --merge view is read twice (once for its clock), so it "
+                          "must be a file, not standard input or a pipe", EXIT_USAGE)
     for v in views:
         good, bad = _readable(v.paths, CaptureError, open_captures)
         unreadable += bad
@@ -33,7 +38,7 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
     with ``vantage_plot`` it also gathers the points of the vantage plot)."""
     from analyzer.capture import CaptureError
     from analyzer.recovery.writer import WriteError
-    from analyzer.report import build_report, session_json
+    from analyzer.report import _anomalies, build_report, session_json
 
     views, unreadable = _open(parse_views(captures), verify_checksums)
     if not views:
@@ -47,16 +52,18 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
         raise Failure(str(exc)) from None
     order = path_order(views)
     source = UnionSource(views, order, max_dump_size)
-    frames = UnionFrames(source, views)
-    extra = (frames,)
+    frames = source.frames
+    extra = ()
     if vantage:
         from analyzer.merge.vantage import VantageSink
-        extra += (VantageSink(source, order, vantage_plot),)
+        extra = (VantageSink(source, order, vantage_plot),)
     try:
         analysis = Analysis(outdir, max_dump_size, (*sinks, *extra))
     except WriteError as exc:
         raise Failure(str(exc)) from None
-    analysis.vantage = extra[1] if vantage else None
+    analysis.vantage = extra[0] if vantage else None
+    analysis.frames = frames  # the audit's frames are the union's: placed with this map
+    analysis.recovery.frames = frames
     try:
         error = drive(analysis, source, progress)
     finally:
@@ -68,10 +75,11 @@ def run_merge(captures: tuple[str, ...], outdir: str | None, max_dump_size: int,
     paths = [p for spec in captures for p in spec.split(",") if p]
     report = build_report(_with_unreadable(paths, files, unreadable), [], [])
     report["sessions"] = [session_json(r, frames) for r in analysis.records]
-    report["anomalies"] = [{**a, "frame": frames.locate(a["frame"])[1],
-                            "file": frames.locate(a["frame"])[0]}
-                           for a in analysis.recovery.capture_anomalies] + source.notices
-    report["views"] = [{"capture": v.name, "clock_offset_s": round(v.offset_ns / 1e9, 9),
+    report["anomalies"] = _anomalies(analysis.recovery.capture_anomalies, frames) + \
+        source.notices
+    t0 = source.first_ts or 0
+    report["views"] = [{"capture": v.name, "clock_offset_s": _seconds(v.clock.offset_at(t0)),
+                        "clock_drift_ppm": round(v.clock.b * 1e6, 3),
                         "problem": next((p for p in problems if p.startswith(v.name + ":")),
                                         None)} for v in views]
     for s in report["sessions"]:
@@ -85,17 +93,21 @@ def _session_views(session: dict, views: list[View], source: UnionSource) -> lis
     out = []
     start, end = round(session["start_time"] * 1e9), round(session["end_time"] * 1e9)
     for v in views:
-        rec = _nearest(source.side[v.index].records, session, start + v.offset_ns,
-                       end + v.offset_ns)
+        offset = v.clock.offset_at(start)
+        rec = _nearest(source.side[v.index].records, session, start + offset, end + offset)
         if rec is None:
             length = session["vmcore"]["length"]
             entry = {"capture": v.name, "frames": 0, "missing": [[0, length]] if length else []}
         else:
             entry = {"capture": v.name, "frames": sum(rec.messages.values()) + rec.acks,
                      "missing": [list(r) for r in rec.vmcore_missing()]}
-        entry["clock_offset_s"] = round(v.offset_ns / 1e9, 9)
+        entry["clock_offset_s"] = _seconds(offset)
         out.append(entry)
     return out
+
+
+def _seconds(ns: float) -> float:
+    return round(ns / 1e9, 9)
 
 
 def _nearest(records, session: dict, start_ns: int, end_ns: int):

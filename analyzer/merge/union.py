@@ -6,9 +6,10 @@ key (see :func:`~analyzer.merge.views.match_key`) that its view has not filled y
 began less than MATCH_NS before it; a second copy of a key in one view within DUP_NS is a
 network duplicate of that transmission. A record is handed on once nothing can join it any
 more, as the copy nearest the server (what netdumpd got), complete and with good checksums
-preferred, under a frame number of the union, stamped with its earliest time, without its
-link-layer identity (a mirror port's VLAN tags and MACs are not the server host's, so the
-union tells clients apart by address alone). Views whose
+preferred, under a frame number of the union, stamped with its earliest time, with the link
+identity (MAC, VLAN tags) the view nearest the server shows for that host (a mirror port's
+tags and MACs are not the server host's): the core then keys clients as it does for one
+capture (two hosts on one address, one address on two VLANs stay apart). Views whose
 complete copies disagree on bytes cost a ``vantage-conflict`` notice naming both frames.
 
 Each view's own items also go through a coverage-only analysis of their own (the unchanged
@@ -21,11 +22,12 @@ from collections import deque
 
 from analyzer.anomalies import Kind
 from analyzer.datagram import Datagram, Notice
+from analyzer.merge.frames import UnionFrames
 from analyzer.merge.views import View, match_key
 from analyzer.pipeline import Analysis
 from analyzer.wire import MSG_HDR
 
-MATCH_NS = 200_000_000  # copies of one transmission in two views are closer than this
+MATCH_NS = 50_000_000  # copies of one transmission in two views are closer than this
 DUP_NS = 50_000_000  # a second copy in one view this soon is a network duplicate
 BATCH = 4096
 MAX_NOTICES = 1000
@@ -54,18 +56,25 @@ class UnionSource:
 
     ``seen`` maps the union frames of the batch last handed out (and ``seen_before`` of the
     one before) to (views bitmask, network duplicates folded in, view of the copy kept, its
-    frame in that view), for sinks that say which views saw what or name a frame.
+    frame in that view), for sinks that say which views saw what; ``frames`` places every
+    union frame in its file.
     """
 
     def __init__(self, views: list[View], order: list[View], max_dump_size: int):
         self.views = views
         self.rank = {v.index: r for r, v in enumerate(order)}
         self.side = [Analysis(None, max_dump_size) for _ in views]
+        for side in self.side:
+            side.recovery.on_start = _coverage_only
         self.notices: list[dict] = []
         self.notices_dropped = 0
         self.seen: dict[int, tuple] = {}
         self.seen_before: dict[int, tuple] = {}
         self.frame = 0
+        self.first_ts = None  # reference time of the union's first datagram
+        self.frames = UnionFrames(views)
+        self.top = order[-1].index  # the view nearest the server: its link layer is kept
+        self.links: dict = {}  # (view, its link) or (view, src, dst) -> the top view's link
         self.total_bytes = sum(v.reader.total_bytes for v in views)
 
     @property
@@ -76,7 +85,7 @@ class UnionSource:
         """(reference time, view, n, item) of one view, its batches also fed to its own
         coverage analysis."""
         side = self.side[view.index]
-        off = view.offset_ns
+        a, b, tz = view.clock.a, view.clock.b, view.clock.tz  # Clock.to_ref, inline
         last = 0
         n = 0
         for batch in view.reader.batches():
@@ -84,7 +93,7 @@ class UnionSource:
             for item in batch:
                 n += 1
                 if type(item) is not Notice:
-                    last = item.ts - off
+                    last = int((item.ts - a + b * tz) / (1 + b))
                 yield last, view.index, n, item
 
     def batches(self):
@@ -138,6 +147,8 @@ class UnionSource:
             del open_by_key[rec.key]
         self.frame += 1
         frame = self.frame
+        if frame == 1:
+            self.first_ts = rec.t
         copies = rec.copies
         if len(copies) == 1:
             vi, _t, item = copies[0]
@@ -149,10 +160,29 @@ class UnionSource:
                 if vj != vi and _quality(other)[0] and other.payload != item.payload:
                     out.append(Notice(Kind.VANTAGE_CONFLICT, frame, self._conflict(
                         item, self.views[vi], self.views[vj], other)))
-        if type(item) is Datagram:
-            item = item._replace(link=None)  # views differ in link layers (VLAN tags, MACs)
+        if type(item) is Datagram and item.link is not None:
+            item = item._replace(link=self._link(rec, vi, item))
         out.append(item._replace(frame=frame, ts=rec.t))
         self.seen[frame] = (rec.mask, rec.dups, vi, item.frame)
+        self.frames.add(frame, vi, item.frame)
+
+    def _link(self, rec: _Record, vi: int, item: Datagram):
+        """The link identity (MAC, VLAN tags) the core keys hosts by, as the view nearest the
+        server shows it: views differ in link layers (a mirror's extra tags, its MACs), and
+        one host must look the same in the union whichever view's copy is kept. Learned from
+        the transmissions both views saw; else the last one learned for those addresses."""
+        top, links = self.top, self.links
+        canon = next((it.link for vj, _t, it in rec.copies if vj == top), None)
+        if canon is not None:
+            for vj, _t, it in rec.copies:
+                if vj != top and type(it) is Datagram and it.link is not None:
+                    links[(vj, it.link)] = canon
+                    links[(vj, it.src, it.dst)] = canon
+            return canon
+        got = links.get((vi, item.link))
+        if got is None:
+            got = links.get((vi, item.src, item.dst))
+        return got
 
     @staticmethod
     def _conflict(kept, view: View, other_view: View, other) -> str:
@@ -168,12 +198,18 @@ class UnionSource:
             self.notices_dropped += 1
             return
         path, frame = view.locate(n.frame)
-        self.notices.append({"kind": n.kind, "frame": frame, "detail": n.detail, "file": path,
-                             "capture": view.name})
+        self.notices.append({"kind": n.kind, "frame": frame, "detail": view.retext(n.detail),
+                             "file": path, "capture": view.name})
 
     def finish(self) -> None:
         for side in self.side:
             side.finish()
+
+
+def _coverage_only(rec) -> None:
+    """A view's own analysis is wanted for its missing ranges only: no SHA-256, whose reorder
+    buffer would hold up to 32 MiB of each view's bytes behind the holes the view has."""
+    rec.vmcore_hash.valid = False
 
 
 def _when(rec: _Record, view: int) -> int:

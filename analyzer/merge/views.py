@@ -3,7 +3,7 @@ says two datagrams of different views are copies of one transmission."""
 from __future__ import annotations
 
 from analyzer.datagram import Datagram, Unreachable
-from analyzer.framemap import FrameMap
+from analyzer.framemap import FRAME_REFERENCE, FrameMap, frame_label
 from analyzer.wire import CLIENT_PORT, HERALD_PORT
 
 
@@ -22,6 +22,7 @@ class View:
         self.frames = FrameMap([])  # its frame numbers to (file, frame in that file)
         self.offset_ns = 0  # this view's clock minus the reference view's
         self.delay_ns = 0  # one-way delay from the reference view, toward the server
+        self.clock = None  # its Clock against the reference's over the whole view
 
     def open(self, reader) -> None:
         self.reader = reader
@@ -31,9 +32,16 @@ class View:
         return self.frames.locate(frame)
 
     def where(self, frame: int) -> str:
-        """'file frame N' for one of this view's frame numbers."""
+        """'frame N of file' for one of this view's frame numbers."""
         path, n = self.frames.locate(frame)
-        return f"{path or self.name} frame {n}"
+        return f"frame {frame_label(n, path or self.name, True)}"
+
+    def retext(self, text: str) -> str:
+        """The view's frames named in free text as 'frame N of file', its own file always
+        named (several captures are read)."""
+        return FRAME_REFERENCE.sub(lambda m: m[1] + ", ".join(
+            frame_label(n, p or self.name, True)
+            for p, n in (self.frames.locate(int(x)) for x in m[2].split(", "))), text)
 
 
 def parse_views(captures) -> list[View]:

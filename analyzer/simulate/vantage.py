@@ -33,12 +33,15 @@ class TapSpec:
     ``DumpSpec.drop_packets``) the tap misses; ``miss_acks``: seqnos whose every ACK it
     misses; ``drop``: probability it misses any other frame; ``alter_packets``: client
     transmissions it records with the last payload byte changed (checksums made to match,
-    as a capture host whose NIC corrupts after checking would show them)."""
+    as a capture host whose NIC corrupts after checking would show them);
+    ``clock_drift_ppm``: how fast its clock runs ahead (from the start of the simulation,
+    where it is ``clock_offset_s`` ahead)."""
 
     name: str
     position: float  # 0 = client host, 1 = server host
     drop: float = 0.0
     clock_offset_s: float = 0.0
+    clock_drift_ppm: float = 0.0
     miss_packets: tuple = ()
     miss_acks: tuple = ()
     alter_packets: tuple = ()
@@ -62,8 +65,10 @@ def _segment(taps: list[TapSpec], q: float, toward_server: bool) -> tuple:
 
 
 class _Tap:
-    def __init__(self, spec: TapSpec, path: str, seed: int, index: int):
+    def __init__(self, spec: TapSpec, path: str, seed: int, index: int, origin: int = 0):
         self.spec = spec
+        self.origin = origin  # true time (ns) its clock is clock_offset_s ahead at
+        self.drift = spec.clock_drift_ppm / 1e6
         self.writer = CaptureWriter(path, fmt=spec.format, link=spec.link, tsres=spec.tsres)
         self.rng = random.Random(_mix(seed, 7000 + index))
         self.offset = int(round(spec.clock_offset_s * 1e9))
@@ -84,7 +89,8 @@ class _Tap:
         heap = self.heap
         while heap and (before is None or heap[0][0] < before):
             t, _n, f = heapq.heappop(heap)
-            kept = self.writer.write((t + self.offset, *f[1:]))
+            clock = t + self.offset + int((t - self.origin) * self.drift)
+            kept = self.writer.write((clock, *f[1:]))
             if f[1] == 0 and kept >= 24:
                 mtype, _seq, offset, mh_len, _aux = _HDR.unpack_from(f[6])
                 k = attempts.index(f[7][0])
@@ -111,7 +117,8 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
     records: list[dict] = []
     by_rec: dict[int, dict] = {}
     with written_whole(outputs[t.name] for t in taps) as parts:
-        state = [_Tap(t, str(p), seed, i) for i, (t, p) in enumerate(zip(taps, parts))]
+        origin = int((start_time or sim.dumps[0].dumptime + 2) * 1e9)
+        state = [_Tap(t, str(p), seed, i, origin) for i, (t, p) in enumerate(zip(taps, parts))]
         try:
             _run(sim, state, taps, records, by_rec, rng, where, loss_at)
         finally:
@@ -120,11 +127,13 @@ def simulate_vantage(outputs: dict, taps: list[TapSpec], dumps, network=None, se
     sim.finish()
     truth = sim.truth
     truth.vantage = vantage_truth(taps, records, outputs)
+    truth.vantage_physical = vantage_truth(taps, records, outputs, evidence=False)
     dumps = range(len(truth.attempts))
     truth.tap_missing = {t.spec.name: {k: _own(truth.attempts[k], t, k) for k in dumps}
                          for t in state}
     truth.union_missing = {k: _union(truth.attempts[k], state, k) for k in dumps}
     truth.transmission_records = records
+    truth.clock_origin = origin
     return {t.name: Path(outputs[t.name]) for t in taps}, truth
 
 
@@ -161,7 +170,8 @@ def _run(sim, state: list[_Tap], taps: list[TapSpec], records: list, by_rec: dic
                     r["seen"].append(tap.spec.name)
                 if p >= 1.0:
                     for extra in arrivals[1:]:  # a network duplicate
-                        tap.see(extra, f)
+                        if tap.see(extra, f) and tap.spec.name not in r["seen"]:
+                            r["seen"].append(tap.spec.name)
         else:
             ts = m - d2
             ackrec = None
@@ -217,13 +227,46 @@ def _union(att, state: list[_Tap], k: int) -> list[list[int]]:
     return _missing(att, cov, any(k in tap.kdh for tap in state))
 
 
-def vantage_truth(taps: list[TapSpec], records: list[dict], outputs: dict) -> dict:
+def _evident(records: list[dict]) -> list[tuple[dict, bool]]:
+    """The transmissions the captures can tell of, each with whether an ACK of it was seen:
+    a copy some tap saw, or nobody saw but whose ACK was seen, or that a later copy of its
+    seqno (seen, or told by its ACK) shows was sent (resends follow each other by rounds)."""
+    out, later = [], set()
+    for r in reversed(records):
+        acked = any(a["seen"] for a in r.get("acks", ()))
+        key = (r["dump"], r["seqno"])
+        if r["seen"] or acked or key in later:
+            out.append((r, acked))
+            later.add(key)
+    out.reverse()
+    # before a dump's first message a tap saw, nothing tells how many copies went unseen
+    # (an ACK before it belongs to no session yet)
+    started: set = set()
+    kept = []
+    for r, acked in out:
+        if r["seen"]:
+            started.add(r["dump"])
+        if r["dump"] in started:
+            kept.append((r, acked))
+    return kept
+
+
+def vantage_truth(taps: list[TapSpec], records: list[dict], outputs: dict,
+                  evidence: bool = True) -> dict:
     """Per dump attempt, the vantage table as the truth has it (client transmissions only;
-    capture names are the output paths as given)."""
+    capture names are the output paths as given).
+
+    With ``evidence`` (what the report is held to), the table the contract's rules give on
+    what the captures hold: transmissions that left no trace are not counted, a packet is a
+    tap's drop when a tap further on saw it or its ACK was seen, and lost after the furthest
+    tap that saw it when no ACK of it was seen. Without, the simulation's own account:
+    every transmission, each loss where it happened."""
     names = [t.name for t in taps]
+    rank = {n: i for i, n in enumerate(names)}
     path = {n: str(outputs[n]) for n in names}
     out: dict[int, dict] = {}
-    for r in records:
+    items = _evident(records) if evidence else [(r, None) for r in records]
+    for r, acked in items:
         v = out.setdefault(r["dump"], {
             "order": [path[n] for n in names],
             "transmissions": {"total": 0, "seen_by_all": 0,
@@ -238,13 +281,21 @@ def vantage_truth(taps: list[TapSpec], records: list[dict], outputs: dict) -> di
             tx["seen_by_all"] += 1
         if not seen:
             tx["seen_by_none"] += 1
-        q = r["lost_at"]
-        for t in taps:
-            if t.name not in seen and (q is None or t.position < q):
-                v["tap_drops"][path[t.name]] += 1  # the packet went by, the tap missed it
-        if q is not None and seen and r["lost_between"][0] is not None:
-            a, b = r["lost_between"]
-            key = (path[a], path[b] if b else None)
+        if evidence:
+            furthest = max((rank[n] for n in seen), default=-1)
+            reach = len(names) if acked else furthest
+            lost = None if acked or not seen or furthest == len(names) - 1 else \
+                (names[furthest], names[furthest + 1])
+        else:
+            q = r["lost_at"]
+            reach = sum(1 for t in taps if q is None or t.position < q)
+            lost = tuple(r["lost_between"]) if q is not None and seen and \
+                r["lost_between"][0] is not None else None
+        for n in names[:max(reach, 0)]:
+            if n not in seen:
+                v["tap_drops"][path[n]] += 1  # the packet went by, the tap missed it
+        if lost is not None:
+            key = (path[lost[0]], path[lost[1]] if lost[1] else None)
             v["lost_between"][key] = v["lost_between"].get(key, 0) + 1
     for v in out.values():
         v["lost_between"] = [{"from": a, "to": b, "count": n}
@@ -311,6 +362,7 @@ def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: C
                                    "position": t.position, "drop": t.drop,
                                    "clock_offset_s": t.clock_offset_s} for t in taps],
                        "dumps": [{"vantage": truth.vantage.get(k),
+                                  "vantage_physical": truth.vantage_physical.get(k),
                                   "union_missing": truth.union_missing[k],
                                   "point_missing": {n: m[k] for n, m in
                                                     truth.tap_missing.items()}}

@@ -26,10 +26,17 @@ class Captured:
             analysis.vantage.add_to_report(report)
         return report, code
 
-    def offset(self, name: str) -> float:
-        """The tap's clock minus the first tap's, as the truth set them."""
-        by = {t.name: t.clock_offset_s for t in self.taps}
-        return by[name] - by[self.taps[0].name]
+    def offset(self, name: str, at: float | None = None) -> float:
+        """The tap's clock minus the first tap's, as the truth set them: at the first tap's
+        time ``at`` (seconds) when the clocks drift."""
+        by = {t.name: t for t in self.taps}
+        ref, tap = self.taps[0], by[name]
+        true = 0.0
+        if at is not None:  # the true time the reference's clock shows as ``at``
+            origin = self.truth.clock_origin / 1e9
+            true = (at - ref.clock_offset_s - origin) / (1 + ref.clock_drift_ppm / 1e6)
+        return tap.clock_offset_s - ref.clock_offset_s + \
+            (tap.clock_drift_ppm - ref.clock_drift_ppm) / 1e6 * true
 
 
 @pytest.fixture

@@ -5,12 +5,14 @@ import hashlib
 import json
 import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from analyzer.capture import open_captures
 from analyzer.datagram import Datagram
 from analyzer.merge.views import parse_views
+from analyzer.simulate import NetworkSpec
 from analyzer.simulate.vantage import TapSpec
 from analyzer.wire import MSG_HDR
 from tests.cli.test_hostile import cli, one_line_error
@@ -92,8 +94,8 @@ def test_views_that_disagree_on_bytes_name_both_frames(captured):
     (conflict,) = [a for a in session["anomalies"] if a["kind"] == "vantage-conflict"]
     seqno = 20  # no loss, no resend: transmission n carries seqno n
     mirror, server = run.paths["mirror"], run.paths["server"]
-    assert f"{mirror} frame {_frame_of(mirror, seqno)}" in conflict["detail"]
-    assert f"{server} frame {_frame_of(server, seqno)}" in conflict["detail"]
+    assert f"frame {_frame_of(mirror, seqno)} of {mirror}" in conflict["detail"]
+    assert f"frame {_frame_of(server, seqno)} of {server}" in conflict["detail"]
     assert conflict["file"] == server and conflict["frame"] == _frame_of(server, seqno)
     # the copy nearest the server is the one kept, as netdumpd got it
     kept = _copy_of(server, seqno).payload
@@ -154,10 +156,74 @@ def test_a_view_sharing_nothing_with_the_others_says_so(tmp_path):
     assert sorted(s["client"] for s in report["sessions"]) == ["192.0.2.10", "192.0.2.99"]
 
 
-def test_a_merge_audit_does_not_put_union_frames_into_a_file(captured, tmp_path):
-    run = captured(_taps())
+def _frame_refs(obj):
+    """(file, frame) of every frame reference of a report object, its texts' ones too."""
+    import re
+    if isinstance(obj, list):
+        for v in obj:
+            yield from _frame_refs(v)
+    elif isinstance(obj, str):
+        for n, path in re.findall(r"\bframes? (\d+) of (\S+?)[),;:]?(?:\s|$)", obj):
+            yield path, int(n)
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == "frame" and value:
+                yield obj["file"], value
+            elif key.endswith("_frame") and value:
+                yield obj[f"{key}_file"], value
+            elif key.endswith("_frames"):
+                yield from zip(obj[f"{key}_files"], value)
+            else:
+                yield from _frame_refs(value)
+
+
+def test_every_frame_a_merge_audit_names_is_that_frame_of_its_file(captured, tmp_path):
+    # the server misses transmission 9 and the mirror 6 and 17: the union's numbers are
+    # neither view's
+    from analyzer.wire import MsgType
+    run = captured(_taps(), network=NetworkSpec(loss=0.03, ack_loss=0.03), seed=2)
     p = cli("audit", "-q", "--merge", *run.views(), "--json", tmp_path / "r.json")
+    assert p.returncode in (0, 3), p.stderr
     (session,) = json.loads((tmp_path / "r.json").read_text())["sessions"]
+    frames = {path: {d.frame: d for d in open_captures([path])} for path in run.views()}
+    refs = list(_frame_refs(session["audit"]))
+    assert len(refs) > 20 and {f for f, _n in refs} <= set(run.views())
+    for path, n in refs:
+        assert type(frames[path].get(n)) is Datagram, (path, n)
+
+    def msg_type(ref):
+        payload = frames[ref["file"]][ref["frame"]].payload
+        return MSG_HDR.struct.unpack_from(payload)[0]
     timeline = session["audit"]["timeline"]
-    assert p.returncode == 0 and "file" not in timeline["herald"]
-    assert session["first_frame_file"] == run.paths["server"]
+    assert msg_type(timeline["herald"]) == MsgType.HERALD
+    assert msg_type(timeline["kdh"]) == MsgType.KDH
+    assert msg_type(timeline["finished"]) == MsgType.FINISHED
+    assert any(list(_frame_refs(s.get("cause", ""))) for s in session["audit"]["stalls"]["first"])
+
+
+@pytest.mark.parametrize("command, option", [
+    ("extract", ["--json-lines", "lines.jsonl"]), ("extract", ["--exec", "true"]),
+    ("extract", ["--follow"]), ("summary", ["--json-lines", "-"]), ("summary", ["--follow"]),
+    ("audit", ["--follow"])])
+def test_options_a_merged_run_cannot_honour_are_refused_by_name(captured, tmp_path, command,
+                                                                option):
+    run = captured(_taps())
+    out = ["-o", tmp_path / "out"] if command == "extract" else []
+    p = cli(command, "--merge", *run.views(), *out, *option, cwd=tmp_path)
+    assert p.returncode == 2
+    assert f"{option[0]} does not go with --merge" in one_line_error(p)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "lines.jsonl").exists()
+
+
+def test_a_view_on_standard_input_is_refused_before_anything_is_read(captured, tmp_path):
+    import subprocess
+    import sys
+    run = captured(_taps())
+    with open(run.paths["mirror"], "rb") as stdin:
+        p = subprocess.run([sys.executable, "-m", "analyzer", "extract", "--merge", "-",
+                            run.paths["server"], "-o", str(tmp_path / "out")],
+                           stdin=stdin, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "-: a --merge view is read twice" in one_line_error(p)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
