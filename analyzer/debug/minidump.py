@@ -1,9 +1,9 @@
 """The minidump layout, and which physical pages a set of missing bytes destroys.
 
-Sections, page-aligned and in this order: header page, msgbuf, dump_avail (version 3 on),
+Sections, page-aligned and in this order: header page, msgbuf, dump_avail (amd64 v3, arm64 v2 on),
 bitmap, pmap, then the dumped pages in bitmap order (dump-formats.md §4-§5). As libkvm
 finds a page: the k-th set bit's page is the k-th page of the pages section; the bit number
-becomes a physical address by walking dump_avail's (start, end) ranges (v1/v2: bit x 4096).
+becomes a physical address by walking dump_avail's (start, end) ranges (without one: bit x 4096).
 amd64 and arm64 are interpreted; other architectures get their magic and version only.
 """
 from __future__ import annotations
@@ -50,9 +50,20 @@ def parse_header(page0: bytes) -> dict | None:
     hdr = layout.parse(page0)._asdict()
     hdr["magic"] = cstring(hdr["magic"])
     hdr["arch"] = arch
-    if hdr["version"] < 3:
-        hdr["dumpavailsize"] = 0  # v1 and v2 have no dump_avail section
+    hdr["has_dump_avail"] = has_dump_avail(arch, hdr["version"], hdr["dumpavailsize"])
+    if not hdr["has_dump_avail"]:
+        hdr["dumpavailsize"] = 0
     return hdr
+
+
+def has_dump_avail(arch: str, version: int, dumpavailsize: int) -> bool:
+    """Whether the dump has a dump_avail section: amd64 from version 3 on; arm64 from
+    version 2 on (sys/arm64/include/minidump.h added dumpavailsize in its version 2, and
+    version 3 only added the page-size flags). An arm64 v2 header whose dumpavailsize is 0
+    is taken at its word: no section."""
+    if arch == "arm64" and version == 2:
+        return dumpavailsize != 0
+    return version >= 3
 
 
 def sections(hdr: dict, pages: int) -> list[Section]:
@@ -61,7 +72,7 @@ def sections(hdr: dict, pages: int) -> list[Section]:
                        ("dump_avail", round_page(hdr["dumpavailsize"])),
                        ("bitmap", round_page(hdr["bitmapsize"])),
                        ("pmap", round_page(hdr["pmapsize"])), ("pages", pages * PAGE)):
-        if name == "dump_avail" and hdr["version"] < 3:
+        if name == "dump_avail" and not hdr["has_dump_avail"]:
             continue
         out.append(Section(name, pos, size))
         pos += size
@@ -174,7 +185,7 @@ def interpret(read: Callable[[int, int], bytes], length: int, missing: Ranges,
     if length < expected:
         missing = coalesce(missing + [(length, expected)])
     avail = None
-    if hdr["version"] >= 3:
+    if hdr["has_dump_avail"]:
         da = secs["dump_avail"]
         if overlap(missing, da.offset, da.offset + da.length):
             problems.append("dump_avail not captured: physical addresses of pages unknown")
@@ -186,7 +197,7 @@ def interpret(read: Callable[[int, int], bytes], length: int, missing: Ranges,
                       -(-(min(b, pages.offset + pages.length) - pages.offset) // PAGE))
                      for a, b in missing)  # the dumped pages any missing byte touches
     lost_pages = sum(r1 - r0 for r0, r1 in ranks)
-    if hdr["version"] < 3 or avail is not None:
+    if not hdr["has_dump_avail"] or avail is not None:
         for r0, r1 in ranks:
             lost_pa += bits_to_pa(bitmap.bit_runs(r0, r1), avail)
     if dump_length is not None and dump_length != expected:

@@ -98,12 +98,16 @@ def _bit_of(pa: int, avail) -> int:
 
 def minidump(arch: str = "amd64", version: int = 3, npages: int = 24,
              msgbufsize: int = 8192, wrapped: bool = False, seed: int = 1,
-             text: str | None = None) -> Minidump:
+             text: str | None = None, kernel_arm64_v2: bool = False) -> Minidump:
+    """``kernel_arm64_v2``: an arm64 version 2 as the kernel wrote it (it has dump_avail:
+    sys/arm64/include/minidump.h at version 2); without it, version 2 has none (the issue's
+    "v1/v2 have no dump_avail", true of amd64)."""
     if text is None:
         text = console_text(400 if wrapped else 3)
         assert (len(text.encode()) > msgbufsize) == wrapped
     ring, held = msgbuf_ring(text, msgbufsize)
-    avail = AVAIL if version >= 3 else None
+    with_avail = version >= 3 or kernel_arm64_v2
+    avail = AVAIL if with_avail else None
     # Pages: a few in the low range, the rest in the high range (v2: bit x 4096).
     pas = [0x2000, 0x3000, 0x9E000] + [0x200000 + i * PAGE for i in range(npages - 3)]
     bits = [_bit_of(pa, avail) if avail else pa // PAGE for pa in pas]
@@ -131,12 +135,12 @@ def minidump(arch: str = "amd64", version: int = 3, npages: int = 24,
     else:
         struct.pack_into("<24sIIIIQQQQII", head, 0, magic, version, msgbufsize, len(bitmap),
                          len(pmap), kernbase, 0x40000000, 0xFFFFA00000000000,
-                         0xFFFFA0FFFFFFFFFF, PAGE if version >= 3 else 0, 0)
+                         0xFFFFA0FFFFFFFFFF, PAGE if with_avail else 0, 0)
     rnd = __import__("random").Random(seed)
     # Each page: its PA, then 4 KiB of a random 512-byte pattern (compressible, like memory).
     pages = b"".join(struct.pack("<Q", pa) + (rnd.randbytes(512) * 8)[:PAGE - 8] for pa in pas)
     parts = [("header", bytes(head)), ("msgbuf", ring.ljust(round_page(msgbufsize), b"\0"))]
-    if version >= 3:
+    if with_avail:
         parts.append(("dump_avail", bytes(dump_avail)))
     parts += [("bitmap", bytes(bitmap)), ("pmap", bytes(pmap)), ("pages", pages)]
     sections, pos = {}, 0

@@ -76,8 +76,9 @@ def test_item2_cut_capture_status_names_the_frame(tmp, run):
     frames = _frames(cut.read_bytes())
     res = run("extract", cut, "-o", tmp / "o", "--json", tmp / "r.json")
     assert res.code == 3, res
+    # the cut record is not a frame (item 26), but it is where the capture ends
     assert f"Dump incomplete: the capture ends mid-dump, at frame {frames + 1}" in \
-        _info(tmp / "o") or f"at frame {frames}" in _info(tmp / "o")
+        _info(tmp / "o")
     assert "client timed out" not in _info(tmp / "o")
     assert "cut" in res.out + res.err
 
@@ -285,7 +286,7 @@ def test_item23_part_files_of_an_interrupted_run_are_named(tmp, run):
 
 # ---- captures that other tools wrote ------------------------------------------------------
 
-def _frames_of(tmp, **kw):
+def _frames_of(tmp):
     s = W.Session(dump=IMAGE, kdh=W.kdh(len(IMAGE)))
     return W.session_frames(s)
 

@@ -257,8 +257,7 @@ def _calls(tmp):
 
 def test_exec_hook_gets_netdumpds_arguments_env_cwd_and_stdin(tmp, run):
     hook = _hook(tmp)
-    res = run("extract", _pcap(tmp, path="crash/web1"), "-o", tmp / "o", "--exec", hook,
-              stdin=subprocess.PIPE if False else None)
+    res = run("extract", _pcap(tmp, path="crash/web1"), "-o", tmp / "o", "--exec", hook)
     assert res.code == 0, res
     (call,) = _calls(tmp)
     reason, ip, host, info, core = call["argv"]
@@ -327,3 +326,30 @@ def test_follow_writes_each_dump_ready_to_debug_as_it_ends(tmp):
     session = json.loads((tmp / "r.json").read_text())["sessions"][0]
     line.pop("event")
     assert line == session
+
+
+def test_summary_json_lines_with_decompress_lists_no_files_and_carries_inspect(tmp, run):
+    stream = D.kernel_zstd(IMAGE)
+    s = W.Session(dump=D.padded(stream), kdh=W.kdh(len(stream), compression=2))
+    (tmp / "z.pcap").write_bytes(W.pcap_bytes(W.session_frames(s)))
+    res = run("summary", tmp / "z.pcap", "--decompress", "--json-lines", "-")
+    assert res.code == 0, res
+    (line,) = [json.loads(x) for x in res.out.splitlines()]
+    assert line["files"] == []
+    assert line["inspect"]["format"] == "minidump"
+    assert sorted(p.name for p in tmp.iterdir()) == ["z.pcap"]
+
+
+def test_follow_a_one_way_capture_finishes_at_the_finished_seen(tmp):
+    oneway = [(t, f) for t, f in _frames() if f[6:12] == W.CLIENT_MAC]  # no ACKs captured
+    cap = tmp / "oneway.pcap"
+    cap.write_bytes(W.pcap_bytes(oneway))
+    out = tmp / "o"
+    proc = _popen("extract", "--follow", cap, "-o", out, "--idle", "60")
+    try:
+        assert _wait_for(lambda: (out / f"vmcore.{IP}.0").exists())
+        assert (out / f"vmcore.{IP}.0").read_bytes() == IMAGE
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

@@ -318,6 +318,22 @@ def test_inspect_lost_pages_pa_and_msgbuf_equal_the_truth(tmp, run, arch, versio
     assert mb["version_line"] == want_version  # overwritten in a wrapped ring: never guessed
 
 
+@pytest.mark.parametrize("kernel_layout", [True, False], ids=["with-dump_avail",
+                                                             "dumpavailsize-0"])
+def test_inspect_arm64_v2_as_the_kernel_wrote_it(tmp, run, kernel_layout):
+    """arm64's minidump.h added dumpavailsize (and the dump_avail page) in its version 2;
+    version 3 only added the page-size flags. A v2 header that says 0 has no section."""
+    md = D.minidump("arm64", 2, kernel_arm64_v2=kernel_layout)
+    lose = {(W.VMCORE, 65536 + 3 * 1448)}
+    _extract(run, _plain_capture(tmp, md, lose, arch="arm64"), tmp / "o")
+    _res, entry = _inspect(run, tmp, tmp / "o" / f"vmcore.{IP}.0")
+    mdj = entry["minidump"]
+    assert [s["name"] for s in mdj["sections"]] == list(md.sections)
+    assert mdj["pages_total"] == len(md.pages_pa) and mdj["length_ok"] is True
+    assert mdj["lost_pages_pa"] == md.lost_pa([(65536 + 3 * 1448, 65536 + 4 * 1448)])
+    assert entry["msgbuf"]["text"] == md.msgbuf_text
+
+
 def test_inspect_text_leads_with_panic_verdict_and_loss(tmp, run):
     md = D.minidump()
     lose = {(W.VMCORE, 65536 + 3 * 1448)}
