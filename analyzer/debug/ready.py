@@ -64,6 +64,8 @@ def ready_dump(outdir: str, files: list[str], has_kdh: bool, private_key: str | 
                     path = _derive(derived, outdir, decompress_path(path))
     except Failure as exc:
         problems.append(str(exc))
+    except OSError as exc:  # a full disk, say: this dump's problem, never the run's
+        problems.append(f"{exc.filename or path}: {exc.strerror}")
     try:
         entry = inspect_path(path, encrypted=encrypted, decode=False)  # cheap
     except (Failure, OSError, ValueError) as exc:  # this dump's problem, not the run's
