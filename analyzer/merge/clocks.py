@@ -21,7 +21,10 @@ from analyzer.merge.views import View, match_key
 SAMPLE = 20_000  # keys kept per view
 MIN_PAIRS = 3
 BIN_PAIRS = 200  # pairs per time bin at most
-BIN_NS = 10_000_000_000  # and at most this wide
+BIN_NS = 10_000_000_000  # and at most this wide, once it has BIN_MIN
+BIN_MIN = 50
+IDLE_NS = 60_000_000_000  # a bin ends at a pause this long (clocks drift meanwhile)
+OUTLIER_NS = 250_000_000  # a pair this far from its bin's median is a mismatched copy
 MIN_SPAN_NS = 60_000_000_000  # pairs this far apart before a drift is fitted
 
 
@@ -82,14 +85,23 @@ def _medians(pairs: list) -> tuple[float | None, float | None]:
 
 
 def _bins(pairs: list):
-    """Runs of time-sorted pairs, each at most BIN_PAIRS long and BIN_NS wide."""
+    """Runs of time-sorted pairs: BIN_PAIRS long, or BIN_NS wide once BIN_MIN long, never
+    across a pause of IDLE_NS; each without its outliers (a copy paired with another copy
+    of its seqno a poll timeout away, where the views missed different ones)."""
     start = 0
     for i, (t, _d, _a) in enumerate(pairs):
-        if i - start >= BIN_PAIRS or t - pairs[start][0] > BIN_NS:
-            yield pairs[start:i]
+        n = i - start
+        if n and (n >= BIN_PAIRS or t - pairs[i - 1][0] > IDLE_NS
+                  or (t - pairs[start][0] > BIN_NS and n >= BIN_MIN)):
+            yield _inliers(pairs[start:i])
             start = i
     if start < len(pairs):
-        yield pairs[start:]
+        yield _inliers(pairs[start:])
+
+
+def _inliers(chunk: list) -> list:
+    mid = median(d for _t, d, _a in chunk)
+    return [p for p in chunk if abs(p[1] - mid) < OUTLIER_NS]
 
 
 def fit(pairs: list) -> tuple[Clock, float] | None:
@@ -98,33 +110,47 @@ def fit(pairs: list) -> tuple[Clock, float] | None:
     if len(pairs) < MIN_PAIRS:
         return None
     pairs = sorted(pairs)
-    bins = [(chunk[len(chunk) // 2][0], *_medians(chunk)) for chunk in _bins(pairs)]
-    delays = [(d - a) / 2 for _t, d, a in bins if d is not None and a is not None]
+    bins = [(chunk[len(chunk) // 2][0], len(chunk), *_medians(chunk))
+            for chunk in _bins(pairs) if chunk]
+    delays = [(d - a) / 2 for _t, _n, d, a in bins if d is not None and a is not None]
     if not delays:
         d, a = _medians(pairs)
         delays = [(d - a) / 2] if d is not None and a is not None else [0.0]
     delay = median(delays)
     pts = [(t, (d + a) / 2 if d is not None and a is not None else
-            d - delay if d is not None else a + delay)
-           for t, d, a in bins if d is not None or a is not None]
+            d - delay if d is not None else a + delay, n)
+           for t, n, d, a in bins if d is not None or a is not None]
     if not pts:  # too few of either kind: the delay stays unknown
         return Clock(median(x for _t, x, _k in pairs), 0.0, pairs[0][0]), 0.0
+    clock = _line(pts)
+    # a bin of copies mismatched with other copies of their seqnos is off by a timeout
+    kept = [p for p in pts if abs(p[1] - clock.offset_at(p[0])) < OUTLIER_NS / 2]
+    return (_line(kept) if kept and len(kept) < len(pts) else clock), delay
+
+
+def _line(pts: list) -> Clock:
+    """The bins' offsets (time, offset, pairs) weighted by their pairs: a straight line
+    when they span MIN_SPAN_NS, else their weighted median."""
     tz = pts[0][0]
-    if len(pts) >= 2 and pts[-1][0] - tz >= MIN_SPAN_NS:
-        n = len(pts)
-        xs = [(t - tz) / 1e9 for t, _o in pts]
-        ys = [o for _t, o in pts]
-        mx, my = sum(xs) / n, sum(ys) / n
-        sxx = sum((x - mx) ** 2 for x in xs)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx  # ns per s
-        return Clock(my - slope * mx, slope / 1e9, tz), delay
-    return Clock(median(o for _t, o in pts), 0.0, tz), delay
+    total = sum(w for _t, _o, w in pts)
+    if pts[-1][0] - tz >= MIN_SPAN_NS:
+        xs = [((t - tz) / 1e9, o, w) for t, o, w in pts]
+        mx = sum(x * w for x, _o, w in xs) / total
+        my = sum(o * w for _x, o, w in xs) / total
+        sxx = sum(w * (x - mx) ** 2 for x, _o, w in xs)
+        slope = sum(w * (x - mx) * (o - my) for x, o, w in xs) / sxx  # ns per s
+        return Clock(my - slope * mx, slope / 1e9, tz)
+    half, acc = total / 2, 0
+    for _t, o, w in sorted(pts, key=lambda p: p[1]):
+        acc += w
+        if acc >= half:
+            return Clock(o, 0.0, tz)
+    return Clock(pts[-1][1], 0.0, tz)
 
 
 def estimate(views: list[View]) -> list[str]:
-    """Set ``clock``, ``offset_ns`` (at the reference's first pair) and ``delay_ns`` of
-    every view (the first is the reference). Returns the problems, one line each (a view
-    with too few messages in common)."""
+    """Set ``clock`` and ``delay_ns`` of every view (the first is the reference). Returns
+    the problems, one line each (a view with too few messages in common)."""
     samples = [_sample(v) for v in views]
     views[0].clock = Clock()
     problems = []
@@ -144,8 +170,6 @@ def estimate(views: list[View]) -> list[str]:
             v.clock = Clock()
             problems.append(f"{v.name}: no messages in common with the other views; its "
                             f"clock is taken as the reference's")
-    for v in views:
-        v.offset_ns = int(round(v.clock.a))
     return problems
 
 

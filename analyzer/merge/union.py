@@ -161,8 +161,9 @@ class UnionSource:
                     out.append(Notice(Kind.VANTAGE_CONFLICT, frame, self._conflict(
                         item, self.views[vi], self.views[vj], other)))
         if type(item) is Datagram and item.link is not None:
-            item = item._replace(link=self._link(rec, vi, item))
-        out.append(item._replace(frame=frame, ts=rec.t))
+            out.append(item._replace(frame=frame, ts=rec.t, link=self._link(rec, vi, item)))
+        else:
+            out.append(item._replace(frame=frame, ts=rec.t))
         self.seen[frame] = (rec.mask, rec.dups, vi, item.frame)
         self.frames.add(frame, vi, item.frame)
 

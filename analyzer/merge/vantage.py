@@ -9,7 +9,8 @@ which views saw each of them. Facts it uses (protocol reference §5):
   ``r``, or seen in rounds ``a`` and ``b``, had a copy nobody saw in every round before
   ``r``, or between ``a`` and ``b``;
 * netdumpd ACKs every copy it gets, within a round trip: an ACK with no copy of its seqno
-  shortly before it stands for a copy nobody saw (in the round it follows, when one does);
+  shortly before it stands for a copy nobody saw (in the round it follows, when one does,
+  else whole poll timeouts after the seqno's last copy);
 * an ACKed copy reached the server: every view that lacks it missed it (a tap drop); an
   unACKed one was lost after the furthest view that saw it, unless a view further on saw
   it, in which case the views before that one missed it.
@@ -145,9 +146,18 @@ class _Session:
                 break
         r = self.round
         t_r = self.round_ts.get(r)
-        if t_r is not None and 0 <= ts - t_r <= ACK_NS and all(c.round != r for c in cs):
+        if t_r is not None and 0 <= ts - t_r <= ACK_NS and seqno <= self.top \
+                and all(c.round != r for c in cs):  # (a higher seqno: the next call's)
             self._fill(cs, r)
             cs.append(_Copy(t_r, 0, True, r))
+            return
+        # no round seen then: whole timeouts after the seqno's last copy tell which one
+        last = max((c for c in cs if c.ts is not None and c.round is not None),
+                   key=lambda c: c.ts, default=None)
+        k = self._timeouts_in(ts - last.ts) if last is not None else 0
+        if k:
+            self._fill(cs, last.round + k)
+            cs.append(_Copy(ts, 0, True, last.round + k))
         else:
             cs.append(_Copy(None, 0, True, None))
 

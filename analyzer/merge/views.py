@@ -20,7 +20,6 @@ class View:
         self.paths = paths
         self.reader = None  # a CaptureReader, once opened
         self.frames = FrameMap([])  # its frame numbers to (file, frame in that file)
-        self.offset_ns = 0  # this view's clock minus the reference view's
         self.delay_ns = 0  # one-way delay from the reference view, toward the server
         self.clock = None  # its Clock against the reference's over the whole view
 

@@ -83,11 +83,14 @@ def _size(text: str) -> int:
               help="frames that capture point misses (with --capture-points; repeatable)")
 @click.option("--point-clock", multiple=True, metavar="POINT=SECONDS",
               help="that capture point's clock offset (with --capture-points; repeatable)")
+@click.option("--point-drift", multiple=True, metavar="POINT=PPM",
+              help="how fast that capture point's clock runs ahead, in parts per million "
+                   "(with --capture-points; repeatable)")
 def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, capture_loss,
                      link_mbps, host_jitter, capture_point, clients, compress, encrypt, path,
                      restart_after, fmt, link, ns, gz, snaplen, seed, output, expected,
                      image_model, arch, minidump_version, msgbuf_wrapped, cipher, public_key,
-                     write_private_key, capture_points, point_loss, point_clock):
+                     write_private_key, capture_points, point_loss, point_clock, point_drift):
     """Simulate FreeBSD netdump clients and netdumpd and write the capture."""
     nbytes = _size(size)
     pem = _read_public_key(public_key)
@@ -109,7 +112,7 @@ def simulate_command(generation, size, mtu, loss, ack_loss, dup, reorder, captur
         if capture_points:
             from .vantage import parse_points, simulate_points
             try:
-                taps = parse_points(capture_points, point_loss, point_clock)
+                taps = parse_points(capture_points, point_loss, point_clock, point_drift)
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--capture-points") from None
             summary, truth = simulate_points(output, taps, dumps, network, capture, seed,

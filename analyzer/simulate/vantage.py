@@ -316,9 +316,9 @@ def point_paths(output: str, names: list[str]) -> dict:
     return {n: str(p.with_name(f"{stem}-{n}{suffixes}")) for n in names}
 
 
-def parse_points(points: str, losses, clocks) -> list[TapSpec]:
-    """``client,mirror,server`` with ``NAME=P`` drop rates and ``NAME=SECONDS`` clocks;
-    ValueError says what is wrong."""
+def parse_points(points: str, losses, clocks, drifts=()) -> list[TapSpec]:
+    """``client,mirror,server`` with ``NAME=P`` drop rates, ``NAME=SECONDS`` clocks and
+    ``NAME=PPM`` drifts; ValueError says what is wrong."""
     names = [n for n in points.split(",") if n]
     if not names or len(set(names)) != len(names) or any(n not in POINTS for n in names):
         raise ValueError(f"{points!r}: a comma list of distinct points among "
@@ -337,8 +337,9 @@ def parse_points(points: str, losses, clocks) -> list[TapSpec]:
         return out
 
     drop, clock = pairs(losses, "the drop probability"), pairs(clocks, "the clock offset")
-    return [TapSpec(n, POINTS[n], drop=drop.get(n, 0.0), clock_offset_s=clock.get(n, 0.0))
-            for n in names]
+    drift = pairs(drifts, "the clock drift")
+    return [TapSpec(n, POINTS[n], drop=drop.get(n, 0.0), clock_offset_s=clock.get(n, 0.0),
+                    clock_drift_ppm=drift.get(n, 0.0)) for n in names]
 
 
 def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: CaptureSpec,
@@ -360,7 +361,8 @@ def simulate_points(output: str, taps: list[TapSpec], dumps, network, capture: C
         with open(os.path.join(expected, "vantage.json"), "w") as fh:
             json.dump({"points": [{"name": t.name, "capture": outputs[t.name],
                                    "position": t.position, "drop": t.drop,
-                                   "clock_offset_s": t.clock_offset_s} for t in taps],
+                                   "clock_offset_s": t.clock_offset_s,
+                                   "clock_drift_ppm": t.clock_drift_ppm} for t in taps],
                        "dumps": [{"vantage": truth.vantage.get(k),
                                   "vantage_physical": truth.vantage_physical.get(k),
                                   "union_missing": truth.union_missing[k],

@@ -227,3 +227,16 @@ def test_a_view_on_standard_input_is_refused_before_anything_is_read(captured, t
     assert p.returncode == 2
     assert "-: a --merge view is read twice" in one_line_error(p)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_simulate_capture_points_take_a_clock_drift(tmp_path):
+    p = cli("simulate", "-o", tmp_path / "d.pcap", "--size", "64k", "--capture-points",
+            "mirror,server", "--point-clock", "server=12.5", "--point-drift", "server=150",
+            "--expected", tmp_path / "truth")
+    assert p.returncode == 0, p.stderr
+    points = json.loads((tmp_path / "truth" / "vantage.json").read_text())["points"]
+    assert [(x["name"], x["clock_offset_s"], x["clock_drift_ppm"]) for x in points] == [
+        ("mirror", 0.0, 0.0), ("server", 12.5, 150.0)]
+    bad = cli("simulate", "-o", tmp_path / "e.pcap", "--capture-points", "mirror,server",
+              "--point-drift", "server=fast")
+    assert bad.returncode == 2 and "the clock drift must be a number" in bad.stderr

@@ -71,3 +71,41 @@ def test_what_is_left_out_is_only_what_no_capture_shows(runs):
         assert physical["total"] - told["total"] == \
             physical["seen_by_none"] - told["seen_by_none"] >= 0
         assert physical["seen_by"] == told["seen_by"]
+
+
+def _harsh(seed: int) -> dict:
+    """Up to 20 % drops at every point and loss both ways, duplicates, host stalls."""
+    rng = random.Random(seed)
+    points = rng.choice(POINTS)
+    worst = rng.choice([0.02, 0.1, 0.2])
+    taps = [TapSpec(name, pos, drop=rng.uniform(0, worst),
+                    clock_offset_s=rng.uniform(-100, 100)) for name, pos in points]
+    cuts = tuple((a.position + b.position) / 2 for a, b in zip(taps, taps[1:]))
+    network = NetworkSpec(loss=rng.uniform(0, worst), ack_loss=rng.uniform(0, worst),
+                          dup=rng.choice([0, 0, 0.02]), host_jitter=rng.choice([0, 0.01]))
+    dump = DumpSpec(generation=rng.choice(["12", "13", "main"]),
+                    size=rng.choice([128, 256, 512]) << 10)
+    loss_at = (0.0001, *cuts) if rng.random() < 0.5 else cuts
+    return {"taps": taps, "seed": seed, "loss_at": loss_at, "network": network, "dump": dump}
+
+
+# 74, 245, 409 and 660 once paired resends a timeout apart and put a clock 0.5 s off
+@pytest.mark.parametrize("seed", [74, 245, 409, 660, 1, 2, 3, 4])
+def test_harsh_runs_keep_one_dump_with_its_clocks_and_bytes(tmp_path, seed):
+    from .conftest import Captured
+    run = Captured(tmp_path, **_harsh(seed))
+    report, _code = run.merge()
+    (session,) = report["sessions"]
+    for view, tap in zip(session["views"], run.taps):
+        assert view["clock_offset_s"] == pytest.approx(run.offset(tap.name), abs=1e-3)
+    assert session["vmcore"]["missing"] == run.truth.union_missing[0]
+
+
+# 532: an ACK a few timeouts after the last copy anyone saw, no round seen in between;
+# 681: the ACK of a new call's first copy, before any of that call's copies was seen
+@pytest.mark.parametrize("seed", [532, 681])
+def test_harsh_runs_where_only_acks_tell_of_the_copies(tmp_path, seed):
+    from .conftest import Captured
+    run = Captured(tmp_path, **_harsh(seed))
+    vantage = run.merge()[0]["sessions"][0]["audit"]["vantage"]
+    assert vantage == run.truth.vantage[0]
