@@ -5,7 +5,7 @@ Addresses are 4-byte packed IPv4 (``socket.inet_ntoa`` turns them into text).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Datagram(NamedTuple):
@@ -17,7 +17,7 @@ class Datagram(NamedTuple):
     dport: int
     payload: bytes  # UDP payload as captured
     missing: int = 0  # UDP payload bytes the capture lost (snap length or a cut file)
-    link: object = None  # link-layer identity (source MAC, VLAN tags), for telling hosts apart
+    link: Any = None  # link-layer identity (source MAC, VLAN tags), for telling hosts apart
     bad_checksum: bool = False  # UDP or IP checksum verified wrong (not zero, not offload-looking)
 
 

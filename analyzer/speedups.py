@@ -1,29 +1,100 @@
-"""Optional compiled helpers (``_speedups.c``), when they were built.
+"""Which modules are compiled, and the switch that refuses the compiled ones.
 
-Built at install time when a C compiler and the Python headers are there; without them (or
-with NETDUMP_ANALYZER_PURE=1) pure Python does the same work with the same results:
+The hot path (capture walkers and decoders, protocol core, the recovery's per-message
+path) is plain Python. At install time Cython compiles these same files, unchanged, into
+extension modules beside them (``setup.py``); Python prefers an extension module to a
+``.py`` of the same name. Nothing else differs: where no compiler or Cython is there, the
+``.py`` files are the program. ``NETDUMP_ANALYZER_PURE=1`` makes ``analyzer/__init__.py``
+call :func:`install` so that every module is loaded from its ``.py`` even when built. A
+``.py`` file newer than its extension (edited since the build) is always loaded itself:
+a stale build never hides a change to the source.
 
-- the inner loops of the pcap and pcapng walkers (used through ``analyzer.capture.speedups``),
-  about five times faster than the Python loops;
-- :func:`new_tuple`, the protocol core's constructor for its event named tuples.
+This module imports nothing from the package: ``setup.py`` reads :data:`MODULES` from it.
 """
 from __future__ import annotations
 
 import os
+import sys
+from importlib.machinery import (
+    BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES, FileFinder, SourceFileLoader,
+    SourcelessFileLoader,
+)
 
-try:
-    if os.environ.get("NETDUMP_ANALYZER_PURE") == "1":
-        raise ImportError("disabled by NETDUMP_ANALYZER_PURE=1")
-    from analyzer import _speedups as compiled
-except ImportError:
-    compiled = None
+MODULES = (
+    "analyzer.capture.links",
+    "analyzer.capture.frames",
+    "analyzer.capture.decode",
+    "analyzer.capture.walker",
+    "analyzer.capture.pcap",
+    "analyzer.capture.pcapng",
+    "analyzer.protocol.session",
+    "analyzer.protocol.notices",
+    "analyzer.protocol.table",
+    "analyzer.protocol.core",
+    "analyzer.recovery.dump",
+    "analyzer.intervals",
+)
+"""The modules compiled at install time (each a ``.py`` file that also runs as it is)."""
 
-_tuple_new = tuple.__new__
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def pure_new_tuple(cls, *items):
-    """An instance of the tuple subclass ``cls`` holding ``items``."""
-    return _tuple_new(cls, items)
+def source_path(name: str) -> str:
+    """The ``.py`` file of one of :data:`MODULES`."""
+    return os.path.join(os.path.dirname(PACKAGE_DIR), *name.split(".")) + ".py"
 
 
-new_tuple = compiled.new_tuple if compiled is not None else pure_new_tuple
+def built() -> list[str]:
+    """The modules of :data:`MODULES` that have a compiled extension beside their source."""
+    out = []
+    for name in MODULES:
+        stem = source_path(name)[:-3]
+        if any(os.path.exists(stem + suffix) for suffix in EXTENSION_SUFFIXES):
+            out.append(name)
+    return out
+
+
+def loaded_compiled() -> list[str]:
+    """The modules of :data:`MODULES` this process runs compiled (imported from an extension)."""
+    return [name for name in MODULES if name in sys.modules
+            and str(getattr(sys.modules[name], "__file__", "")).endswith(tuple(EXTENSION_SUFFIXES))]
+
+
+def _stale(fullname: str) -> bool:
+    """The module's ``.py`` was changed after its extension was built."""
+    src = source_path(fullname)
+    try:
+        mtime = os.stat(src).st_mtime
+    except OSError:
+        return False
+    for suffix in EXTENSION_SUFFIXES:
+        try:
+            return os.stat(src[:-3] + suffix).st_mtime < mtime
+        except OSError:
+            continue
+    return False
+
+
+class PureFinder:
+    """An import hook finding the package's modules as source (or bytecode) only: all of
+    them, or (``stale_only``) those whose source is newer than their extension."""
+
+    def __init__(self, stale_only: bool = False):
+        self.stale_only = stale_only
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname not in MODULES or not path or (self.stale_only and not _stale(fullname)):
+            return None
+        loaders = [(SourceFileLoader, SOURCE_SUFFIXES), (SourcelessFileLoader, BYTECODE_SUFFIXES)]
+        for entry in path:
+            spec = FileFinder(entry, *loaders).find_spec(fullname, target)
+            if spec is not None:
+                return spec
+        return None
+
+
+def install(pure: bool) -> None:
+    """From now on load every module of :data:`MODULES` from its ``.py`` file (``pure``),
+    or those whose build is stale."""
+    if not any(isinstance(f, PureFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, PureFinder(stale_only=not pure))

@@ -8,8 +8,8 @@ measured command runs as a child of this process, one at a time, while this proc
 /proc/PID/status of the child and its descendants every few milliseconds: the peak memory is
 the highest RssAnon + RssShmem seen (file-backed pages of the page cache are not counted).
 Dump writes are counted by wrapping os.pwrite in the child; all its write syscalls come
-from its /proc/PID/io, read at exit (they include any jobs piped to the checksum helper,
-which only the Python walkers use).
+from its /proc/PID/io, read at exit (they include any jobs piped to the checksum helper
+process, used on large plain files when a CPU is idle).
 
 Nothing here is asserted: the table shows the figures and which targets they meet.
 """
@@ -285,7 +285,7 @@ def main() -> None:
             row("extract --no-verify-checksums", n, nv, frames[n])
             pp = res[("extract-pure", n)] = run_extract(
                 paths[n], env=dict(os.environ, NETDUMP_ANALYZER_PURE="1"))
-            row("extract, Python walkers only", n, pp, frames[n])
+            row("extract, uncompiled (PURE=1)", n, pp, frames[n])
             au = res[("audit", n)] = run_audit(paths[n])
             row("audit", n, au, frames[n])
             pi = res[("extract-pipe", n)] = run_extract(paths[n], piped=True)
@@ -298,10 +298,10 @@ def main() -> None:
             row("tshark + netdump.lua", "256m", ts, frames_ts)
 
     print()
-    compiled = subprocess.run([PY, "-c", "from analyzer import speedups; "
-                               "print(speedups.compiled is not None)"],
+    compiled = subprocess.run([PY, "-c", "import analyzer.pipeline; from analyzer import speedups; "
+                               "print(len(speedups.loaded_compiled()), 'of', len(speedups.MODULES))"],
                               capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    print(f"compiled helpers (analyzer/_speedups.c) built: {compiled}")
+    print(f"modules run compiled (Cython, see analyzer/speedups.py): {compiled}")
     print(f"extract and audit rows: median of {REPEAT} runs; fixed cost of one extract run "
           f"(start-up, imports, report, fsync; samples/clean-13x.pcap): {fixed:.2f} s")
     load = os.getloadavg()
@@ -324,9 +324,11 @@ def main() -> None:
         checks.append((text, value, ok))
 
     ex_big = mbps("extract", big)
-    check(f"extract MB/s ({big} clean pcap) >= 250", f"{ex_big:.0f}", ex_big >= 250)
-    check(f"extract --no-verify-checksums MB/s ({big}) >= 250", f"{mbps('extract-nv', big):.0f}",
-          mbps("extract-nv", big) >= 250)
+    check(f"extract MB/s ({big} clean pcap) >= 400", f"{ex_big:.0f}", ex_big >= 400)
+    check(f"extract --no-verify-checksums MB/s ({big}) >= 400", f"{mbps('extract-nv', big):.0f}",
+          mbps("extract-nv", big) >= 400)
+    check(f"extract uncompiled (NETDUMP_ANALYZER_PURE=1) MB/s ({big}) >= 133",
+          f"{mbps('extract-pure', big):.0f}", mbps("extract-pure", big) >= 133)
     check(f"audit MB/s ({big})", f"{mbps('audit', big):.0f}", True)
     r = res[("extract", big)]["s"] / res[("scan", big)]["s"]
     check("extract time / scan-only time <= 3", f"{r:.2f}", r <= 3)

@@ -22,6 +22,8 @@ import sys
 
 import atheris
 
+os.environ["NETDUMP_ANALYZER_PURE"] = "1"  # atheris instruments bytecode: fuzz the .py files
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 

@@ -208,11 +208,11 @@ class Decoder:
         if sport not in self.ports and dport not in self.ports:
             return notices or None
         listed = frames if frames[-1] == frame else frames + [frame]
-        more = f" and {more_frames} more" if more_frames else ""
+        others = f" and {more_frames} more" if more_frames else ""
         notices.append(Notice(Kind.IP_FRAGMENTS, frame,
                               f"UDP {sport} -> {dport} datagram of {len(payload)} bytes reassembled "
                               f"from IPv4 fragments (id 0x{ident:04x}, frames "
-                              f"{', '.join(map(str, listed))}{more})", ts))
+                              f"{', '.join(map(str, listed))}{others})", ts))
         return self._udp(payload, len(payload), src, dst, frame, ts, link, bad_ip, False, notices)
 
     def flush(self) -> list:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from analyzer.anomalies import Kind
 from analyzer.capture.links import SUPPORTED_LINKTYPES, linktype_name
@@ -29,7 +30,7 @@ _PCAP_HDR = struct.Struct("IHHiIII")  # magic, major, minor, zone, sigfigs, snap
 @dataclass
 class Opened:
     path: str
-    source: object
+    source: Any
     size: int  # bytes on disk
     fmt: str  # "pcap" or "pcapng"
     buf: bytes  # first bytes of the (decompressed) capture

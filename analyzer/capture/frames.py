@@ -10,6 +10,7 @@ does not take as it is (ICMP, fragments, options, cut or odd lengths) goes to
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from analyzer.capture.decode import datagram_bad
 from analyzer.capture.links import DECODERS, LT_ETHERNET, VLAN_TPIDS
@@ -38,7 +39,8 @@ def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = N
     chk = checks.extend if checks is not None else None  # flat: index, start, end
     # link identities of the last two source MACs, reused: one tuple per host, not per frame
     mac_a = mac_b = b"\xff" * 7
-    link_a = link_b = None
+    link_a: Any = None
+    link_b: Any = None
 
     def take(lt, buf, d, end, frame, ts, out):
         nonlocal mac_a, mac_b, link_a, link_b

@@ -45,7 +45,7 @@ _NFTLV = struct.Struct("<HH")  # NFLOG TLVs are in the writer's byte order: litt
 def vlan_chain(buf, et: int, p: int, end: int, addr: bytes):
     """The IPv4 start and link after an Ethernet-style type ``et`` whose payload starts at
     ``p``, through any stack of VLAN tags (each a TCI and the next type)."""
-    tags = ()
+    tags: tuple = ()
     while et in VLAN_TPIDS:
         if p + 4 > end:
             return None

@@ -6,23 +6,19 @@ import struct
 
 from analyzer.anomalies import Kind
 from analyzer.capture.fileformat import MAX_CAPLEN, Opened
-from analyzer.capture.speedups import LINKTYPES
 from analyzer.capture.walker import FileWalker
-from analyzer.datagram import Datagram, Notice
+from analyzer.datagram import Notice
 
 
 class PcapWalker(FileWalker):
-    def __init__(self, o: Opened, first: int, take, decoder, loop=None):
-        super().__init__(o, first, take, decoder, loop)
+    def __init__(self, o: Opened, first: int, take, decoder):
+        super().__init__(o, first, take, decoder)
         self.rec = struct.Struct(o.endian + "IIII").unpack_from
         self.hlen = o.record_header
         self.frac_mul = 1 if o.nano else 1000
         self.snaplen = o.snaplen
         self.swapped = o.lengths_swapped
         self.known = o.linktype in o.decoded
-        # the compiled loop walks the common records and stops before any other (speedups.py)
-        self.cwalk = loop.module.walk_pcap if loop is not None and o.linktype in LINKTYPES \
-            and self.hlen == 16 and not self.swapped else None
 
     def _lengths(self, caplen: int, wirelen: int) -> int:
         """The captured length, from files that wrote the two length fields the old way round."""
@@ -37,17 +33,11 @@ class PcapWalker(FileWalker):
         lt = self.o.linktype
         frac_mul = self.frac_mul
         snaplen = self.snaplen
-        limit = min(snaplen, MAX_CAPLEN) if snaplen else MAX_CAPLEN  # the compiled loop's limit
-        cwalk = self.cwalk
         known = self.known
         frame = self.frame
         n = len(buf)
         try:
             while True:
-                if cwalk is not None:
-                    pos, frame, t = cwalk(*self.compiled_args(buf, pos, frame, limit, out))
-                    if t is not None:
-                        self.ts = t
                 if pos + hlen > n:
                     break
                 sec, frac, caplen, wirelen = rec(buf, pos)
@@ -74,10 +64,6 @@ class PcapWalker(FileWalker):
         finally:
             self.frame = frame
         return pos
-
-    def compiled_args(self, buf, pos, frame, limit, out):
-        return (buf, pos, frame, self.o.endian == ">", self.frac_mul, limit, self.o.linktype,
-                self.loop.bitmap, self.loop.verify, out, Datagram, self.links)
 
     def oversized_record(self, out, caplen):
         """A record longer than the header's snap length: the snap length is advice (libpcap

@@ -12,9 +12,8 @@ import struct
 from analyzer.anomalies import Kind
 from analyzer.capture.fileformat import BOM_BE, BOM_LE, MAX_BLOCK, MAX_CAPLEN, SHB_TYPE, Opened
 from analyzer.capture.links import SUPPORTED_LINKTYPES, linktype_name
-from analyzer.capture.speedups import LINKTYPES
 from analyzer.capture.walker import FileWalker
-from analyzer.datagram import Datagram, Notice
+from analyzer.datagram import Notice
 
 _NS = 1_000_000_000
 
@@ -85,24 +84,12 @@ def _parse_idb(buf: bytes, pos: int, blen: int, endian: str) -> _Iface | None:
     return _Iface(lt, snaplen, tsresol, tsoffset)
 
 
-def _compiled_clock(ifc: _Iface) -> tuple[int, int, int] | None:
-    """(multiplier and offset to nanoseconds, link type) for the compiled loop: interfaces
-    of a link type it takes with a decimal clock and an offset that fits 64 bits; None
-    leaves the interface to Python."""
-    if ifc.lt in LINKTYPES and ifc.mul and -(1 << 63) <= ifc.off < (1 << 63):
-        return ifc.mul, ifc.off, ifc.lt
-    return None
-
-
 class PcapngWalker(FileWalker):
-    def __init__(self, o: Opened, first: int, take, decoder, loop=None):
-        super().__init__(o, first, take, decoder, loop)
+    def __init__(self, o: Opened, first: int, take, decoder):
+        super().__init__(o, first, take, decoder)
         self.endian = o.endian
         self.ifaces: list[_Iface] = []
-        self.clocks: list = []  # per interface, for the compiled loop (_compiled_clock)
         self.section = 0
-        # the compiled loop walks the common blocks and stops before any other (speedups.py)
-        self.cwalk = loop.module.walk_pcapng if loop is not None else None
 
     def records(self, buf, pos, out):
         frame = self.frame
@@ -118,15 +105,8 @@ class PcapngWalker(FileWalker):
         take = self.take
         ifaces = self.ifaces
         nif = len(ifaces)
-        cwalk = self.cwalk
-        loop = self.loop
         n = len(buf)
         while True:
-            if cwalk is not None:
-                pos, frame, t = cwalk(buf, pos, frame, endian == ">", self.clocks, loop.bitmap,
-                                      loop.verify, out, Datagram, self.links)
-                if t is not None:
-                    self.ts = t
             if pos + 12 > n:
                 break
             btype, blen = hdr(buf, pos)
@@ -192,7 +172,6 @@ class PcapngWalker(FileWalker):
                         self.stop(out, f"interface description block too short ({blen} bytes)")
                         break
                     ifaces.append(ifc)
-                    self.clocks.append(_compiled_clock(ifc))
                     nif += 1
                     if not ifc.ok:
                         out.append(Notice(Kind.UNSUPPORTED_LINK, frame + 1,
@@ -210,7 +189,6 @@ class PcapngWalker(FileWalker):
                         self.stop(out, f"section header of unsupported pcapng version {major}")
                         break
                     self.ifaces = ifaces = []
-                    self.clocks = []
                     nif = 0
                     self.section += 1
                 pos = end

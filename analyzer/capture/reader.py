@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from analyzer.capture import speedups
 from analyzer.capture.checksums import Helper
 from analyzer.capture.decode import Decoder
 from analyzer.capture.fileformat import open_capture
@@ -52,12 +51,9 @@ class CaptureReader:
 
     def __init__(self, paths: Iterable[str], ports: Iterable[int] = DEFAULT_PORTS,
                  verify_checksums: bool = True, chunk_size: int = CHUNK,
-                 checksum_helper: bool | None = None, compiled: bool = True,
-                 follow: Follow | None = None):
+                 checksum_helper: bool | None = None, follow: Follow | None = None):
         self.paths = [str(p) for p in paths]
         self.ports = frozenset(ports)
-        # the compiled walker loops, when built and not refused (see capture.speedups)
-        self.compiled = speedups.compiled if compiled else None
         self.verify = verify_checksums
         # Verify full-size datagrams in a helper process (plain files only): None decides
         # by file size, True/False force it (see analyzer.capture.checksums).
@@ -134,16 +130,14 @@ class CaptureReader:
             o = open_capture(path, self.follow, newer, f)
             o.started = True
             use = self.checksum_helper
-            if use is None:  # the compiled loops verify faster than the helper could
-                use = self.compiled is None and o.size >= HELPER_MIN_SIZE and _spare_core()
+            if use is None:
+                use = o.size >= HELPER_MIN_SIZE and _spare_core()
             helped = self.verify and use and not (o.compressed or o.stream or self.follow)
             self.checks = [] if helped else None
             take = frame_taker(self.ports, self.verify, self.decoder, self.checks,
                                base := [0])
-            loop = speedups.CompiledLoop(self.compiled, self.ports, self.verify) \
-                if self.compiled is not None and not helped else None
             walker = (PcapWalker if o.fmt == "pcap" else PcapngWalker)(
-                o, self.frame, take, self.decoder, loop)
+                o, self.frame, take, self.decoder)
             walker.base = base
             cap = {"path": path, "frames": 0, "truncated": False}
             self.captures.append(cap)

@@ -20,7 +20,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 _RAW_CHUNK = 1 << 20  # compressed bytes fed to zlib at a time
 
 
-class PlainSource:
+class _Source:
+    """What both sources keep: the file, the bytes of it consumed, the error that ended it."""
+
     __slots__ = ("f", "raw_pos", "error")
 
     def __init__(self, f):
@@ -28,9 +30,14 @@ class PlainSource:
         self.raw_pos = 0  # bytes of the file on disk consumed so far
         self.error: str | None = None
 
-    def read(self, n: int) -> bytes:
-        if self.error is not None:
-            return b""
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except OSError:
+            pass
+
+    def _read_file(self, n: int) -> bytes:
+        """Up to ``n`` bytes of the file; an error ends the stream (``error`` says why)."""
         try:
             data = self.f.read(n)
         except (OSError, ValueError) as e:
@@ -39,35 +46,28 @@ class PlainSource:
         self.raw_pos += len(data)
         return data
 
-    def close(self) -> None:
-        try:
-            self.f.close()
-        except OSError:
-            pass
+
+class PlainSource(_Source):
+    __slots__ = ()
+
+    def read(self, n: int) -> bytes:
+        return b"" if self.error is not None else self._read_file(n)
 
 
-class GzipSource:
+class GzipSource(_Source):
     """Streams the members of a gzip file through zlib with bounded output per call."""
 
-    __slots__ = ("f", "raw_pos", "error", "_d", "_pending", "_done", "_carry")
+    __slots__ = ("_d", "_pending", "_done", "_carry")
 
     def __init__(self, f):
-        self.f = f
-        self.raw_pos = 0
-        self.error: str | None = None
+        super().__init__(f)
         self._d = zlib.decompressobj(31)  # gzip wrapper only; checks CRC and length
         self._pending = b""  # compressed input not yet given to zlib
         self._done = False
         self._carry = b""  # output salvaged past a corrupt point, not yet returned
 
     def _raw(self) -> bytes:
-        try:
-            data = self.f.read(_RAW_CHUNK)
-        except (OSError, ValueError) as e:
-            self.error = f"read error: {e}"
-            return b""
-        self.raw_pos += len(data)
-        return data
+        return self._read_file(_RAW_CHUNK)
 
     @staticmethod
     def _salvage(d, data: bytes) -> bytes:
@@ -129,12 +129,6 @@ class GzipSource:
                 if self.error is None:
                     self.error = "the compressed stream ends before its end marker"
         return b"".join(out)
-
-    def close(self) -> None:
-        try:
-            self.f.close()
-        except OSError:
-            pass
 
 
 class StreamFile:

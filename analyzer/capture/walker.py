@@ -12,7 +12,6 @@ from typing import Iterator
 
 from analyzer.anomalies import Kind
 from analyzer.capture.fileformat import Opened
-from analyzer.capture.speedups import link_cache
 from analyzer.datagram import Notice
 
 
@@ -20,15 +19,13 @@ class FileWalker:
     """State of one file's walk. ``frame`` is the number of the last complete record (frame
     numbers run on across the files of a run, from ``first``)."""
 
-    def __init__(self, o: Opened, first: int, take, decoder, loop=None):
+    def __init__(self, o: Opened, first: int, take, decoder):
         self.o = o
         self.first = first
         self.frame = first
         self.ts = 0  # time of the last record walked, for notices
         self.take = take  # frames.frame_taker
         self.decoder = decoder  # decode.Decoder, for the cut final record
-        self.loop = loop  # speedups.CompiledLoop, or None
-        self.links = link_cache()  # the compiled loops' memory of the last link identities
         self.truncated = False  # the file ends early, or is corrupt from some point on
         self.cut_frame = 0  # the frame number the record cut by the end of the file would have had
         self.stopped = False  # corrupt: nothing after this point is read

@@ -4,25 +4,24 @@ Fed :class:`~analyzer.datagram.Datagram` and :class:`~analyzer.datagram.Notice` 
 capture order, :meth:`NetdumpTracker.feed` returns events; :meth:`close` ends what is open.
 No files, sockets or clocks: the same bytes in always give the same events out.
 
-Sessions are keyed by client IPv4 address, as netdumpd keys them; their states and
-transitions are in :mod:`analyzer.protocol.state`. Each message kind has one rule here
-(:meth:`~NetdumpTracker._client_message`, :meth:`~NetdumpTracker._server_datagram`), written
-with its common case first; :meth:`~NetdumpTracker.feed_many` is only a loop around them.
+Each message kind has one rule here (:meth:`~NetdumpTracker._client_datagram`,
+:meth:`~NetdumpTracker._server_datagram`), written with its common case first;
+:meth:`~NetdumpTracker.feed_many` is only a loop around them. The session table is in
+:mod:`~analyzer.protocol.table`, the states and transitions in
+:mod:`~analyzer.protocol.state`, which session a capture notice hurts in
+:mod:`~analyzer.protocol.notices`.
 """
 from __future__ import annotations
 
 import socket
 
-from analyzer import speedups
 from analyzer.anomalies import Kind
-from analyzer.datagram import Datagram, Notice, Unreachable
-from analyzer.protocol.events import (
-    Ack, Anomaly, DumpFinished, Message, ServerPort, SessionEnded, SessionStarted,
-)
+from analyzer.datagram import Datagram, Notice
+from analyzer.protocol.events import Ack, Anomaly, DumpFinished, Message, ServerPort, SessionEnded
+from analyzer.protocol.notices import Attribution
 from analyzer.protocol.session import S_ACKED, S_FIRST, S_FRAME, S_PAYLOAD, S_TS, WINDOW, Session
-from analyzer.protocol.state import (
-    EVICTABLE, FINISHED_SEEN, FINISHING, IN_FLIGHT, ON_HERALD, OVER, after_finished_ack,
-)
+from analyzer.protocol.state import FINISHING, ON_HERALD, after_finished_ack
+from analyzer.protocol.table import MAX_SESSIONS, SessionTable
 from analyzer.wire import ACK, CLIENT_PORT, DATASIZE, HERALD_PORT, MSG_HDR, MsgType
 
 _HDR = MSG_HDR.struct
@@ -30,31 +29,24 @@ _HDR_SIZE = _HDR.size
 _ACK = ACK.struct
 _HERALD, _FINISHED = MsgType.HERALD, MsgType.FINISHED
 
-MAX_SESSIONS = 512  # open sessions at once; more is a flood, not dumps
-MAX_TWINS = 8  # hosts claiming one client address (different MACs) kept apart
-IDLE_TIMEOUT = 600 * 10**9  # netdumpd's CLIENT_TIMEOUT: a silent session is over
-SWEEP_EVERY = 10 * 10**9  # netdumpd's CLIENT_TPASS: how often it looks
-
-_new = speedups.new_tuple  # event constructor: new(cls, *fields), compiled when built
+_new = tuple.__new__  # event constructor: new(cls, fields), without NamedTuple's keyword handling
 
 
 class NetdumpTracker:
     """Turns datagrams into protocol events. One instance per analysis run."""
 
-    __slots__ = ("sessions", "twins", "max_sessions", "_next_id", "_last_frame", "_last_sid",
-                 "_pending", "dropped_sessions", "_next_sweep", "_cut_frame")
+    __slots__ = ("table", "sessions", "twins", "notes")
 
     def __init__(self, max_sessions: int = MAX_SESSIONS):
-        self.sessions: dict[object, Session] = {}  # current session per client address (+VLAN)
-        self.twins: dict[object, list[Session]] = {}  # other hosts claiming that address
-        self.max_sessions = max_sessions
-        self._next_id = 1
-        self._last_frame = 0  # frame of the last datagram, and its session (or None)
-        self._last_sid: int | None = None
-        self._pending: list[Notice] = []  # notices waiting for their frame's datagram
-        self.dropped_sessions = 0
-        self._next_sweep = 0
-        self._cut_frame = 0  # the record a cut file ends inside: its lost bytes are the cut's
+        self.table = SessionTable(max_sessions)
+        self.sessions = self.table.sessions  # the same dicts, looked up on every datagram
+        self.twins = self.table.twins
+        self.notes = Attribution()
+
+    @property
+    def dropped_sessions(self) -> int:
+        """Sessions refused at the open-session limit."""
+        return self.table.dropped
 
     # -- entry points -------------------------------------------------------------------
 
@@ -63,7 +55,7 @@ class NetdumpTracker:
         if type(item) is Datagram:
             self._datagram(item, events)
         else:
-            events += self._notice(item)
+            events += self.notes.notice(item, self.table)
         return events
 
     def feed_many(self, items) -> list:
@@ -74,20 +66,21 @@ class NetdumpTracker:
         """
         events: list = []
         datagram = self._datagram
-        notice = self._notice
+        notice = self.notes.notice
+        table = self.table
         Dgram = Datagram
         for d in items:
             if type(d) is Dgram:
                 datagram(d, events)
             else:
-                events += notice(d)
+                events += notice(d, table)
         return events
 
     def _datagram(self, d: Datagram, events: list) -> None:
-        if self._pending:
-            self._flush_pending(d[0], events)
-        if d[1] >= self._next_sweep:
-            self._sweep(d, events)
+        if self.notes.pending:
+            self.notes.flush(d[0], events)
+        if d[1] >= self.table.next_sweep:
+            self.table.sweep(d, events)
         if d[4] == CLIENT_PORT or d[5] == HERALD_PORT:
             self._client_datagram(d, events)  # (a HERALD may come from an odd source port)
         elif d[5] == CLIENT_PORT:
@@ -96,139 +89,11 @@ class NetdumpTracker:
     def close(self) -> list:
         """End every open session (end of capture)."""
         events: list = []
-        self._flush_pending(None, events)
-        for s in self._all():
+        self.notes.flush(None, events)
+        for s in self.table.all():
             events.append(SessionEnded(s.id, "end-of-capture", 0))
-        self.sessions.clear()
-        self.twins.clear()
+        self.table.clear()
         return events
-
-    def _sweep(self, d: Datagram, events: list) -> None:
-        """End sessions silent for longer than netdumpd waits."""
-        if self._next_sweep:
-            for s in [s for s in self._all() if d.ts - s.last_ts > IDLE_TIMEOUT]:
-                self._end(s, "timeout", d.frame, events)
-        self._next_sweep = d.ts + SWEEP_EVERY
-
-    # -- notices ------------------------------------------------------------------------
-
-    def _notice(self, n: Notice | Unreachable) -> list:
-        events: list = []
-        if type(n) is Unreachable:
-            self._unreachable(n, events)
-            return events
-        if n.kind == Kind.TRUNCATED_CAPTURE:
-            self._cut_frame = n.frame
-            # The dumps in flight when the file was cut are the ones it hurts.
-            hit = [s.id for s in self._all() if s.state in IN_FLIGHT]
-            for sid in hit:
-                events.append(Anomaly(sid, n.kind, n.frame, n.detail))
-            if not hit:
-                events.append(Anomaly(None, n.kind, n.frame, n.detail))
-        elif n.frame and n.frame == self._last_frame and self._last_sid is not None:
-            events.append(Anomaly(self._last_sid, n.kind, n.frame, n.detail))
-        else:
-            self._pending.append(n)
-        return events
-
-    def _unreachable(self, n: Unreachable, events: list) -> None:
-        """ICMP port-unreachable for a client's datagram: the server port was closed. After
-        FINISHED this means netdumpd closed the session and the FINISHED ACK was lost."""
-        s = self.sessions.get(n.orig_src) if n.orig_sport == CLIENT_PORT else None
-        if s is None:
-            twins = self.twins.get(n.orig_src)
-            s = twins[0] if twins else None
-        port = n.orig_dport
-        if s is not None and s.state in FINISHED_SEEN:
-            detail = (f"ICMP port unreachable for the client's datagram to port {port} after "
-                      "FINISHED: the server had closed the session, so its FINISHED ACK was "
-                      "lost on the way to the client")
-        else:
-            detail = (f"ICMP port unreachable from {socket.inet_ntoa(n.src)}: nothing listens "
-                      f"on port {port} for {socket.inet_ntoa(n.orig_src)}:{n.orig_sport}")
-        events.append(Anomaly(s.id if s is not None else None, Kind.ICMP_UNREACHABLE, n.frame,
-                              detail))
-
-    def _flush_pending(self, frame: int | None, events: list) -> None:
-        keep = []
-        for n in self._pending:
-            if frame is not None and n.frame == frame:
-                keep.append(n)  # attributed once this datagram's session is known
-            else:
-                events.append(Anomaly(None, n.kind, n.frame, n.detail))
-        self._pending = keep
-
-    def _attribute_pending(self, frame: int, sid: int, events: list) -> None:
-        self._last_frame = frame
-        self._last_sid = sid
-        if self._pending:
-            for n in self._pending:
-                events.append(Anomaly(sid, n.kind, n.frame, n.detail))
-            self._pending = []
-
-    # -- sessions -----------------------------------------------------------------------
-
-    def _all(self) -> list[Session]:
-        return [*self.sessions.values(), *(t for ts in self.twins.values() for t in ts)]
-
-    def _twin(self, key: object, s: Session, mac: bytes, d: Datagram, events: list) -> Session | None:
-        """Another host sends as this client: keep its packets apart, under its own session."""
-        twins = self.twins.get(key, [])
-        for t in twins:
-            if t.mac == mac:
-                return t
-        if len(twins) >= MAX_TWINS:
-            return s
-        events.append(Anomaly(s.id, Kind.IP_CONFLICT, d.frame,
-                              f"a second host (MAC {mac.hex(':')}) sends as {s.client}, "
-                              f"whose dump comes from MAC {s.mac.hex(':')}; kept apart"))
-        return None
-
-    def _make_room(self, d: Datagram, events: list) -> None:
-        """At the open-session limit: sessions whose dump is over go first, then the oldest
-        one that never carried data."""
-        over = [x for x in self.sessions.values() if x.state is OVER]
-        if over:
-            self._end(min(over, key=lambda x: x.last_ts), "finished", d.frame, events)
-            return
-        idle = [x for x in self.sessions.values() if x.state in EVICTABLE]
-        if idle:
-            victim = min(idle, key=lambda x: x.last_ts)
-            self._end(victim, "evicted", d.frame, events)
-            events.append(Anomaly(victim.id, Kind.SESSION_LIMIT, d.frame,
-                                  f"more than {self.max_sessions} open sessions: this one "
-                                  "carried no data and was closed to make room"))
-
-    def _open(self, d: Datagram, ip: bytes, server: bytes, herald: bytes | None,
-              events: list, key: object = None, twin: bool = False) -> Session | None:
-        if len(self.sessions) >= self.max_sessions:
-            self._make_room(d, events)
-        if len(self.sessions) >= self.max_sessions:
-            self.dropped_sessions += 1
-            if self.dropped_sessions == 1 or self.dropped_sessions % 1000 == 0:
-                events.append(Anomaly(None, Kind.SESSION_LIMIT, d.frame,
-                                      f"more than {self.max_sessions} open sessions; "
-                                      f"{self.dropped_sessions} dropped so far"))
-            return None
-        key = ip if key is None else key
-        s = Session(self._next_id, ip, server, key, twin)
-        self._next_id += 1
-        if twin:
-            self.twins.setdefault(key, []).append(s)
-        else:
-            self.sessions[key] = s
-        events.append(SessionStarted(s.id, s.client, s.server, None, herald, d.frame, d.ts,
-                                     herald is not None))
-        return s
-
-    def _end(self, s: Session, reason: str, frame: int, events: list) -> None:
-        events.append(SessionEnded(s.id, reason, frame))
-        if s.twin:
-            self.twins[s.key].remove(s)
-            if not self.twins[s.key]:
-                del self.twins[s.key]
-        else:
-            del self.sessions[s.key]
 
     def _over(self, s: Session, frame: int, events: list) -> None:
         """The dump is over (FINISHED ACKed, or seen in a one-way capture). The session stays
@@ -260,11 +125,8 @@ class NetdumpTracker:
             s.link = link
             if s.mac is None and link is not None:
                 s.mac = link[0]
-        if self._pending:
-            self._attribute_pending(frame, sid, events)
-        else:
-            self._last_frame = frame
-            self._last_sid = sid
+        notes = self.notes
+        notes.taken(frame, sid, events)
         if bad:
             events.append(Anomaly(sid, Kind.BAD_CHECKSUM, frame,
                                   "checksum wrong (not offload-looking): data not trusted"))
@@ -277,7 +139,7 @@ class NetdumpTracker:
         if not 1 <= mtype <= 5:
             events.append(Anomaly(sid, Kind.UNKNOWN_TYPE, frame, f"message type {mtype}"))
             return
-        if missing and frame != self._cut_frame:
+        if missing and frame != notes.cut_frame:
             events.append(Anomaly(sid, Kind.SNAPLEN_TRUNCATED, frame,
                                   f"{missing} of {length} payload bytes not captured"))
         if length > DATASIZE:
@@ -300,8 +162,8 @@ class NetdumpTracker:
             recent[seqno] = [frame, frame, ts, body, 0]
             if len(recent) > 2 * WINDOW:
                 s.prune(seqno)
-            events.append(_new(Message, sid, frame, ts, mtype, seqno, offset, length, body,
-                               False, frame, False))
+            events.append(_new(Message, (sid, frame, ts, mtype, seqno, offset, length, body,
+                                         False, frame, False)))
         elif prev[S_TS] == ts and prev[S_PAYLOAD] == body:
             s.capture_duplicates += 1  # the capture saw one frame twice
             return
@@ -331,7 +193,7 @@ class NetdumpTracker:
         twin = False
         link = d.link
         if s is not None and link is not None and s.mac is not None and link[0] != s.mac:
-            s = self._twin(key, s, link[0], d, events)
+            s = self.table.twin(key, s, link[0], d, events)
             twin = s is None
         if mtype == _HERALD:
             if s is not None:
@@ -341,13 +203,13 @@ class NetdumpTracker:
                 if reason == "restarted":
                     events.append(Anomaly(s.id, Kind.DUMP_RESTARTED, d.frame,
                                           "a new HERALD after data: the client started over"))
-                self._end(s, reason, d.frame, events)
+                self.table.end(s, reason, d.frame, events)
                 twin = s.twin
             whole = len(d.payload) + d.missing == _HDR_SIZE + length
-            return self._open(d, d.src, d.dst, d.payload[_HDR_SIZE:] if whole else None,
+            return self.table.open(d, d.src, d.dst, d.payload[_HDR_SIZE:] if whole else None,
                               events, key, twin)
         if s is None:
-            s = self._open(d, d.src, d.dst, None, events, key, twin)
+            s = self.table.open(d, d.src, d.dst, None, events, key, twin)
             if s is not None:
                 events.append(Anomaly(s.id, Kind.HERALD_MISSING, d.frame,
                                       "capture starts after the HERALD; data port learned "
@@ -359,18 +221,18 @@ class NetdumpTracker:
         twin = False
         link = d.link
         if s is not None and link is not None and s.mac is not None and link[0] != s.mac:
-            s = self._twin(key, s, link[0], d, events)
+            s = self.table.twin(key, s, link[0], d, events)
             twin = s is None
         full = len(d.payload) + d.missing
         if s is None and full >= _HDR_SIZE:
-            s = self._open(d, d.src, d.dst, None, events, key, twin)
+            s = self.table.open(d, d.src, d.dst, None, events, key, twin)
         sid = s.id if s else None
-        self._last_frame = d.frame
-        self._last_sid = sid
+        self.notes.last_frame = d.frame
+        self.notes.last_sid = sid
         if full < _HDR_SIZE:
             events.append(Anomaly(sid, Kind.RUNT, d.frame, f"{full}-byte datagram from "
                                   f"{socket.inet_ntoa(d.src)}, a header needs {_HDR_SIZE}"))
-        elif d.frame != self._cut_frame:
+        elif d.frame != self.notes.cut_frame:
             events.append(Anomaly(sid, Kind.SNAPLEN_TRUNCATED, d.frame,
                                   f"header cut by the capture ({len(d.payload)} of {full} "
                                   "bytes kept)"))
@@ -417,18 +279,15 @@ class NetdumpTracker:
                                   "port; an ACK is 4 bytes"))
             return
         if s is None:
-            s = self._open(d, dst, d.src, None, events, key)
+            s = self.table.open(d, dst, d.src, None, events, key)
             if s is None:
                 return
             events.append(Anomaly(s.id, Kind.HERALD_MISSING, frame,
                                   "capture starts after the HERALD; first packet is an ACK"))
         sid = s.id
         s.last_ts = ts
-        if self._pending:
-            self._attribute_pending(frame, sid, events)
-        else:
-            self._last_frame = frame
-            self._last_sid = sid
+        notes = self.notes
+        notes.taken(frame, sid, events)
         if sport != s.server_port:
             self._reply_port(s, sport, frame, events)
         if bad:
@@ -448,10 +307,10 @@ class NetdumpTracker:
                 sent = s.recent.get(seqno)
                 if sent is not None:
                     sent[S_ACKED] = frame
-                    events.append(_new(Ack, sid, frame, ts, seqno, sent[S_FIRST], False, frame,
-                                       sport))
+                    events.append(_new(Ack, (sid, frame, ts, seqno, sent[S_FIRST], False,
+                                             frame, sport)))
                 else:
-                    events.append(_new(Ack, sid, frame, ts, seqno, 0, False, frame, sport))
+                    events.append(_new(Ack, (sid, frame, ts, seqno, 0, False, frame, sport)))
                 if seqno == s.finished_seqno and s.state is FINISHING:
                     self._over(s, frame, events)
                 return

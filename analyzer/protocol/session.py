@@ -7,6 +7,7 @@ with the dump.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from analyzer.intervals import IntervalSet
 from analyzer.protocol.state import MOVES, WAITING, State
@@ -29,7 +30,7 @@ class Session:
         self.ip = ip
         self.key = key  # the address, with the VLAN tags when there are any
         self.link: object = None  # the link identity of the client's latest message
-        self.mac: bytes | None = None  # the client's link-layer address, once seen
+        self.mac: Any = None  # the client's link-layer address, once seen
         self.twin = twin  # a second host claiming an address already in use
         self.client = socket.inet_ntoa(ip)
         self.server = socket.inet_ntoa(server)

@@ -6,7 +6,7 @@ per session. The file writer and the report read these records.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import Any, Callable
 
 from analyzer.anomalies import Kind
 from analyzer.framemap import FrameMap
@@ -59,7 +59,7 @@ class DumpRecord:
         self.duplicate_acks = 0
         self.vmcore = IntervalSet()
         self.key = IntervalSet()
-        self.vmcore_hash = StreamingHash(offload)
+        self.vmcore_hash: Any = StreamingHash(offload)
         self.kdh_raw: bytes | None = None
         self.kdh_length_ok = True  # dumplength within --max-dump-size
         self.refused_end = 0  # end of the furthest data refused by --max-dump-size
@@ -228,7 +228,7 @@ class Recovery:
             self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
 
     def _apply_run(self, rec: DumpRecord, start: int, end: int, n: int, parts: list,
-                   last: Message) -> None:
+                   last: Any) -> None:
         """In-order VMCORE data of ``n`` messages covering [start, end), none refused."""
         self._count(rec, last, n)
         self._take(rec, last, start, parts[0] if n == 1 else b"".join(parts))

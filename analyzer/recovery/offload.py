@@ -43,10 +43,8 @@ class Offload:
 
     def wait(self) -> None:
         """Return once everything submitted is done (raising its error, if any)."""
-        cond = self._cond
-        with cond:
-            while self._jobs or self._busy:
-                cond.wait()
+        self.settle()
+        with self._cond:
             self._raise()
 
     def settle(self) -> None:

@@ -18,7 +18,6 @@ from tests.support.capture_builders import (
     CLIENT, block, epb, ether, idb, pcap, shb, udp_ip, write,
 )
 
-pytestmark = pytest.mark.usefixtures("walker")
 
 T0 = 1_700_000_000_123_456_789
 IP = udp_ip(20024, 20023, b"herald!")

@@ -16,7 +16,6 @@ from tests.support.capture_builders import (
     pb, pcap, shb, sll, sll2, spb, udp, udp_ip, write,
 )
 
-pytestmark = pytest.mark.usefixtures("walker")  # compiled and Python walkers alike
 
 T0 = 1_700_000_000_123_456_789  # ns
 DATA = msg(3, 2, 0, bytes(range(256)) * 4)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 
 from hypothesis import given, settings, strategies as st
 
@@ -12,7 +11,6 @@ from analyzer.capture.ipv4 import Reassembler
 from analyzer.datagram import Datagram, Notice
 from tests.support.capture_builders import CLIENT, SERVER, ether, fragments, ipv4, msg, pcap, udp, udp_ip, write
 
-pytestmark = pytest.mark.usefixtures("walker")  # compiled and Python walkers alike
 
 T0 = 1_700_000_000 * 10**9
 PAYLOAD = msg(3, 9, 0, bytes((i * 31) & 0xFF for i in range(3000)))

@@ -5,7 +5,6 @@ import gzip
 import os
 import tempfile
 
-import pytest
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -17,7 +16,6 @@ from tests.support.capture_builders import (
     ack, block, epb, ether, fragments, idb, msg, null, pcap, shb, sll, sll2, spb, udp_ip,
 )
 
-pytestmark = pytest.mark.usefixtures("walker")  # compiled and Python walkers alike
 
 T0 = 1_700_000_000 * 10**9
 PORTS = frozenset({20023, 20024})

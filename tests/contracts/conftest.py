@@ -43,3 +43,16 @@ def run():
 @pytest.fixture
 def tmp(tmp_path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def rsa():
+    """The operator's RSA key pair (tests make their own, as dumpon's user would)."""
+    from tests.contracts.dump_build import rsa_key
+    return rsa_key()
+
+
+@pytest.fixture(scope="session")
+def other_rsa():
+    from tests.contracts.dump_build import rsa_key
+    return rsa_key()

@@ -117,13 +117,13 @@ def in_process_counts(capture: Path) -> dict[int, tuple[int, int]]:
     """session id -> (reordered, capture duplicates), from one pipeline run."""
     from analyzer.audit.sink import AuditSink
     from analyzer.pipeline import run_analysis
-    from analyzer.protocol import core
+    from analyzer.protocol import core, table
 
     dups: dict[int, int] = {}
-    close, end = core.NetdumpTracker.close, core.NetdumpTracker._end
+    close, end = core.NetdumpTracker.close, table.SessionTable.end
 
     def close_counting(self):
-        for s in self._all():
+        for s in self.table.all():
             dups[s.id] = s.capture_duplicates
         return close(self)
 
@@ -134,7 +134,7 @@ def in_process_counts(capture: Path) -> dict[int, tuple[int, int]]:
     sink = AuditSink()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(core.NetdumpTracker, "close", close_counting)
-        mp.setattr(core.NetdumpTracker, "_end", end_counting)
+        mp.setattr(table.SessionTable, "end", end_counting)
         run_analysis((str(capture),), None, 1 << 40, sinks=(sink,))
     return {sid: (sa.reordered, dups.get(sid, 0)) for sid, sa in sink.sessions.items()}
 

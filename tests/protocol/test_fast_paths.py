@@ -17,7 +17,6 @@ from analyzer.datagram import Datagram
 from analyzer.protocol.core import NetdumpTracker
 from tests.support import capture_builders as cb
 
-pytestmark = pytest.mark.usefixtures("walker")  # compiled and Python walkers alike
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(p for p in (ROOT / "samples").iterdir() if p.suffix in (".pcap", ".pcapng"))

@@ -12,7 +12,7 @@ import time
 from analyzer.exechook import ExecHook
 from analyzer.jsonlines import JsonLines
 from analyzer.pipeline import Analysis
-from analyzer.protocol.core import IDLE_TIMEOUT
+from analyzer.protocol.table import IDLE_TIMEOUT
 from analyzer.wire import MsgType
 from tests.support.datagrams import Conversation, image
 
