@@ -94,8 +94,8 @@ def check_output(path: str | None, option: str, directory: bool) -> None:
         raise Failure(f"{option} {path}: folder {target} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise Failure(f"{option} {path}: cannot write in {folder} (not writable)")
-    if not directory and os.path.exists(path) and not os.access(path, os.W_OK):
-        raise Failure(f"{option} {path}: cannot write {path} (not writable)")
+    if not directory and os.path.lexists(path):
+        raise Failure(f"{option} {path}: {path} exists; not overwriting it")
 
 
 def _nearest(path: str) -> str:
@@ -173,7 +173,9 @@ def emit_report(report: dict, json_out: str | None, records, quiet: bool,
         if json_out == "-":
             write_json(report, sys.stdout)
         else:
-            with open(json_out, "w", encoding="utf-8") as f:
+            from analyzer.newfiles import create_exclusive
+
+            with os.fdopen(create_exclusive(json_out, 0o644), "w", encoding="utf-8") as f:
                 write_json(report, f)
 
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from analyzer.debug.files import create_exclusive
+from analyzer.newfiles import create_exclusive
 from analyzer.exits import EXIT_INCOMPLETE, EXIT_OK
 
 _private_key_opt = click.option("--private-key", "private_key", metavar="PEM",

@@ -95,7 +95,7 @@ def decrypt_file(src: str, dst: str, dk: DumpKey, missing: Ranges) -> tuple[Rang
 
     Returns (missing plaintext ranges, whether the key was checked against the dump).
     """
-    from analyzer.debug.files import create_exclusive
+    from analyzer.newfiles import create_exclusive
     fd_in = os.open(src, os.O_RDONLY)
     try:
         length = os.fstat(fd_in).st_size

@@ -15,9 +15,10 @@ from analyzer.debug.compressed import decompress, stream_kind
 from analyzer.debug.decrypt import decrypt_file
 from analyzer.debug.ekcd import dump_key
 from analyzer.debug.files import (SIDECAR_SUFFIX, Ranges, check_free, coalesce, companion,
-                                  create_exclusive, info_file_of, info_missing, missing_map,
-                                  parse_name, read_info, write_sidecar)
+                                  info_file_of, info_missing, missing_map, parse_name, read_info,
+                                  write_sidecar)
 from analyzer.exits import EXIT_USAGE, Failure
+from analyzer.newfiles import create_exclusive
 from analyzer.wire import ENCRYPTION_NAMES
 
 

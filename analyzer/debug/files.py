@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 from analyzer.exits import EXIT_UNREADABLE, Failure
 from analyzer.intervals import IntervalSet
+from analyzer.newfiles import create_exclusive
 
 SIDECAR_SUFFIX = ".missing"
 SIDECAR_FORMAT = "netdump-analyzer missing map"
-_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _NAME = re.compile(r"^(?P<kind>vmcore_encrypted|vmcore|info|key)\.(?P<host>.+)\.(?P<index>\d+)"
                    r"(?P<suffix>\.gz|\.zst)?$")
 _MISSING_LINE = re.compile(rb"^  Missing (?P<what>\w+) bytes: \[(?P<a>\d+), (?P<b>\d+)\)")
@@ -161,16 +161,6 @@ def write_sidecar(path: str, length: int, missing: Ranges, derived_from: str | N
         json.dump(doc, f, indent=2)
         f.write("\n")
     return target
-
-
-def create_exclusive(path: str) -> int:
-    """A new file for writing; an existing one is never overwritten."""
-    try:
-        return os.open(path, _CREATE, 0o600)
-    except FileExistsError:
-        raise Failure(f"{path} exists; not overwriting it") from None
-    except OSError as exc:
-        raise Failure(f"cannot create {path}: {exc.strerror}") from None
 
 
 def check_free(*paths: str) -> None:

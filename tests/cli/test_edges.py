@@ -92,13 +92,26 @@ def test_an_output_in_a_read_only_folder_is_one_line_naming_it(args, read_only):
     assert os.listdir(read_only) == []
 
 
-def test_a_report_file_that_cannot_be_rewritten_is_refused_before_the_run(tmp_path):
+@pytest.mark.parametrize("command", ["summary", "audit", "extract"])
+@pytest.mark.parametrize("writable", [True, False], ids=["writable", "read-only"])
+def test_an_existing_report_file_is_never_overwritten_and_refused_before_the_run(
+        command, writable, tmp_path):
     report = tmp_path / "r.json"
     report.write_text("{}")
-    report.chmod(0o444)
-    p = as_user("summary", CLEAN, "--json", report)
-    assert p.returncode == 1 and f"cannot write {report} (not writable)" in one_line_error(p)
+    report.chmod(0o644 if writable else 0o444)
+    extra = ["-o", tmp_path / "out"] if command == "extract" else []
+    p = as_user(command, CLEAN, "--json", report, *extra)
+    assert p.returncode == 1 and f"{report} exists; not overwriting it" in one_line_error(p)
     assert p.stdout == "" and report.read_text() == "{}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_name_that_is_a_dangling_symlink_is_refused(tmp_path):
+    report, outside = tmp_path / "r.json", tmp_path / "elsewhere.json"
+    report.symlink_to(outside)
+    p = cli("summary", CLEAN, "--json", report)
+    assert p.returncode == 1 and "exists; not overwriting it" in one_line_error(p)
+    assert not outside.exists()
 
 
 @pytest.mark.parametrize("option", ["-o", "--csv", "--plot", "--json"])
