@@ -2,8 +2,8 @@
 
 ChaCha20 (nonce kdk_iv[0:8], counter 0) is one keystream over the whole body: any captured
 byte decrypts at its own position. AES-256-CBC (IV kdk_iv[0:16]) is one chained stream from
-offset 0: a block needs the ciphertext block before it, so the 16 bytes right after a hole
-are lost too (and a block a hole touches). Bytes that cannot be decrypted are never written.
+offset 0: a block needs the ciphertext block before it, so the 16-byte block right after a
+hole is lost too (and every block a hole touches). Bytes that cannot be decrypted are never written.
 """
 from __future__ import annotations
 
@@ -25,17 +25,18 @@ KNOWN_STARTS = (b"minidump FreeBSD", b"\x7fELF", b"\x1f\x8b\x08", b"\x28\xb5\x2f
 def plaintext_missing(encryption: int, missing: Ranges, length: int) -> Ranges:
     """The plaintext ranges that cannot be recovered, given the missing ciphertext.
 
-    AES-CBC: P[i] = D(C[i]) xor C[i-1], byte for byte after the block decryption. A block
-    whose ciphertext lost any byte is lost whole; a lost ciphertext byte also loses the byte
-    16 places later (it was the next block's chaining input); the rest decrypts.
+    AES-CBC: P[i] = D(C[i]) xor C[i-1]. A block whose ciphertext lost any byte is lost
+    whole, and so is the whole block after it (its chaining input was that block), as
+    decryptcore's rule states it; every other block decrypts. (Where a hole ends inside a
+    block, a few bytes of the next block could be had by the byte-wise xor; they are counted
+    lost, so that a report's missing ranges stay whole blocks.)
     """
     holes = coalesce((max(0, a), min(b, length)) for a, b in missing)
     if encryption == CHACHA20:
         return holes
     lost = []
     for a, b in holes:
-        lost.append((a - a % BLOCK, min(length, -(-b // BLOCK) * BLOCK)))
-        lost.append((min(length, a + BLOCK), min(length, b + BLOCK)))
+        lost.append((a - a % BLOCK, min(length, -(-b // BLOCK) * BLOCK + BLOCK)))
     if length % BLOCK:
         lost.append((length - length % BLOCK, length))  # no padding: a partial block is lost
     return coalesce(lost)

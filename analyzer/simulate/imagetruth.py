@@ -2,7 +2,7 @@
 
 Given the byte ranges of the recoverable dump that the capture lacks, this says which bytes
 of the plaintext image are lost (a ChaCha20 hole stays the same hole; an AES-CBC hole costs
-every 16-byte block it touches, and the bytes 16 after it; a compressed stream is
+every 16-byte block it touches, and the whole block after them; a compressed stream is
 decodable only up to its first hole), and, for a consistent minidump, which sections, physical pages (coalesced PA ranges,
 located through bitmap and dump_avail as libkvm does) and message-buffer lines that is.
 The keys are listed in ``truth.py``'s docstring (``dumps[].image``).
@@ -65,10 +65,9 @@ def plain_missing(stream, missing, kept: int) -> tuple[list[tuple[int, int]], di
         return ([(got, size)] if got < size else []), {"decoded_bytes": got, "stopped_at": stop}
     if stream.key is not None and stream.key.cipher == "aes256-cbc":
         # P[k] = D(C[k]) xor C[k-1]: a block whose ciphertext lost a byte is lost whole, and
-        # the bytes 16 after each lost ciphertext byte are lost through the xor.
-        holes = _coalesce(r for s, e in holes for r in (
-            (s // CBC_BLOCK * CBC_BLOCK, min(size, -(-e // CBC_BLOCK) * CBC_BLOCK)),
-            (s + CBC_BLOCK, min(size, e + CBC_BLOCK))))
+        # so is the next block, whose chaining input it was (the issue's rule: whole blocks).
+        holes = _coalesce((s // CBC_BLOCK * CBC_BLOCK,
+                           min(size, (-(-e // CBC_BLOCK) + 1) * CBC_BLOCK)) for s, e in holes)
     return holes, None
 
 

@@ -29,9 +29,10 @@ def encrypted_capture(tmp, rsa, image, cipher, *, oaep=True, compression=0, lose
 
 
 def extract(run, cap, out, *extra):
-    res = run("extract", cap, "-o", out, "--json", out.parent / "report.json", *extra)
+    report = out.parent / f"{out.name}.report.json"  # a report is never overwritten: one per run
+    res = run("extract", cap, "-o", out, "--json", report, *extra)
     assert res.code in (0, 3), res
-    return json.loads((out.parent / "report.json").read_text())
+    return json.loads(report.read_text())
 
 
 def missing_map(path) -> list:

@@ -59,9 +59,8 @@ def test_cbc_loses_the_blocks_a_hole_touches_and_the_block_right_after(missing):
     for pos in range(0, len(data), 7):
         block = pos - pos % 16
         # P[i] = D(C[i]) xor C[i-1]: lost when this ciphertext block lost any byte, or when
-        # the ciphertext byte 16 places before was lost
-        expect_lost = any(a < block + 16 and b > block for a, b in missing) or \
-            _inside(pos - 16, missing)
+        # the block before it did (its chaining input): whole blocks, as the rule says
+        expect_lost = any(a < block + 16 and b > block - 16 for a, b in missing)
         assert _inside(pos, lost) == expect_lost, (pos, missing)
         assert out[pos] == (0 if expect_lost else data[pos])
 
@@ -72,11 +71,14 @@ def test_cbc_hole_on_block_boundaries_loses_exactly_one_more_block():
     assert plaintext_missing(1, [(0, 16)], 64) == [(0, 32)]
 
 
-def test_cbc_unaligned_hole_loses_its_blocks_and_the_16_bytes_after_it():
-    # a 1448-byte packet lost: the blocks it touches, then bytes whose chaining input it held
+def test_cbc_unaligned_hole_loses_its_blocks_and_the_whole_block_after_them():
+    # a 1448-byte packet lost: the blocks it touches, then the block they chained into
     assert plaintext_missing(1, [(1448, 2896)], 8192) == [(1440, 2912)]
-    # a small hole inside one block: the next block keeps the bytes the hole did not chain
-    assert plaintext_missing(1, [(5, 10)], 64) == [(0, 16), (21, 26)]
+    assert plaintext_missing(1, [(1448, 2900)], 8192) == [(1440, 2928)]
+    # a small hole inside one block: that block and the next, whole
+    assert plaintext_missing(1, [(5, 10)], 64) == [(0, 32)]
+    # the block after the dump's end does not exist
+    assert plaintext_missing(1, [(40, 48)], 48) == [(32, 48)]
 
 
 def _encrypted_dump(tmp_path, encryption, oaep=True, missing=(), key_missing=()):
@@ -108,7 +110,7 @@ def test_holes_from_the_info_file_become_the_decrypted_files_map(tmp_path):
     decrypt_path(paths["vmcore"], str(tmp_path / "operator.pem"))
     out = (tmp_path / "vmcore.10.0.0.2.0").read_bytes()
     lost = json.loads((tmp_path / "vmcore.10.0.0.2.0.missing").read_text())["missing"]
-    assert lost == [[40960 + 96, 40960 + 5000 + 16]]
+    assert lost == [[40960 + 96, 45968 + 16]]  # 45960 rounds up to 45968: then one more block
     a, b = lost[0]
     assert out[:a] == md.image[:a] and out[b:] == md.image[b:] and out[a:b] == bytes(b - a)
 

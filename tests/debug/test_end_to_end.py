@@ -44,13 +44,12 @@ def _simulate(tmp_path, options):
 
 
 def _cbc_rule(holes, length):
-    """Independently: a CBC plaintext byte is lost when its ciphertext block lost a byte,
-    or when the ciphertext byte 16 before it was lost."""
+    """Independently: a CBC plaintext block is lost when its ciphertext block lost a byte,
+    or when the block before it did (its chaining input)."""
     lost = set()
     for a, b in holes:
-        for block in range(a - a % 16, b, 16):
+        for block in range(a - a % 16, b + 16, 16):
             lost.update(range(block, min(block + 16, length)))
-        lost.update(range(a + 16, min(b + 16, length)))
     out = []
     for p in sorted(lost):
         if out and out[-1][1] == p:

@@ -105,7 +105,11 @@ def test_a_private_key_that_does_not_fit_is_that_dumps_problem(tmp_path, other_r
     assert proc.returncode == 0, proc.stderr
     session, = json.loads(proc.stdout)["sessions"]
     assert session["inspect"]["format"] == "encrypted"
-    assert "does not unwrap" in session["inspect"]["problems"][0]
+    # OAEP refuses a wrong key; PKCS#1 v1.5 with implicit rejection (OpenSSL 3.2+) may hand
+    # back 64 random bytes instead, which then do not decrypt the dump: either is this
+    # dump's problem, said as such
+    problem = session["inspect"]["problems"][0]
+    assert "does not unwrap" in problem or "does not decrypt this dump" in problem
     assert "not ready to debug" in proc.stderr
     assert not (tmp_path / "out" / "crash" / f"vmcore.{HOST}.0").exists()
 
