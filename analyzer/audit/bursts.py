@@ -28,6 +28,7 @@ HERALD, FINISHED, VMCORE, KDH, KEY = 1, 2, 3, 4, 5
 MAX_BUFFER = 65536  # MAXDUMPPGS × PAGE_SIZE: the largest send call
 MAX_IN_FLIGHT = 64
 ROUND_LIMIT = 11  # resend rounds before the client gives up
+NOMINAL_TIMEOUT = 1_000_000_000  # 2001 polls of DELAY(500), without the driver's time (ns)
 ROUND_GAP = 100_000_000  # a pause this long between resends starts a new round (ns)
 KEEP_LIST = 20  # worst bursts, longest stalls, examples of each problem
 KEEP_STALLS = 50  # first stalls listed in time order
@@ -44,7 +45,7 @@ class Burst:
                  "bytes", "start_frame", "start_ts", "last_tx_ts", "first_len", "last_len",
                  "unacked", "rounds", "round_last_seq", "retransmits", "needed", "spurious",
                  "timeouts", "last_ack_ts", "last_ack_frame", "slots", "last_tx_frame",
-                 "hidden", "in_round", "fast")
+                 "hidden", "in_round", "fast", "acked_ahead")
 
     def __init__(self, index: int, mtype: int, seq: int, offset: int, length: int,
                  frame: int, ts: int):
@@ -70,6 +71,8 @@ class Burst:
         # packets taken by the audit's fast path (full-size VMCORE, first_len bytes each):
         # counted into the session's per-type totals when the burst is folded
         self.fast = 0
+        # ACKs captured for seqnos past the last one captured (their packets never were)
+        self.acked_ahead = 0
 
     def continues(self, mtype: int, seq: int, offset: int) -> bool:
         """Does new seqno ``seq`` at ``offset`` carry on this burst's buffer?"""
@@ -104,15 +107,18 @@ class Burst:
 def timeouts_in(gap: int, timeout: int | None) -> int:
     """How many whole poll timeouts ``gap`` looks like (0: not a timeout multiple).
 
-    ``timeout``: the median resend timeout observed so far; without one, 1 or 2 timeouts of
-    0.95-1.3 s. At most 4 (past that the windows overlap and any long pause would match).
+    ``timeout``: the median resend timeout observed so far, the same for every round of one
+    client (within 3 %). Without one, the protocol's: 2001 polls of 0.5 ms plus the driver's
+    time, taken as 0.95-1.3 s for one or two rounds; a longer gap only within -3/+5 % of
+    whole nominal 1.0 s timeouts (else any long pause would match). At most the 11 rounds
+    a client makes.
     """
     if timeout is None:
-        k = 1 if gap < 1_600_000_000 else 2
-        lo, hi = k * 950_000_000, k * 1_300_000_000
+        k = 1 if gap < 1_600_000_000 else 2 if gap < 2_750_000_000 else \
+            round(gap / NOMINAL_TIMEOUT)
+        lo, hi = (k * 950_000_000, k * 1_300_000_000) if k <= 2 else \
+            (k * 970_000_000, k * 1_050_000_000)
     else:
-        k = max(1, round(gap / timeout))
-        lo, hi = k * timeout * 0.95 - 20_000_000, k * timeout * 1.05 + 30_000_000
-        if k > 4:
-            return 0
-    return k if lo <= gap <= hi else 0
+        k = round(gap / timeout)
+        lo, hi = k * timeout * 0.97 - 20_000_000, k * timeout * 1.03 + 30_000_000
+    return k if 1 <= k <= ROUND_LIMIT and lo <= gap <= hi else 0

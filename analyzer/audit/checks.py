@@ -66,12 +66,12 @@ def kdh_checks(sa: SessionAudit) -> list[dict]:
 
 def protocol_checks(sa: SessionAudit) -> list[dict]:
     out = []
-    if sa.missing_seqnos:
-        gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in sa.missing_ranges(5))
-        if sa.holes_lost:
-            gaps += f" (and {sa.holes_lost} more)"
+    if sa.holes.count:
+        gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in sa.holes.ranges(5))
+        if sa.holes.lost:
+            gaps += f" (and {sa.holes.lost} more)"
         out.append(_check("seqno continuity from 1", False,
-                          f"{sa.missing_seqnos} seqnos never captured: {gaps}"))
+                          f"{sa.holes.count} seqnos never captured: {gaps}"))
     else:
         out.append(_check("seqno continuity from 1", True, f"1..{sa.seq_max}"))
     if sa.reordered:
@@ -101,13 +101,13 @@ def protocol_checks(sa: SessionAudit) -> list[dict]:
                       "" if not sa.after_finished.count else
                       f"{sa.after_finished.count} messages after FINISHED (frames "
                       f"{_frames(sa.after_finished.items)})"))
-    if sa.icmp_unreachable:
+    if sa.icmp_unreachable.count:
         why = ("after FINISHED: netdumpd had closed the session, so its FINISHED ACK was lost "
                "on the way to the client, which kept resending" if sa.t_finished is not None
                else "the server port the client sends to is closed")
         out.append(_check("no icmp port-unreachable", False,
-                          f"{len(sa.icmp_unreachable)} ICMP port-unreachable for the client's "
-                          f"datagrams (frames {_frames(sa.icmp_unreachable)}): {why}"))
+                          f"{sa.icmp_unreachable.count} ICMP port-unreachable for the client's "
+                          f"datagrams (frames {_frames(sa.icmp_unreachable.items)}): {why}"))
     if sa.conflicts:
         out.append(_check("retransmissions identical", False,
                           f"{sa.conflicts} retransmissions differ from the first copy"))
@@ -143,12 +143,12 @@ def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
         add("warning", "never acknowledged",
             f"{sa.ledger.never_acked.count} messages never ACKed in the capture, e.g. " +
             ", ".join(f"{t} seq {s} (frame {f})" for f, t, s in sa.ledger.never_acked.items[:3]))
-    spurious = sum(sa.spurious)
+    spurious = sum(sa.resends.spurious)
     if spurious:
         add("warning", "spurious retransmissions",
             f"{spurious} resends of messages whose ACK was already captured: "
             "ACKs lost or late between the capture point and the client")
-    needed = sum(sa.needed)
+    needed = sum(sa.resends.needed)
     if needed:
         add("info", "needed retransmissions",
             f"{needed} resends of messages with no ACK captured before them")
@@ -173,9 +173,9 @@ def problems(sa: SessionAudit, checks: list[dict]) -> list[dict]:
             f"{sa.stalls.count} gaps over {sa.stall_threshold / 1e9:g}s in the client's sending, "
             f"{sa.stalls.time / 1e9:.3f}s in total; longest {long['duration']:.3f}s at "
             f"frame {long['frame']}: {long['cause']}")
-    if sa.out_of_burst_retx:
+    if sa.resends.outside:
         add("info", "retransmissions outside a burst",
-            f"{sa.out_of_burst_retx} resends of seqnos from an already finished burst")
+            f"{sa.resends.outside} resends of seqnos from an already finished burst")
     if sa.ledger.late_acks:
         add("info", "late acks", f"{sa.ledger.late_acks} ACKs arrived after the client moved on")
     out.sort(key=lambda p: SEVERITY[p["severity"]])
@@ -206,14 +206,14 @@ def advice(sa: SessionAudit, candidates: list[str]) -> list[dict]:
                     f"payloads of {big} bytes (a jumbo MTU): netdumpd takes at most 4096 and "
                     "never ACKs larger ones; the client must dump through an interface with a "
                     "1500-byte MTU"})
-    spurious = sum(sa.spurious)
+    spurious = sum(sa.resends.spurious)
     if spurious:
         out.append({"kind": "find the lost acks", "text":
                     f"{spurious} resends although the capture holds the ACK: the ACKs were lost "
                     "after the capture point, on the way to the client. Capture at the client's "
                     "side as well (a mirror port next to it) to tell a network loss from one "
                     "in the client's NIC"})
-    unanswered = sum(sa.needed) - sum(sa.hidden)
+    unanswered = sum(sa.resends.needed) - sum(sa.resends.hidden)
     if unanswered:
         out.append({"kind": "find the missing acks", "text":
                     f"{unanswered} resends of messages the capture shows but with no ACK "

@@ -12,6 +12,7 @@ import csv
 import os
 
 from analyzer.framemap import FrameMap
+from analyzer.newfiles import create_exclusive
 from analyzer.wire import TYPE_NAMES
 
 COLUMNS = ["frame", "time", "direction", "type", "seqno", "offset", "length",
@@ -30,7 +31,9 @@ class SessionRows:
         self.frames = frames or FrameMap([])
         os.makedirs(directory, exist_ok=True)
         self.path = csv_path(directory, session, client)
-        self.file = open(self.path, "w", newline="", encoding="ascii")
+        # made new: a name already taken raises Failure and is left as it is
+        self.file = os.fdopen(create_exclusive(self.path, 0o644), "w", newline="",
+                              encoding="ascii")
         self.writer = csv.writer(self.file)
         self.writer.writerow(COLUMNS)
         self.buffer: list[list] = []

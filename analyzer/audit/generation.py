@@ -15,9 +15,9 @@ the evidence excludes it (protocol reference §4.2, §9.3 and §12):
   while 13+ merges them; encrypted data is written in 4 KiB units, so there every 12.x
   burst is one page. Compressed streams are cut into 64 KiB chunks by the compressor in
   every generation, and where every write is 64 KiB nothing can be seen. The burst
-  boundaries must be protocol facts for this: payloads that do not divide 4096 (a call is
-  whole 4 KiB blocks, so its short last packet ends it), or ACKs in the capture with the
-  client's turnaround measured.
+  boundaries must be sure for this: payloads that do not divide 4096 (a call is
+  whole 4 KiB blocks, so its short last packet ends it), or the client's turnaround measured
+  where the sizes ended a call (from the last ACK; in a one-way capture, from the last packet).
 """
 from __future__ import annotations
 
@@ -85,9 +85,11 @@ def _batching(sa: SessionAudit, cands: set, reasons: list[str]) -> None:
     payload = sa.max_payload[VMCORE]
     if payload and 4096 % payload and payload <= 4096 or payload > 4096:
         pass  # the short last packet of each call ends its burst
-    elif not (sa.ledger.acks and sa.turnaround is not None):
-        reasons.append("payloads that divide 4096 and no ACK turnaround measured: burst "
-                       "boundaries are not certain, so batching gives no hint")
+    elif (sa.pace.turn if sa.ledger.acks else sa.pace.turn_tx) is None:
+        # (without ACKs, the pause from a call's last packet to the next call's first one,
+        # where the sizes ended a call, times the others: ClientPace)
+        reasons.append("payloads that divide 4096 and no turnaround of the client measured: "
+                       "burst boundaries are not certain, so batching gives no hint")
         return
     if sa.tally.small_runs >= 2:
         cands &= {"12.x"}

@@ -9,6 +9,7 @@ series come from :class:`~analyzer.audit.plotdata.PlotData`, already bounded.
 from __future__ import annotations
 
 import os
+import sys
 
 MARKER_NAMES = {1: "HERALD", 2: "FINISHED", 4: "KDH", 5: "EKCD key"}
 MARKER_COLORS = {1: "tab:green", 2: "tab:purple", 4: "tab:brown", 5: "tab:olive"}
@@ -67,9 +68,20 @@ def _markers(ax, data, t0: int) -> None:
         seen.add((mtype, resend))
 
 
-def _save(plt, fig, path: str) -> str:
+def _save(plt, fig, path: str) -> str | None:
+    """The PNG at ``path``, made new; a name already taken is left as it is (a warning)."""
+    from analyzer.exits import Failure
+    from analyzer.newfiles import create_exclusive
+
+    try:
+        fd = create_exclusive(path, 0o644)
+    except Failure as exc:
+        plt.close(fig)
+        print(f"warning: --plot: {exc}", file=sys.stderr)
+        return None
     fig.tight_layout()
-    fig.savefig(path)
+    with os.fdopen(fd, "wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
     return path
 
@@ -117,13 +129,20 @@ def stevens(plt, data, title: str, path: str, t0: int, missing=()) -> str:
     return _save(plt, fig, path)
 
 
+def _dots(plt, pts: list, t0: int, color: str, **kw):
+    """A figure with one series of durations (ms) against time, as dots sized to their
+    number: (fig, ax, the durations)."""
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    x, y = _xy(pts, t0, 1e-6)
+    ax.plot(x, y, ".", color=color, markersize=3 if len(pts) > 300 else 6, **kw)
+    return fig, ax, y
+
+
 def rtt(plt, data, title: str, path: str, t0: int) -> str | None:
     pts = data.rtts.points()
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    x, y = _xy(pts, t0, 1e-6)
-    ax.plot(x, y, ".", color="tab:blue", markersize=3 if len(pts) > 300 else 6)
+    fig, ax, y = _dots(plt, pts, t0, "tab:blue")
     _log_axis(ax, y)
     ax.set_xlabel("time since first packet (s)")
     ax.set_ylabel("RTT (ms)")
@@ -136,10 +155,7 @@ def burst_timeline(plt, data, title: str, path: str, t0: int) -> str | None:
     pts = data.burst_time.points()
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    x, y = _xy(pts, t0, 1e-6)
-    ax.plot(x, y, ".", color="tab:grey", markersize=3 if len(pts) > 300 else 6,
-            label=f"burst ({data.burst_time.count:,})")
+    fig, ax, y = _dots(plt, pts, t0, "tab:grey", label=f"burst ({data.burst_time.count:,})")
     bad = data.burst_retx.all()
     if bad:
         bx = [(t - t0) / 1e9 for t, _ in bad]
@@ -172,9 +188,9 @@ def write_plots(sink, report: dict, directory: str) -> list[str]:
         stem = os.path.join(directory, f"dump-{s['id']}-{s['client']}")
         t0 = sa.start_ts
         missing = [tuple(r) for r in (s.get("vmcore") or {}).get("missing", [])]
-        out.append(stevens(plt, data, title + ": offset vs time", stem + "-stevens.png", t0,
-                           missing))
-        for p in (rtt(plt, data, title, stem + "-rtt.png", t0),
+        for p in (stevens(plt, data, title + ": offset vs time", stem + "-stevens.png", t0,
+                          missing),
+                  rtt(plt, data, title, stem + "-rtt.png", t0),
                   burst_timeline(plt, data, title, stem + "-bursts.png", t0)):
             if p:
                 out.append(p)

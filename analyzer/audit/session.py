@@ -2,25 +2,28 @@
 
 :class:`SessionAudit` follows the burst-and-wait model (see :mod:`analyzer.audit.bursts`)
 over the protocol core's events; ACK accounting and RTT are in
-:mod:`analyzer.audit.session_acks`, what the finished bursts add up to in
-:mod:`analyzer.audit.tally`, stalls in :mod:`analyzer.audit.stalls`. Per-seqno state lives only in the current and the
-previous burst; a burst leaving that window is folded into counters, distributions and
-bounded lists, so memory does not grow with the dump.
+:mod:`analyzer.audit.session_acks`, resend counts in :mod:`analyzer.audit.resends`, the
+client's pace (the call boundaries timing decides) in :mod:`analyzer.audit.pace`, what the
+finished bursts add up to in :mod:`analyzer.audit.tally`, stalls in
+:mod:`analyzer.audit.stalls`, seqnos never captured in :mod:`analyzer.audit.seqholes`.
+Per-seqno state lives only in the current and the previous burst; a burst leaving that
+window is folded into counters, distributions and bounded lists, so memory does not grow
+with the dump.
 """
 from __future__ import annotations
 
 from analyzer.audit.bursts import (
-    DUP_WINDOW, FINISHED, HERALD, KDH, KEEP_LIST, KEY, ROUND_GAP, S_ACK, S_DUPS, S_LAST, S_ROW,
-    S_SENDS, VMCORE, Burst,
-    timeouts_in,
+    FINISHED, HERALD, KDH, KEEP_LIST, KEY, ROUND_GAP, S_ACK, S_DUPS, S_LAST, S_ROW, VMCORE,
+    Burst, timeouts_in,
 )
+from analyzer.audit.pace import ClientPace
+from analyzer.audit.resends import ResendCount
+from analyzer.audit.seqholes import SeqnoHoles
 from analyzer.audit.session_acks import AckLedger
-from analyzer.audit.stats import Distribution, Sample
+from analyzer.audit.stats import Sample
 from analyzer.audit.stalls import StallLog
 from analyzer.audit.tally import BurstTally
 from analyzer.wire import MsgType
-
-KEEP_HOLES = 4096  # seqnos not (yet) captured, remembered one by one
 
 
 class SessionAudit:
@@ -30,17 +33,17 @@ class SessionAudit:
 
     # a fixed set of fields: attribute access is the audit's hot path
     __slots__ = (
-        "after_finished", "bursts", "captured_copies", "capture_cut", "client", "conflicts",
+        "after_finished", "bursts", "capture_cut", "client", "conflicts",
         "cur", "data_after_kdh", "end_reason", "finished_seq", "first_vm_seq", "gap_ack",
-        "herald_seen", "hidden", "hidden_rounds", "holes", "holes_first", "holes_lost",
+        "herald_seen", "holes",
         "icmp_unreachable", "id", "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq",
         "last_frame", "last_ts", "last_tx_frame", "last_tx_ts", "ledger",
-        "max_payload", "needed", "net_dups", "new", "new_bytes", "out_of_burst_retx",
-        "oversized", "plain", "plot", "prev", "reordered", "retx", "round_count", "rows",
-        "sent", "seq_max", "server", "server_port", "spacing", "spacing_min", "spurious",
+        "max_payload", "new", "new_bytes",
+        "oversized", "plain", "plot", "prev", "reordered", "resends", "rows",
+        "pace", "sent", "seq_max", "server", "server_port",
         "stall_threshold", "stalls", "start_frame", "start_ts",
         "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key", "tally",
-        "timeouts", "turn_tx", "turnaround", "udp_bytes", "vm_end", "vm_head",
+        "udp_bytes", "vm_end", "vm_head",
     )
 
     def __init__(self, sid: int, client: str, server: str, frame: int, ts: int,
@@ -50,7 +53,7 @@ class SessionAudit:
         self.server = server
         self.server_port: int | None = None
         self.herald_seen = herald_seen
-        self.icmp_unreachable: list[tuple] = []  # (frame,) of each ICMP port-unreachable
+        self.icmp_unreachable = Sample(KEEP_LIST)  # (frame,) of ICMP port-unreachables
         self.start_frame, self.start_ts = frame, ts
         self.stall_threshold = stall_threshold
         self.end_reason: str | None = None
@@ -63,40 +66,25 @@ class SessionAudit:
         self.sent = [0] * 6
         self.new = [0] * 6
         self.new_bytes = [0] * 6
-        self.retx = [0] * 6
-        self.needed = [0] * 6
-        self.spurious = [0] * 6
-        self.hidden = [0] * 6  # resends whose earlier copies were never captured
+        self.resends = ResendCount()
         self.max_payload = [0] * 6
         self.udp_bytes = 0
         self.vm_end = self.key_end = 0
         self.vm_head = b""  # first bytes at offset 0 (compression magic)
-        self.out_of_burst_retx = 0
-        self.net_dups = 0  # copies of one transmission (duplicated by the network)
-        self.captured_copies = 0  # well-formed copies of an already-sent seqno (the core's view)
         # bursts
         self.cur: Burst | None = None
         self.prev: Burst | None = None
         self.bursts = 0
-        self.round_count = self.hidden_rounds = 0
-        self.timeouts = Distribution()
         self.tally = BurstTally()
-        self.spacing = 0  # running average of in-burst send spacing (ns)
-        # the shortest time seen from a burst's last ACK to the next burst where the message
-        # sizes alone end the burst: what the client needs to move on (None: not seen yet)
-        self.turnaround: int | None = None
+        self.pace = ClientPace()
         self.gap_ack = 0  # time from the last client packet to the last event before this one
-        self.spacing_min = 0  # the shortest gap seen between two new seqnos: the link's pace
-        self.turn_tx: int | None = None  # as turnaround, from the last packet (one-way)
         self.ledger = AckLedger(self)
         # stalls
         self.last_tx_ts = self.last_tx_frame = 0
         self.stalls = StallLog(stall_threshold)
         # protocol checks
         self.seq_max = 0
-        self.holes: dict[int, int] = {}  # seqno never captured -> frame after the jump
-        self.holes_lost = 0  # not remembered one by one (too many)
-        self.holes_first: list = []
+        self.holes = SeqnoHoles()
         self.reordered = 0
         self.oversized = Sample(KEEP_LIST)
         self.after_finished = Sample(KEEP_LIST)
@@ -122,6 +110,7 @@ class SessionAudit:
                 and length <= 4096 and offset + length - cur.off_start <= 65536 \
                 and gap <= self.stall_threshold and gap <= ROUND_GAP \
                 and (cur.unacked and self.ledger.acks or (offset - cur.off_start) & 4095) \
+                and not cur.acked_ahead \
                 and len(_payload) == length:
             # the common case: the next full-size VMCORE packet of the burst in flight (its
             # length is the burst's first, already counted in max_payload): a packet of the
@@ -134,9 +123,7 @@ class SessionAudit:
             if end > self.vm_end:
                 self.vm_end = end
             if cur.packets:
-                spacing = self.spacing
-                self.spacing = (7 * spacing + ts - cur.last_tx_ts) >> 3 if spacing \
-                    else ts - cur.last_tx_ts
+                self.pace.space(ts - cur.last_tx_ts)
             cur.packets += 1
             cur.bytes += length
             cur.last_seq = seq
@@ -156,10 +143,9 @@ class SessionAudit:
             self.oversized.add((frame, MsgType(mtype).name, seq, length))
         if gap > self.stall_threshold:
             before, unacked = cur, (cur.unacked if cur else 0)
-        if _c:
-            self.conflicts += 1
+        self.conflicts += bool(_c)
         if retransmit:
-            self.captured_copies += 1
+            self.resends.captured += 1
             hint = self._resend(ev)
         else:
             hint = self._new(ev, gap)
@@ -169,15 +155,19 @@ class SessionAudit:
         self.last_tx_ts, self.last_tx_frame = ts, frame
         if self.rows is not None:
             row = self.rows.message(ev)
-            slot = self._slot(seq)
+            slot = self._slot(seq)[1]
             if slot is not None:
                 slot[S_ROW] = row
 
-    def _slot(self, seq: int) -> list | None:
-        slot = self.cur.slots.get(seq) if self.cur is not None else None
-        if slot is None and self.prev is not None:
-            slot = self.prev.slots.get(seq)
-        return slot
+    def _slot(self, seq: int) -> tuple[Burst | None, list | None]:
+        """The burst in flight that holds ``seq`` and its slot (the burst in flight and None
+        when neither of the two holds it)."""
+        b = self.cur
+        slot = b.slots.get(seq) if b is not None else None
+        if slot is None and self.prev is not None and seq in self.prev.slots:
+            b = self.prev
+            slot = b.slots[seq]
+        return b, slot
 
     def _first_copy(self, ev) -> None:
         """Bookkeeping for the first captured copy of a seqno."""
@@ -224,76 +214,76 @@ class SessionAudit:
         self._first_copy(ev)
         if seq <= self.seq_max:
             return self._late_first(ev)
-        if 0 < gap and (gap < self.spacing_min or not self.spacing_min):
-            self.spacing_min = gap
+        self.pace.packet_gap(gap)
         if seq > self.seq_max + 1:
-            self._jump(self.seq_max + 1, seq, ev.frame)
+            self.holes.jump(self.seq_max + 1, seq, ev.frame)
         self.seq_max = seq
         cur = self.cur
         hidden = False
         hint = None
-        if cur is not None and cur.continues(mtype, seq, offset) and \
-                offset + length - cur.off_start <= 65536:
+        cont = cur is not None and cur.continues(mtype, seq, offset)
+        if cont and offset + length - cur.off_start <= 65536:
             if cur.in_round and ts - cur.last_tx_ts <= ROUND_GAP:
-                if self._moved_on(cur, gap, ts):
+                if self._moved_on(cur, seq, gap, ts):
                     cur = None  # every packet ACKed, then a pause: the next call
                 else:
                     hidden = True  # more of the resend round: the tail's first copies were lost
-            elif gap > ROUND_GAP and cur.unfinished() and timeouts_in(gap, self._timeout()) \
+            elif gap > ROUND_GAP and cur.unfinished() and timeouts_in(gap, self.resends.timeout()) \
                     and not (cur.packets == 1 and not cur.unacked and self.ledger.acks):
                 # (a one-packet burst, ACKed: more likely a whole new call whose first copy
                 # was lost than a call whose every later packet was)
-                self._round(cur, ts, seq)
+                self.resends.round(cur, ts, seq)
                 hint = ("resend after the poll timeout; the burst's tail never reached the "
                         "capture point before")
                 hidden = True
-            elif self._new_call(cur, gap, ts):
+            elif self._new_call(cur, seq, gap, ts):
                 cur = None
         else:
-            if cur is not None and not cur.unacked and cur.last_ack_ts and self.ledger.acks:
-                self._learn_turnaround(ts - cur.last_ack_ts)
-            if cur is not None and 0 < gap < ROUND_GAP and \
-                    (self.turn_tx is None or gap < self.turn_tx):
-                self.turn_tx = gap
+            if cur is not None and not cont:
+                # the call surely ended here (64 KiB is only as sure as the burst's start)
+                acked = not cur.unacked and cur.last_ack_ts and self.ledger.acks
+                self.pace.sizes_ended(ts - cur.last_ack_ts if acked else None, gap)
             cur = None
         if cur is None:
-            k = timeouts_in(gap, self._timeout()) if self.cur is not None else 0
+            k = timeouts_in(gap, self.resends.timeout()) if self.cur is not None else 0
             if k and self._wait_explained(self.cur):
                 # the previous call's resends went uncaptured: its rounds, not this burst's
-                self.cur.rounds += k
-                self.round_count += k
-                self.hidden_rounds += k
+                self.resends.uncaptured_rounds(self.cur, k)
                 k = 0
             cur = self._open_burst(mtype, seq, offset, length, ev.frame, ts)
             if k:
-                cur.rounds = k
+                self.resends.uncaptured_rounds(cur, k)
                 cur.in_round = True
-                self.round_count += k
-                self.hidden_rounds += k
                 hidden = True
                 hint = (f"probably {k} resend round(s): the gap is {k} poll timeout(s) and "
                         "the earlier copies never reached the capture point")
         elif not hidden and cur.packets and not cur.rounds:
-            spacing = ts - cur.last_tx_ts
-            self.spacing = spacing if not self.spacing else (7 * self.spacing + spacing) >> 3
+            self.pace.space(ts - cur.last_tx_ts)
         cur.packets += 1
         cur.bytes += length
         cur.last_seq = seq
         cur.off_next = offset + length
         cur.last_len = length
         cur.last_tx_ts, cur.last_tx_frame = ts, ev.frame
-        cur.unacked += 1
-        cur.slots[seq] = [ts, ev.frame, offset, length, mtype, 2 if hidden else 1, 0, 0, 0, None,
-                          ts, 0]
-        if hidden:
-            self._count_hidden(cur, mtype)
+        acked = self._acked(cur, seq, ts, ev.frame, offset, length, mtype, hidden)
+        if hidden or acked:
+            self.resends.hidden_resend(cur, mtype, acked)
         if self.plot is not None:
-            self._plot_first(ts, mtype, offset, hidden)
+            self._plot_first(ts, mtype, offset, hidden or acked)
         return hint
 
+    def _acked(self, b: Burst, seq: int, ts: int, frame: int, offset: int, length: int,
+               mtype: int, resend: bool) -> bool:
+        """The slot of a first captured copy in burst ``b``. True when an ACK of ``seq`` was
+        captured before it: the server had an earlier copy, so this one is a resend."""
+        ack = self.ledger.unseen.pop(seq, 0) if self.ledger.unseen else 0
+        b.unacked += not ack
+        b.slots[seq] = [ts, frame, offset, length, mtype, 2 if resend or ack else 1, ack, 0,
+                        1 if ack else 0, None, ts, 0]
+        return bool(ack)
+
     def _plot_first(self, ts: int, mtype: int, offset: int, resend: bool) -> None:
-        """A first captured copy is plotted as one (the table's "first"), and also as a
-        retransmission when it is a resend (the table's "retransmitted")."""
+        """A first captured copy: the table's "first", and "retransmitted" if a resend."""
         self.plot.first(ts, mtype, offset)
         if resend:
             self.plot.resend(ts, mtype, offset)
@@ -301,8 +291,7 @@ class SessionAudit:
     def _late_first(self, ev) -> str | None:
         """A new seqno below the highest: its earlier copy was lost, or it was reordered."""
         ts, mtype, seq = ev.ts, ev.type, ev.seqno
-        if self.holes.pop(seq, None) is None and self.holes_lost:
-            self.holes_lost -= 1
+        self.holes.fill(seq)
         cur, prev = self.cur, self.prev
         b = None
         if cur is not None and (seq >= cur.first_seq or prev is None or seq > prev.last_seq):
@@ -310,140 +299,48 @@ class SessionAudit:
         elif prev is not None and seq >= prev.first_seq:
             b = prev
         if b is None:
-            self.out_of_burst_retx += 1
-            self.retx[mtype] += 1
-            self.needed[mtype] += 1
-            self.hidden[mtype] += 1
+            acked = self.ledger.unseen.pop(seq, None) is not None
+            self.resends.hidden_resend(None, mtype, acked)
             if self.plot is not None:
                 self._plot_first(ts, mtype, ev.offset, True)
             return None
-        resend = b.in_round or ts - b.last_tx_ts > ROUND_GAP
+        timed = b.in_round or ts - b.last_tx_ts > ROUND_GAP
         hint = None
-        if resend:
-            if self._round(b, ts, seq):
+        if timed:
+            if self.resends.round(b, ts, seq):
                 hint = "resend after the poll timeout; the first copy never reached the capture point"
             b.last_tx_ts, b.last_tx_frame = ts, ev.frame
-        else:
-            self.reordered += 1
         if seq < b.first_seq:
             b.first_seq = seq
         if ev.offset < b.off_start:
             b.off_start = ev.offset
         b.packets += 1
         b.bytes += ev.length
-        b.unacked += 1
-        b.slots[seq] = [ts, ev.frame, ev.offset, ev.length, mtype, 2 if resend else 1, 0, 0, 0,
-                        None, ts, 0]
-        if resend:
-            self._count_hidden(b, mtype)
+        acked = self._acked(b, seq, ts, ev.frame, ev.offset, ev.length, mtype, timed)
+        if timed or acked:
+            self.resends.hidden_resend(b, mtype, acked)
+        else:
+            self.reordered += 1
         if self.plot is not None:
-            self._plot_first(ts, mtype, ev.offset, resend)
+            self._plot_first(ts, mtype, ev.offset, timed or acked)
         return hint
 
-    def _count_hidden(self, b: Burst, mtype: int) -> None:
-        b.retransmits += 1
-        b.needed += 1
-        b.hidden += 1
-        self.retx[mtype] += 1
-        self.needed[mtype] += 1
-        self.hidden[mtype] += 1
-
-    def _jump(self, first: int, stop: int, frame: int) -> None:
-        """Seqnos first..stop-1 were skipped: remember them, boundedly."""
-        if len(self.holes_first) < KEEP_LIST:
-            self.holes_first.append((first, stop - 1, frame))
-        holes = self.holes
-        if stop - first > KEEP_HOLES:
-            self.holes_lost += stop - first
-            return
-        for s in range(first, stop):
-            if len(holes) >= KEEP_HOLES:
-                holes.pop(next(iter(holes)))
-                self.holes_lost += 1
-            holes[s] = frame
-
-    @property
-    def missing_seqnos(self) -> int:
-        return len(self.holes) + self.holes_lost
-
-    def missing_ranges(self, limit: int = KEEP_LIST) -> list[tuple[int, int]]:
-        """Seqno ranges never captured (of those remembered one by one), lowest first."""
-        out: list[list[int]] = []
-        for s in sorted(self.holes):
-            if out and out[-1][1] == s - 1:
-                out[-1][1] = s
-            elif len(out) < limit:
-                out.append([s, s])
-            else:
-                break
-        return [(a, b) for a, b in out]
-
-    def _dup_window(self) -> int:
-        """Half the shortest resend timeout seen (half the default 1 s before any)."""
-        return (self.timeouts.min if self.timeouts.count else DUP_WINDOW) >> 1
-
-    def _timeout(self) -> int | None:
-        return self.timeouts.percentile(50) if self.timeouts.count else None
-
-    def _new_call(self, cur: Burst, gap: int, ts: int) -> bool:
+    def _new_call(self, cur: Burst, seq: int, gap: int, ts: int) -> bool:
         """The message sizes let this new seqno carry on ``cur``: did a new call start?
+        After a resend round only a new call brings new seqnos; else see ClientPace."""
+        return bool(cur.rounds) or self._moved_on(cur, seq, gap, ts)
 
-        The protocol decides where it can: after a resend round only a new call brings new
-        seqnos; while a packet of the call has no ACK the client cannot move on; a VMCORE call
-        is whole 4 KiB blocks. Only where all of those allow both (every packet ACKed, a
-        block boundary: payloads of exactly 4096 bytes) does timing decide: the gap since the
-        last ACK against the shortest turnaround seen where the sizes ended a burst, or, with
-        no ACK in the capture (one-way), the gap against the link's packet spacing.
-        """
-        return bool(cur.rounds) or self._moved_on(cur, gap, ts)
-
-    def _moved_on(self, cur: Burst, gap: int, ts: int) -> bool:
-        """Had the client every ACK of ``cur`` and time to start its next call?"""
-        if cur.type in (VMCORE, KEY) and (cur.off_next - cur.off_start) & 4095:
-            return False
-        if self.ledger.acks:
-            if cur.unacked:
-                return False
-            since = ts - cur.last_ack_ts
-            turn = self.turnaround
-            if turn is not None:
-                return since >= turn >> 1
-        # no ACK in the capture: a pause like the turnaround seen where the sizes ended a
-        # burst, or else well beyond the link's pace between two packets
-        if self.turn_tx is not None:
-            return gap >= self.turn_tx >> 1
-        pace = self.spacing_min
-        return gap > max(2 * pace, pace + 100_000) if pace else gap > 50_000
-
-    def _learn_turnaround(self, t: int) -> None:
-        if 0 < t < ROUND_GAP and (self.turnaround is None or t < self.turnaround):
-            self.turnaround = t
+    def _moved_on(self, cur: Burst, seq: int, gap: int, ts: int) -> bool:
+        return self.pace.moved_on(cur, seq, gap, ts, bool(self.ledger.acks),
+                                  bool(timeouts_in(gap, self.resends.timeout())))
 
     def _wait_explained(self, prev: Burst | None) -> bool:
         """A gap of whole poll timeouts before a new burst: was the client waiting on the
         previous call (a packet of it unACKed or never captured, or an ACK captured in the
         gap, answering a resend the capture missed) rather than resending this one?"""
-        if prev is None:
-            return False
-        return bool(prev.unacked or prev.packets < prev.last_seq - prev.first_seq + 1
-                    or self.gap_ack > ROUND_GAP)
-
-    def _round(self, b: Burst, ts: int, seq: int) -> bool:
-        """Account a resend of ``seq`` in burst ``b``; True when it opens a new round."""
-        new = not b.in_round or seq <= b.round_last_seq or ts - b.last_tx_ts > ROUND_GAP
-        if new:
-            wait = ts - b.last_tx_ts
-            # a gap of k poll timeouts: k rounds, the first k-1 of them never captured
-            k = timeouts_in(wait, self._timeout()) or 1
-            b.rounds += k
-            b.in_round = True
-            self.round_count += k
-            self.hidden_rounds += k - 1
-            if len(b.timeouts) < 16:
-                b.timeouts.append(wait // k)
-            self.timeouts.add(wait // k)
-        b.round_last_seq = seq
-        return new
+        return prev is not None and bool(
+            prev.unacked or prev.packets < prev.last_seq - prev.first_seq + 1
+            or self.gap_ack > ROUND_GAP)
 
     def _open_burst(self, mtype, seq, offset, length, frame, ts) -> Burst:
         if self.prev is not None:
@@ -457,39 +354,22 @@ class SessionAudit:
 
     def _resend(self, ev) -> None:
         ts, seq, mtype = ev.ts, ev.seqno, ev.type
-        b = self.cur
-        slot = b.slots.get(seq) if b is not None else None
-        if slot is None and self.prev is not None:
-            slot = self.prev.slots.get(seq)
-            if slot is not None:
-                b = self.prev
-        if slot is not None and ts - slot[S_LAST] < self._dup_window() and not ev.conflict:
+        b, slot = self._slot(seq)
+        rs = self.resends
+        if slot is not None and ts - slot[S_LAST] < rs.dup_window() and not ev.conflict:
             # the same bytes inside the same send (sooner than any poll timeout could bring
             # a resend): duplicated on the way, not resent
             slot[S_DUPS] += 1
-            self.net_dups += 1
+            rs.net_dups += 1
             return None
-        self.retx[mtype] += 1
         if self.plot is not None:
             self.plot.resend(ts, mtype, ev.offset)
         if slot is None:
-            self.out_of_burst_retx += 1
-            if seq in self.ledger.unacked_old:
-                self.needed[mtype] += 1
-            else:
-                self.spurious[mtype] += 1
+            rs.resend(None, None, mtype, ts, seq in self.ledger.unacked_old)
             return None
-        self._round(b, ts, seq)
+        rs.round(b, ts, seq)
         b.last_tx_ts, b.last_tx_frame = ts, ev.frame
-        b.retransmits += 1
-        slot[S_SENDS] += 1
-        slot[S_LAST] = ts
-        if slot[S_ACK]:
-            b.spurious += 1
-            self.spurious[mtype] += 1
-        else:
-            b.needed += 1
-            self.needed[mtype] += 1
+        rs.resend(b, slot, mtype, ts, not slot[S_ACK])
         return None
 
     # -- folding and the end ------------------------------------------------------------

@@ -15,7 +15,7 @@ class AckLedger:
     """ACK counters, the RTT samples (Karn), and the seqnos still waiting for an ACK."""
 
     __slots__ = ("sa", "acks", "dup_acks", "dup_unexplained", "acks_unseen", "acks_bad_port",
-                 "acks_future", "late_acks", "unacked_old", "never_acked", "rtt")
+                 "acks_future", "late_acks", "unacked_old", "never_acked", "rtt", "unseen")
 
     def __init__(self, sa) -> None:
         self.sa = sa  # the session: its bursts in flight, ports and timeline
@@ -29,6 +29,9 @@ class AckLedger:
         self.unacked_old: dict[int, tuple] = {}  # folded seqnos still waiting for a late ACK
         self.never_acked = Sample(KEEP_LIST)
         self.rtt = Distribution()
+        # seqno -> frame of a captured ACK whose message the capture had not shown: a copy
+        # of it captured later is a resend, and a spurious one (see SessionAudit._acked)
+        self.unseen: dict[int, int] = {}
 
     def ack(self, ev) -> None:
         _sid, frame, ts, seq, _msg_frame, duplicate, _first, sport = ev
@@ -61,12 +64,18 @@ class AckLedger:
                 slot = burst.slots.get(seq)
         row = sa.rows.ack(ev) if sa.rows is not None else None
         if slot is None:
+            if cur is not None and cur.last_seq < seq < cur.first_seq + MAX_IN_FLIGHT \
+                    and not ev.duplicate:
+                cur.acked_ahead += 1  # the packet never reached the capture; its ACK did
             if ev.duplicate:
                 self.dup_acks += 1
             elif self.unacked_old.pop(seq, None) is not None:
                 self.late_acks += 1
             elif not ev.message_frame:
                 self.acks_unseen.add((ev.frame, seq))
+                if len(self.unseen) >= KEEP_UNACKED:
+                    self.unseen.pop(next(iter(self.unseen)))
+                self.unseen[seq] = ev.frame
             else:
                 self.late_acks += 1
             return
@@ -75,6 +84,9 @@ class AckLedger:
             self.dup_acks += 1
             if slot[S_ACKS] > slot[S_SENDS] + slot[S_DUPS]:
                 self.dup_unexplained += 1
+            elif slot[S_SENDS] > 1:
+                # the ACK of a resend: the one the client waited for (its first was lost)
+                burst.last_ack_ts, burst.last_ack_frame = ts, ev.frame
         else:
             slot[S_ACK], slot[S_ACKTS] = ev.frame, ts
             burst.unacked -= 1
@@ -98,8 +110,12 @@ class AckLedger:
             slot[S_ROW] = None
 
     def retire(self, b: Burst) -> None:
-        """A burst leaves the window: remember its unACKed seqnos, boundedly."""
+        """A burst leaves the window: remember its unACKed seqnos, boundedly; forget the ACKs
+        of its packets the capture never showed (no resend of them can come now)."""
         self.rtt.tidy()
+        if self.unseen:
+            for seq in range(b.first_seq, b.last_seq + 1):
+                self.unseen.pop(seq, None)
         if b.unacked:
             old = self.unacked_old
             for seq, slot in b.slots.items():

@@ -1,8 +1,11 @@
 """The audit as a pipeline sink: protocol events in, one :class:`SessionAudit` per dump."""
 from __future__ import annotations
 
+import sys
+
 from analyzer.anomalies import Kind
 from analyzer.audit.session import SessionAudit
+from analyzer.exits import Failure
 from analyzer.protocol.events import (
     Ack, Anomaly, Message, ServerPort, SessionEnded, SessionStarted,
 )
@@ -55,9 +58,7 @@ class AuditSink:
                 sessions[ev.session].end(ev.reason)
             elif kind is Anomaly and ev.session is not None:
                 if ev.kind == Kind.ICMP_UNREACHABLE:
-                    frames = sessions[ev.session].icmp_unreachable
-                    if len(frames) < 50:
-                        frames.append((ev.frame,))
+                    sessions[ev.session].icmp_unreachable.add((ev.frame,))
                 elif ev.kind == Kind.TRUNCATED_CAPTURE and ev.session in sessions:
                     sessions[ev.session].capture_cut = (ev.frame, ev.detail)
 
@@ -70,7 +71,10 @@ class AuditSink:
             sa.plot = PlotData()
         if self.csv_dir:
             from analyzer.audit.csvout import SessionRows
-            sa.rows = SessionRows(self.csv_dir, ev.session, ev.client, self.frames)
+            try:
+                sa.rows = SessionRows(self.csv_dir, ev.session, ev.client, self.frames)
+            except Failure as exc:  # never overwritten; the rest of the audit goes on
+                print(f"warning: --csv: {exc}; no CSV for dump {ev.session}", file=sys.stderr)
         sa.plain = not (sa.plot or sa.rows)
         self.sessions[ev.session] = sa
 

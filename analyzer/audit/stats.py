@@ -32,6 +32,14 @@ def _bin_centre(k: int) -> float:
     return (((1 << SUB_BITS) | sub) << shift) + (1 << shift) / 2
 
 
+def _folded(name: str) -> property:
+    """A statistic read after the waiting samples are folded in."""
+    def get(self):
+        self._fold()
+        return getattr(self, name)
+    return property(get)
+
+
 class Distribution:
     """Samples in integer nanoseconds (or any positive integers).
 
@@ -100,30 +108,11 @@ class Distribution:
             i = j
         vs.clear()
 
-    @property
-    def count(self) -> int:
-        self._fold()
-        return self._count
-
-    @property
-    def total(self) -> int:
-        self._fold()
-        return self._total
-
-    @property
-    def min(self) -> int:
-        self._fold()
-        return self._min
-
-    @property
-    def max(self) -> int:
-        self._fold()
-        return self._max
-
-    @property
-    def exact(self) -> list[int] | None:
-        self._fold()
-        return self._exact
+    count = _folded("_count")
+    total = _folded("_total")
+    min = _folded("_min")
+    max = _folded("_max")
+    exact = _folded("_exact")  # every sample (list), or None past EXACT_SAMPLES
 
     @property
     def is_exact(self) -> bool:

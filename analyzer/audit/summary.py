@@ -88,18 +88,19 @@ def bursts(sa: SessionAudit) -> dict:
 
 
 def retransmissions(sa: SessionAudit) -> dict:
+    rs = sa.resends
     by_type = {}
     for t in range(1, 6):
         if sa.sent[t]:
             by_type[TYPE_NAMES[t]] = {"sent": sa.sent[t], "first": sa.new[t],
-                                      "retransmitted": sa.retx[t], "needed": sa.needed[t],
-                                      "spurious": sa.spurious[t]}
-    return {"total": sum(sa.retx), "needed": sum(sa.needed), "spurious": sum(sa.spurious),
-            "by_type": by_type, "rounds": sa.round_count,
-            "timeout": sa.timeouts.summary(), "outside_burst": sa.out_of_burst_retx,
-            "network_duplicates": sa.net_dups,
-            "captured": sa.captured_copies,
-            "hidden": sum(sa.hidden), "hidden_rounds": sa.hidden_rounds,
+                                      "retransmitted": rs.retx[t], "needed": rs.needed[t],
+                                      "spurious": rs.spurious[t]}
+    return {"total": sum(rs.retx), "needed": sum(rs.needed), "spurious": sum(rs.spurious),
+            "by_type": by_type, "rounds": rs.rounds,
+            "timeout": rs.timeouts.summary(), "outside_burst": rs.outside,
+            "network_duplicates": rs.net_dups,
+            "captured": rs.captured,
+            "hidden": sum(rs.hidden), "hidden_rounds": rs.hidden_rounds,
             "classification": "needed = no ACK for the seqno captured before the resend; "
                               "spurious = an ACK was already captured; a copy sooner than "
                               "half the client's poll timeout after the previous one, with the "

@@ -51,5 +51,7 @@ def write_vantage_plots(vantage, audit, report: dict, directory: str) -> list[st
             continue
         title = f"dump {sess['id']} from {sess['client']}: which capture points saw each packet"
         stem = os.path.join(directory, f"dump-{sess['id']}-{sess['client']}")
-        out.append(vantage_plot(plt, s, names, title, stem + "-vantage.png", sa.start_ts))
+        written = vantage_plot(plt, s, names, title, stem + "-vantage.png", sa.start_ts)
+        if written:
+            out.append(written)
     return out

@@ -226,16 +226,10 @@ class ClientRun:
         elif self.point == "mirror":
             self.emit(t + self.d // 2, 0, self.cip, self.sip, 20024, dport, msg, tag)
         # fate on the way to the server
-        lost = None
         if self.tx_count in self.drop_tx:
             lost = "dropped (drop_packets)"
-        elif self.drop_seq.get(seqno, 0) > 0 and att.attempt == 0:
-            self.drop_seq[seqno] -= 1
-            lost = "dropped (drop_seqnos)"
-        elif self.blackouts and self._blackout(t):
-            lost = "dropped (blackout)"
-        elif net.loss and rng.random() < net.loss:
-            lost = "lost"
+        else:
+            lost = self._lost(t, att, self.drop_seq, seqno, "drop_seqnos", net.loss)
         if lost:
             if rec is not None:
                 rec[7] = lost
@@ -253,22 +247,47 @@ class ClientRun:
             return
         copies = 2 if (net.dup and rng.random() < net.dup) else 1
         for c in range(copies):
-            ta = t + self.d
-            if self.jit:
-                ta += int(rng.random() * self.jit)
-            if net.reorder and rng.random() < net.reorder:
-                ta += int(rng.random() * net.reorder_delay_us * US)
-            elif not c:
-                if ta < self.fifo_c2s:
-                    ta = self.fifo_c2s
-                self.fifo_c2s = ta
-            if c:
-                ta += US + int(rng.random() * 59 * US)
+            ta = self._arrival(t, c, True)
             if rec is not None:
                 rec[8].append(ta)
                 if c:
                     rec[7] = "duplicated"
             self.push(ta, ARRIVE, msg, dport, seqno, send_no, c, rec, att)
+
+    def _lost(self, t: int, att, drops: dict, key, option: str, p: float) -> str | None:
+        """Why a datagram sent at ``t`` never arrives, or None: the spec drops the first
+        transmissions of ``key`` (``option``: the spec's field, in the first attempt), a
+        blackout, or chance ``p``."""
+        if key is not None and drops.get(key, 0) > 0 and att.attempt == 0:
+            drops[key] -= 1
+            return f"dropped ({option})"
+        if self.blackouts and self._blackout(t):
+            return "dropped (blackout)"
+        if p and self.rng.random() < p:
+            return "lost"
+        return None
+
+    def _arrival(self, t: int, c: int, to_server: bool) -> int:
+        """When copy ``c`` of a datagram sent at ``t`` arrives: after the one-way delay and
+        jitter, and either a reordering delay or in FIFO order behind the direction's last
+        arrival; a duplicate (c = 1) comes a little after."""
+        rng, net = self.rng, self.net
+        ta = t + self.d
+        if self.jit:
+            ta += int(rng.random() * self.jit)
+        if net.reorder and rng.random() < net.reorder:
+            ta += int(rng.random() * net.reorder_delay_us * US)
+        elif not c:
+            fifo = self.fifo_c2s if to_server else self.fifo_s2c
+            if ta < fifo:
+                ta = fifo
+            if to_server:
+                self.fifo_c2s = ta
+            else:
+                self.fifo_s2c = ta
+        if c:
+            ta += US + int(rng.random() * 59 * US)
+        return ta
 
     # --- server side ----------------------------------------------------------------------
     def on_arrive(self, t, msg, dport, seqno, send_no, copy, rec, att):
@@ -311,33 +330,17 @@ class ClientRun:
             ackrec = [ts, "delivered", []]
             rec[9].append(ackrec)
         if self.ack_fx:
-            lost = None
-            if what == "ack" and self.drop_ack.get(ack_seq, 0) > 0 and att.attempt == 0:
-                self.drop_ack[ack_seq] -= 1
-                lost = "dropped (drop_acks)"
-            elif self.blackouts and self._blackout(ts):
-                lost = "dropped (blackout)"
-            elif net.ack_loss and rng.random() < net.ack_loss:
-                lost = "lost"
+            lost = self._lost(ts, att, self.drop_ack, ack_seq if what == "ack" else None,
+                              "drop_acks", net.ack_loss)
             if lost:
                 if ackrec is not None:
                     ackrec[1] = lost
                 return
         copies = 2 if (net.ack_dup and rng.random() < net.ack_dup) else 1
         for c in range(copies):
-            ta = ts + self.d
-            if self.jit:
-                ta += int(rng.random() * self.jit)
-            if net.reorder and rng.random() < net.reorder:
-                ta += int(rng.random() * net.reorder_delay_us * US)
-            elif not c:
-                if ta < self.fifo_s2c:
-                    ta = self.fifo_s2c
-                self.fifo_s2c = ta
-            if c:
-                ta += US + int(rng.random() * 59 * US)
-                if ackrec is not None:
-                    ackrec[1] = "duplicated"
+            ta = self._arrival(ts, c, False)
+            if c and ackrec is not None:
+                ackrec[1] = "duplicated"
             if ackrec is not None:
                 ackrec[2].append(ta)
             if point == "client":

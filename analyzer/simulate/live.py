@@ -126,36 +126,40 @@ class _LiveServer(threading.Thread):
             self.done.set()
 
 
-def run_live(size: int = 64 << 10, generation: str = "13", *, client_ip: str | None = None,
-             server_ip: str = "127.0.0.1", path: str | None = None, compress: str = "none",
-             encrypt: bool = False, seed: int = 0, mtu: int = 1500,
-             poll_timeout: float = 0.2, deadline: float = 8.0,
-             drop_first_send_of: tuple = ()) -> LiveResult:
-    """Run one dump over real sockets; returns what the server saved.
-
-    ``drop_first_send_of``: seqnos whose first transmission the client skips (a real resend
-    then follows after ``poll_timeout``).
-    """
-    client_ip = client_ip or pick_client_ip()
-    end = time.monotonic() + deadline
-    server = _LiveServer(server_ip, end)
+def serve(ip: str, deadline: float) -> _LiveServer:
+    """Start a netdumpd-like server on ``ip`` (until the monotonic ``deadline``)."""
+    server = _LiveServer(ip, deadline)
     server.start()
-    material = make_material(generation=generation, size=size, seed=seed, compress=compress,
-                             encrypt=encrypt, path=path, hostname="livebox", panic="page fault",
-                             dumptime=int(time.time()), versionstring=None)
+    return server
+
+
+@dataclass
+class ClientRun:
+    """What a live client did: its outcome, transmissions, and send calls (type, first and
+    last seqno), and how many transmissions were resends."""
+
+    outcome: str = "finished"
+    sent: int = 0
+    calls: list = field(default_factory=list)
+    resends: int = 0
+
+
+def send_dump(material, generation: str, client_ip: str, server_ip: str, mtu: int,
+              poll_timeout: float, end: float, skip: set) -> ClientRun:
+    """The client side: every send call of the dump, resending what is not ACKed after
+    ``poll_timeout``; ``skip``: seqnos whose first transmission is left out."""
     maxp = max_payload(generation, mtu)
     cs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     cs.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     cs.bind((client_ip, 20024))
     dport = 20023
     seq = 1
-    outcome = "finished"
-    sent = 0
-    skip = set(drop_first_send_of)
+    run = ClientRun()
     try:
         for mtype, start, data in client_calls(generation, material):
             pk = packetize(start, data, maxp)
             msgs = [_HDR.pack(mtype, seq + i, off, len(p), 0) + p for i, (off, p) in enumerate(pk)]
+            run.calls.append((int(mtype), seq, seq + len(msgs) - 1))
             acked = [False] * len(msgs)
             ok = False
             for rnd in range(12):
@@ -164,7 +168,8 @@ def run_live(size: int = 64 << 10, generation: str = "13", *, client_ip: str | N
                         if rnd == 0 and seq + i in skip:
                             continue
                         cs.sendto(m, (server_ip, dport))
-                        sent += 1
+                        run.sent += 1
+                        run.resends += rnd > 0
                 t_round = time.monotonic() + poll_timeout
                 while not all(acked) and time.monotonic() < min(t_round, end):
                     rl, _, _ = select.select([cs], [], [], 0.01)
@@ -183,11 +188,40 @@ def run_live(size: int = 64 << 10, generation: str = "13", *, client_ip: str | N
                 if time.monotonic() >= end:
                     break
             if not ok:
-                outcome = "aborted"
+                run.outcome = "aborted"
                 break
             seq += len(msgs)
     finally:
         cs.close()
+    return run
+
+
+def live_material(size: int, generation: str, *, path: str | None = None,
+                  compress: str = "none", encrypt: bool = False, seed: int = 0):
+    return make_material(generation=generation, size=size, seed=seed, compress=compress,
+                         encrypt=encrypt, path=path, hostname="livebox", panic="page fault",
+                         dumptime=int(time.time()), versionstring=None)
+
+
+def run_live(size: int = 64 << 10, generation: str = "13", *, client_ip: str | None = None,
+             server_ip: str = "127.0.0.1", path: str | None = None, compress: str = "none",
+             encrypt: bool = False, seed: int = 0, mtu: int = 1500,
+             poll_timeout: float = 0.2, deadline: float = 8.0,
+             drop_first_send_of: tuple = ()) -> LiveResult:
+    """Run one dump over real sockets; returns what the server saved.
+
+    ``drop_first_send_of``: seqnos whose first transmission the client skips (a real resend
+    then follows after ``poll_timeout``).
+    """
+    client_ip = client_ip or pick_client_ip()
+    end = time.monotonic() + deadline
+    server = serve(server_ip, end)
+    material = live_material(size, generation, path=path, compress=compress, encrypt=encrypt,
+                             seed=seed)
+    try:
+        client = send_dump(material, generation, client_ip, server_ip, mtu, poll_timeout, end,
+                           set(drop_first_send_of))
+    finally:
         server.done.wait(max(0.0, min(1.0, end - time.monotonic())))
         server.stop = True
         server.join(timeout=2)
@@ -202,6 +236,6 @@ def run_live(size: int = 64 << 10, generation: str = "13", *, client_ip: str | N
         files[sess.info_name] = sess.info_bytes()
         if sess.key is not None:
             files[sess.key_name] = bytes(server.keys.get(sess.port, b""))
-    return LiveResult(client_ip, server_ip, sess.port if sess else None, outcome,
+    return LiveResult(client_ip, server_ip, sess.port if sess else None, client.outcome,
                       sess.core_name if sess else None, vm,
-                      sess.info_bytes() if sess else b"", files, sent)
+                      sess.info_bytes() if sess else b"", files, client.sent)

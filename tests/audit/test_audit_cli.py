@@ -66,6 +66,29 @@ def test_audit_plots(lossy, tmp_path):
     assert len(names) == 3 and any("stevens" in n for n in names)
 
 
+@pytest.mark.parametrize("option", ["--csv", "--plot"])
+@pytest.mark.parametrize("taken_as", ["file", "dangling symlink"])
+def test_an_existing_csv_or_plot_is_never_overwritten_and_the_rest_is_written(
+        lossy, tmp_path, option, taken_as):
+    first, again = tmp_path / "first", tmp_path / "again"
+    r = CliRunner().invoke(cli, ["audit", lossy[0], option, str(first), "-q"])
+    names = sorted(p.name for p in first.iterdir())
+    again.mkdir()
+    taken = again / names[0]
+    if taken_as == "file":
+        taken.write_text("mine\n")
+    else:
+        taken.symlink_to(tmp_path / "outside")
+    r = CliRunner().invoke(cli, ["audit", lossy[0], option, str(again), "-q",
+                                 "--json", str(tmp_path / "a.json")])
+    assert r.exit_code == 0, r.output
+    assert f"{taken} exists; not overwriting it" in r.output
+    assert (taken.read_text() == "mine\n") if taken_as == "file" else not (
+        tmp_path / "outside").exists()
+    assert json.loads((tmp_path / "a.json").read_text())["sessions"][0]["audit"]
+    assert sorted(p.name for p in again.iterdir()) == names  # the others are still made
+
+
 def test_audit_plot_without_matplotlib_is_a_usage_error(lossy, tmp_path, monkeypatch):
     import subprocess
     import sys

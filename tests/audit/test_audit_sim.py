@@ -7,11 +7,14 @@ from analyzer.pipeline import Analysis
 from analyzer.simulate import CaptureSpec, DumpSpec, NetworkSpec, simulate_frames
 
 
-def run(dump: DumpSpec, network=None, point="server", seed=1, **kw):
+def run(dump: DumpSpec, network=None, point="server", seed=1, oneway=False, **kw):
+    """The audit's report of one simulated dump, and its truth; ``oneway``: the capture holds
+    the client's datagrams only (no ACKs)."""
     frames, truth = simulate_frames(dump, network=network, capture=CaptureSpec(point=point),
                                     seed=seed)
+    roles = (0,) if oneway else (0, 1)  # readers yield UDP only (role 2 is ICMP)
     items = [Datagram(i + 1, f[0], f[2], f[3], f[4], f[5], f[6])
-             for i, f in enumerate(frames) if f[1] != 2]  # readers yield UDP only
+             for i, f in enumerate(frames) if f[1] in roles]
     sink = AuditSink(**kw)
     a = Analysis(sinks=[sink])
     a.run(items)
@@ -128,3 +131,35 @@ def test_network_duplicates_are_not_retransmissions(seed):
         c["retransmissions"], c["retransmissions_needed"], c["retransmissions_spurious"])
     assert r["rounds"] == sum(t["rounds_per_call"].values())
     assert r["timeout"]["min"] > 0.9
+
+
+@pytest.mark.parametrize("gen", ["12", "13"])
+@pytest.mark.parametrize("lost", [3, 6, 11])
+def test_every_round_of_a_seqno_lost_again_and_again_counts_at_the_server(gen, lost):
+    """Only the last copy reaches the server, a whole number of poll timeouts late: that
+    number is the rounds, even with no other resend in the dump to learn the timeout from."""
+    a, t = run(DumpSpec(generation=gen, size=256 << 10, drop_seqnos={50: lost}), point="server")
+    r = a["retransmissions"]
+    assert t["max_rounds"] == lost
+    assert (r["rounds"], r["hidden_rounds"], a["bursts"]["max_rounds"]) == (lost, lost - 1, lost)
+    assert (r["total"], r["needed"], r["hidden"]) == (1, 1, 1)
+
+
+def test_a_resend_whose_first_copy_the_capture_missed_but_whose_ack_it_has_is_spurious():
+    """The server got seqno 30 and ACKed it, the ACK was lost on the way to the client, and
+    the capture (at the server) missed the first copy: the resend is the first copy the
+    capture shows, after an ACK of it, so it is a resend, and a spurious one."""
+    spec = DumpSpec(generation="13", size=256 << 10, drop_acks={30: 1})
+    frames, _ = simulate_frames(spec, capture=CaptureSpec(point="server"), seed=1)
+    first = next(i for i, f in enumerate(frames) if f[1] == 0 and f[7][2] == 30) + 1
+    frames, truth = simulate_frames(spec, capture=CaptureSpec(point="server",
+                                                              drop_frames=(first,)), seed=1)
+    items = [Datagram(i + 1, f[0], f[2], f[3], f[4], f[5], f[6])
+             for i, f in enumerate(frames) if f[1] != 2]
+    sink = AuditSink()
+    a = Analysis(sinks=[sink])
+    a.run(items)
+    a.finish()
+    r, c = sink.audit_json(1)["retransmissions"], truth.to_json()["dumps"][0]["capture"]
+    assert (c["retransmissions"], c["retransmissions_spurious"]) == (1, 1)
+    assert (r["total"], r["needed"], r["spurious"], r["hidden"]) == (1, 0, 1, 1)
