@@ -47,7 +47,7 @@ def _popen(*args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
-def _wait_for(pred, timeout=20.0):
+def _wait_for(pred, timeout=90.0):  # generous: a loaded CI machine starts Python slowly
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
