@@ -60,18 +60,24 @@ def loaded_compiled() -> list[str]:
             and str(getattr(sys.modules[name], "__file__", "")).endswith(tuple(EXTENSION_SUFFIXES))]
 
 
+STALE_AFTER = 60.0  # seconds: an installer writes a module's files within this of each other
+
+
+def newer_than_build(src: str, ext: str) -> bool:
+    """``src`` was changed after ``ext`` was built from it: more than STALE_AFTER seconds
+    later (pip writes the files of a wheel one after the other, the .py after the .so)."""
+    try:
+        return os.stat(src).st_mtime > os.stat(ext).st_mtime + STALE_AFTER
+    except OSError:
+        return False
+
+
 def _stale(fullname: str) -> bool:
     """The module's ``.py`` was changed after its extension was built."""
     src = source_path(fullname)
-    try:
-        mtime = os.stat(src).st_mtime
-    except OSError:
-        return False
     for suffix in EXTENSION_SUFFIXES:
-        try:
-            return os.stat(src[:-3] + suffix).st_mtime < mtime
-        except OSError:
-            continue
+        if os.path.exists(src[:-3] + suffix):
+            return newer_than_build(src, src[:-3] + suffix)
     return False
 
 

@@ -47,6 +47,18 @@ def test_the_pure_switch_loads_every_module_from_its_source():
     assert out[1] == "[]"  # ... none of them compiled
 
 
+def test_a_source_edited_after_the_build_is_run_itself_but_not_one_installed_with_it(tmp_path):
+    src, ext = tmp_path / "m.py", tmp_path / "m.so"
+    src.write_text("")
+    ext.write_bytes(b"")
+    built = ext.stat().st_mtime
+    os.utime(src, (built + 1, built + 1))  # written by the installer just after the .so
+    assert not speedups.newer_than_build(str(src), str(ext))
+    os.utime(src, (built + 3600, built + 3600))  # edited an hour after the build
+    assert speedups.newer_than_build(str(src), str(ext))
+    assert not speedups.newer_than_build(str(src), str(tmp_path / "none.so"))
+
+
 @needs_build
 def test_without_the_switch_the_built_modules_are_the_ones_run():
     code = ("import analyzer.pipeline, analyzer.capture.reader; from analyzer import speedups; "
