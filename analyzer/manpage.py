@@ -25,8 +25,8 @@ EXIT_STATUS = [
 ]
 
 ENVIRONMENT = [
-    ("NETDUMP_ANALYZER_PURE=1", "use the pure-Python readers even when the compiled "
-                                "helpers are built"),
+    ("NETDUMP_ANALYZER_PURE=1", "run the hot modules from their .py files even where "
+                                "Cython compiled them (same results)"),
     ("NETDUMP_ANALYZER_DEBUG=1", "show the traceback of an internal error instead of its "
                                  "one-line summary"),
     ("_NETDUMP_ANALYZER_COMPLETE", "shell completion, see SHELL COMPLETION"),

@@ -146,7 +146,7 @@ local function dissect_ack(tvb, pinfo, tree, embedded)
             S.ack(pinfo, tostring(pinfo.dst), seqno, rec)
         end
     end
-    if X.active and rec and not rec.capture_dup_of then X.ack(pinfo.number, rec) end
+    if X.active and rec and not rec.capture_dup_of then X.packet(pinfo.number, rec) end
     if rec then
         if rec.capture_dup_of then
             info = info .. " [capture duplicate]"
@@ -235,10 +235,23 @@ local function info_text(m, host)
     return string.format("Type %d seq=%d off=%.0f len=%d", mtype, seqno, m.offset, m.mlen)
 end
 
+-- A datagram from the client with a whole header but no well-formed message: its session.
+local function malformed(pinfo, mtype, embedded)
+    if embedded then return end
+    local rec = S.frames[pinfo.number]
+    if rec == nil and not pinfo.visited then
+        rec = { frame = pinfo.number }
+        S.frames[pinfo.number] = rec
+        S.malformed(pinfo, tostring(pinfo.src), mtype, rec)
+    end
+    if X.active and rec then X.packet(pinfo.number, rec) end
+end
+
 local function dissect_message(tvb, pinfo, tree, embedded)
     local replen = tvb:reported_len()
     local caplen = tvb:len()
     if replen < HDR_LEN or caplen < HDR_LEN then
+        if replen >= HDR_LEN then malformed(pinfo, nil, embedded) end -- a header the capture cut
         runt(tvb, pinfo, tree, replen)
         return
     end
@@ -254,6 +267,7 @@ local function dissect_message(tvb, pinfo, tree, embedded)
     end
 
     local rec
+    if not wellformed then malformed(pinfo, mtype, embedded) end
     if wellformed and not embedded then
         rec = S.frames[pinfo.number]
         if rec == nil and not pinfo.visited then

@@ -12,13 +12,13 @@ import hashlib
 import os
 
 from analyzer.anomalies import Kind
+from analyzer.newfiles import NEW_FILE
 from analyzer.protocol.events import Message
 from analyzer.recovery import infofile
 from analyzer.recovery.dump import DumpRecord
 from analyzer.recovery.paths import open_directory, relative_name
 from analyzer.wire import MAX_DUMPS, MsgType
 
-_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 COALESCE = 1 << 20  # bytes gathered before one pwrite
 HOLD = 4 << 20  # bytes held back at most, waiting for resends to fill their holes
 MAX_SEGMENTS = 256  # separate ranges held back at most
@@ -52,7 +52,7 @@ class _DumpFiles:
         self.info_name = f"info.{host}.{index}"
         self.vmcore_part = f"vmcore.{host}.{index}.part"
         self.key_part = f"key.{host}.{index}.part"
-        self.vmcore_fd = os.open(self.vmcore_part, _CREATE, 0o600, dir_fd=dir_fd)
+        self.vmcore_fd = os.open(self.vmcore_part, NEW_FILE, 0o600, dir_fd=dir_fd)
         self.key_fd: int | None = None
         # Data not written yet: non-overlapping, non-touching [start, bytearray] segments in
         # offset order. A resend that fills a hole joins its neighbours, so a lossy transfer
@@ -149,7 +149,7 @@ class _DumpFiles:
 
     def write_key(self, start: int, data: bytes) -> None:
         if self.key_fd is None:
-            self.key_fd = os.open(self.key_part, _CREATE, 0o400, dir_fd=self.dir_fd)
+            self.key_fd = os.open(self.key_part, NEW_FILE, 0o400, dir_fd=self.dir_fd)
         os.pwrite(self.key_fd, data, start)
 
 
@@ -256,7 +256,7 @@ class FileWriter:
             if index in taken:
                 continue
             try:
-                fd = os.open(f"info.{host}.{index}", _CREATE, 0o600, dir_fd=dir_fd)
+                fd = os.open(f"info.{host}.{index}", NEW_FILE, 0o600, dir_fd=dir_fd)
             except FileExistsError:
                 continue
             with os.fdopen(fd, "wb") as f:
@@ -311,7 +311,7 @@ class FileWriter:
     @staticmethod
     def _write_info(files: _DumpFiles, rec: DumpRecord) -> None:
         tmp = files.info_name + ".part"
-        fd = os.open(tmp, _CREATE, 0o600, dir_fd=files.dir_fd)
+        fd = os.open(tmp, NEW_FILE, 0o600, dir_fd=files.dir_fd)
         with os.fdopen(fd, "wb") as f:
             f.write(info_text(rec))
             f.flush()

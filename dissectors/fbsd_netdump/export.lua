@@ -4,11 +4,11 @@
 -- rules accept it, N the first index free (or bounds.<ip>).  Payloads go to their offsets,
 -- holes stay holes, and no existing file is ever overwritten.
 --
--- The dissector hands every well-formed message and every ACK (capture copies excepted) to
--- X.message and X.ack in capture order; the export of "tshark -z fbsd_netdump,export,DIR"
--- and the GUI's button share this code.  A dump's files are reserved when its session
--- opens (an ACK may open it) and no data is taken once a finished dump is whole, as in
--- extract.  Every folder and file below DIR is checked by safepath.lua: a symbolic link
+-- The dissector hands every well-formed message to X.message, and every ACK and malformed
+-- message to X.packet (capture copies excepted), in capture order; the export of
+-- "tshark -z fbsd_netdump,export,DIR" and the GUI's button share this code.  A dump's
+-- files are reserved when its session opens (an ACK or a malformed message may open it)
+-- and no data is taken once a finished dump is whole, as in extract.  Every folder and file below DIR is checked by safepath.lua: a symbolic link
 -- is never followed and nothing is overwritten.
 --
 -- Loaded by netdump.lua; returns the exporter.
@@ -150,8 +150,8 @@ return function(files, bxor, safe)
         if rec.over and whole(d) then d.done = true end
     end
 
-    -- One ACK (frame number, its record).
-    function X.ack(frame, rec)
+    -- An ACK or a malformed message (frame number, its record): no data, maybe a new dump.
+    function X.packet(frame, rec)
         local d = rec.session and dump_of(frame, rec.session)
         if d then ended(d, rec) end
     end

@@ -68,7 +68,7 @@ return function(p)
         dup_ack_num = PF.uint32(A .. "duplicate_ack_num", "Duplicate ACK number", base.DEC),
         ack_unseen = PF.bool(A .. "ack_unseen", "ACK for a message not captured"),
         unacked = PF.bool(A .. "unacked", "Never acknowledged in this capture"),
-        new_dump = PF.bool(A .. "new_dump", "HERALD after data: a new dump"),
+        new_dump = PF.bool(A .. "new_dump", "HERALD after data or a FINISHED: a new dump"),
         -- links and timing
         acked_in = PF.framenum(A .. "acked_in", "Acknowledged in frame", base.NONE, frametype.ACK),
         acks_frame = PF.framenum(A .. "acks_frame", "This ACKs the message in frame", base.NONE, frametype.REQUEST),
@@ -125,7 +125,7 @@ return function(p)
         duplicate_ack = PE(X .. "duplicate_ack", "Duplicate ACK", SEQ, S.NOTE),
         ack_unseen = PE(X .. "ack_unseen", "ACK for a message not captured", SEQ, S.WARN),
         unacked = PE(X .. "unacked", "Message never acknowledged in this capture", SEQ, S.WARN),
-        new_dump = PE(X .. "new_dump", "HERALD after data: a new dump starts", SEQ, S.NOTE),
+        new_dump = PE(X .. "new_dump", "HERALD after data or a FINISHED: a new dump starts", SEQ, S.NOTE),
         runt = PE(X .. "runt", "Runt: shorter than the 24-byte header", MALF, S.ERROR),
         bad_length = PE(X .. "bad_length", "Length mismatch: 24 + mh_len differs from the UDP payload length", MALF, S.ERROR),
         bad_ack = PE(X .. "bad_ack", "Datagram to the client port is not a 4-byte ACK", MALF, S.WARN),

@@ -71,8 +71,9 @@ return function(audit, files)
         S.next_sweep = ns + SWEEP_EVERY
     end
 
-    -- The session a client message belongs to (a HERALD may start the next one).
-    local function session_for(client, mtype, t, ns, raw, rec)
+    -- The session a client message belongs to (a HERALD may start the next one); herald:
+    -- the HERALD's payload, nil when the message is not whole (it names no folder then).
+    local function session_for(client, mtype, t, ns, herald, rec)
         local sess = S.current[client]
         if mtype == HERALD then
             if sess ~= nil and sess.state ~= WAITING then
@@ -82,9 +83,11 @@ return function(audit, files)
             end
             if sess == nil then
                 sess = new_session(client, t, ns)
-                sess.herald_seen = true
-                sess.herald_path = rec.path
-                sess.herald_raw = raw:sub(HDR_LEN + 1)
+                if herald ~= nil then
+                    sess.herald_seen = true
+                    sess.herald_path = rec.path
+                    sess.herald_raw = herald
+                end
             end
         elseif sess == nil then
             sess = new_session(client, t, ns)
@@ -111,7 +114,7 @@ return function(audit, files)
     -- A well-formed client message, first pass.  raw: the datagram's captured bytes.
     function S.message(pinfo, client, mtype, seqno, offset, length, raw, rec)
         local t, ns, abs = times(pinfo)
-        local sess = session_for(client, mtype, t, ns, raw, rec)
+        local sess = session_for(client, mtype, t, ns, raw:sub(HDR_LEN + 1), rec)
         rec.session = sess
         rec.t = t
         if t > sess.last_t then sess.last_t = t end
@@ -175,6 +178,15 @@ return function(audit, files)
             sess.classes[class] = sess.classes[class] + 1
             if class == "hidden" then sess.classes.needed = sess.classes.needed + 1 end
         end
+    end
+
+    -- A client datagram with a whole header that is no well-formed message (a wrong length,
+    -- an unknown type; mtype nil when the capture cut the header): it carries nothing, but
+    -- opens a session, or as a HERALD ends one, as in extract.  First pass.
+    function S.malformed(pinfo, client, mtype, rec)
+        local t, ns = times(pinfo)
+        rec.session = session_for(client, mtype, t, ns, nil, rec)
+        if mtype ~= nil then rec.session.last_ns = ns end
     end
 
     local function time_diff(t1, t2)

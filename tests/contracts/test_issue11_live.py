@@ -3,6 +3,7 @@ moment it ends, --json-lines and the --exec hook. Captures are written by this t
 capture tool would write them (no real capture tool: those tests live in tests/capture)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,6 +55,17 @@ def _wait_for(pred, timeout=90.0):  # generous: a loaded CI machine starts Pytho
             return True
         time.sleep(0.05)
     return False
+
+@contextlib.contextmanager
+def _following(cap, frames, out):
+    """``extract --follow`` over a capture of ``frames``, stopped by SIGTERM afterwards."""
+    cap.write_bytes(W.pcap_bytes(frames))
+    proc = _popen("extract", "--follow", cap, "-o", out, "--idle", "60")
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
 
 
 # ---- input ----------------------------------------------------------------------------
@@ -176,33 +188,21 @@ def test_a_new_herald_finishes_the_previous_dump(tmp):
     first = W.session_frames(W.Session(dump=IMAGE, kdh=None, drop_finished=True))
     second = W.session_frames(W.Session(dump=IMAGE[:65536], kdh=None, drop_finished=True),
                               t0=first[-1][0] + 1)
-    cap = tmp / "r.pcap"
-    cap.write_bytes(W.pcap_bytes(first + second[:10]))
     out = tmp / "o"
-    proc = _popen("extract", "--follow", cap, "-o", out, "--idle", "60")
-    try:
+    with _following(tmp / "r.pcap", first + second[:10], out):
         assert _wait_for(lambda: (out / f"vmcore.{IP}.0").exists() and
                          (out / f"vmcore.{IP}.1.part").exists())
         assert "Dump incomplete" in (out / f"info.{IP}.0").read_text()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
 
 
 def test_600_seconds_of_silence_finish_a_dump(tmp):
     first = W.session_frames(W.Session(dump=IMAGE, kdh=None, drop_finished=True))
     other = W.session_frames(W.Session(client="192.0.2.9", dump=IMAGE[:65536], kdh=None,
                                        drop_finished=True), t0=first[-1][0] + 601)
-    cap = tmp / "q.pcap"
-    cap.write_bytes(W.pcap_bytes(first + other[:10]))
     out = tmp / "o"
-    proc = _popen("extract", "--follow", cap, "-o", out, "--idle", "60")
-    try:
+    with _following(tmp / "q.pcap", first + other[:10], out):
         assert _wait_for(lambda: (out / f"vmcore.{IP}.0").exists() and
                          (out / "vmcore.192.0.2.9.0.part").exists())
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
 
 
 def test_json_lines_one_object_per_finished_dump_and_per_capture_anomaly(tmp, run):
