@@ -41,7 +41,7 @@ class IntervalSet:
             return end - start
         new_start = min(start, starts[lo])
         new_end = max(end, ends[hi - 1])
-        before = sum(ends[i] - starts[i] for i in range(lo, hi))
+        before = sum(ends[lo:hi]) - sum(starts[lo:hi])
         starts[lo:hi] = [new_start]
         ends[lo:hi] = [new_end]
         added = (new_end - new_start) - before

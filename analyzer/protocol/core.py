@@ -61,30 +61,30 @@ class NetdumpTracker:
     def feed_many(self, items) -> list:
         """The events of a list of items: exactly those of :meth:`feed` on each, in order.
 
-        Only the loop is batched (one event list, the methods looked up once); every item
-        goes through the same rules as in :meth:`feed`.
+        Only the loop is batched (one event list); every item goes through the same rules
+        as in :meth:`feed`.
         """
         events: list = []
-        datagram = self._datagram
-        notice = self.notes.notice
-        table = self.table
-        Dgram = Datagram
         for d in items:
-            if type(d) is Dgram:
-                datagram(d, events)
+            if type(d) is Datagram:
+                self._datagram(d, events)
             else:
-                events += notice(d, table)
+                events += self.notes.notice(d, self.table)
         return events
 
     def _datagram(self, d: Datagram, events: list) -> None:
+        """Notices waiting and idle sessions first, then the rule of the datagram's kind.
+        Its fields are read here, once, by unpacking: indexing a tuple subclass is slow
+        (compiled, it calls ``__getitem__`` through the type)."""
+        frame, ts, src, dst, sport, dport, payload, missing, link, bad = d
         if self.notes.pending:
-            self.notes.flush(d[0], events)
-        if d[1] >= self.table.next_sweep:
+            self.notes.flush(frame, events)
+        if ts >= self.table.next_sweep:
             self.table.sweep(d, events)
-        if d[4] == CLIENT_PORT or d[5] == HERALD_PORT:
-            self._client_datagram(d, events)  # (a HERALD may come from an odd source port)
-        elif d[5] == CLIENT_PORT:
-            self._server_datagram(d, events)
+        if sport == CLIENT_PORT or dport == HERALD_PORT:  # (a HERALD may come from an odd port)
+            self._client_datagram(d, frame, ts, src, dport, payload, missing, link, bad, events)
+        elif dport == CLIENT_PORT:
+            self._server_datagram(d, frame, ts, dst, sport, payload, missing, link, bad, events)
 
     def close(self) -> list:
         """End every open session (end of capture)."""
@@ -104,10 +104,10 @@ class NetdumpTracker:
 
     # -- client messages ----------------------------------------------------------------
 
-    def _client_datagram(self, d: Datagram, events: list) -> None:
+    def _client_datagram(self, d: Datagram, frame: int, ts: int, src: bytes, dport: int,
+                         payload: bytes, missing: int, link, bad: bool, events: list) -> None:
         """The rule for a client message: its session, checks, then taken as a new seqno
         (past every earlier one, nearly always) or as a copy of one already sent."""
-        frame, ts, src, _dst, _sport, dport, payload, missing, link, bad = d
         key = src if link is None or not link[1] else (src, link[1])
         s = self.sessions.get(key)
         if len(payload) < _HDR_SIZE:
@@ -263,10 +263,10 @@ class NetdumpTracker:
 
     # -- server replies -----------------------------------------------------------------
 
-    def _server_datagram(self, d: Datagram, events: list) -> None:
+    def _server_datagram(self, d: Datagram, frame: int, ts: int, dst: bytes, sport: int,
+                         payload: bytes, missing: int, link, bad: bool, events: list) -> None:
         """The rule for a server reply: checks, then taken as the first ACK of a seqno (past
         every acked one, nearly always) or as a duplicate."""
-        frame, ts, _src, dst, sport, _dport, payload, missing, link, bad = d
         key = dst if link is None or not link[1] else (dst, link[1])
         s = self.sessions.get(key)
         if self.twins:

@@ -190,21 +190,22 @@ class Recovery:
         parts: list = []
         last = None
         vmcore = int(_VMCORE)
-        refusal = self._refusal
+        # Events are read by unpacking: indexing a tuple subclass is slow (compiled, it
+        # calls ``__getitem__`` through the type).
         for ev in events:
             kind = type(ev)
             if kind is Message:
-                rec = records[ev[0]]
-                offset, data = ev[5], ev[7]
-                if ev[3] == vmcore and data and not ev[8] and not ev[10] and not rec.done:
+                sid, frame, ts, mtype, _seq, offset, _len, data, retransmit, _first, conflict = ev
+                rec = records[sid]
+                if mtype == vmcore and data and not retransmit and not conflict and not rec.done:
                     if run_rec is not None and (rec is not run_rec or offset != run_end):
                         self._apply_run(run_rec, run_start, run_end, run_n, parts, last)
                         run_rec = None
                     if (run_rec is not None or offset == rec.vmcore.max) and \
-                            refusal(rec, offset, len(data)) is None:
+                            self._refusal(rec, offset, len(data)) is None:
                         if run_rec is None:
                             run_rec, run_start, run_n, parts = rec, offset, 0, []
-                        rec.last_frame, rec.last_ts = ev[1], ev[2]
+                        rec.last_frame, rec.last_ts = frame, ts
                         parts.append(data)
                         run_end = offset + len(data)
                         run_n += 1
@@ -215,10 +216,11 @@ class Recovery:
                     run_rec = None
                 self._message(rec, ev)
             elif kind is Ack:
-                rec = records[ev.session]
+                sid, frame, ts, _seq, _msg_frame, duplicate, _first, _sport = ev
+                rec = records[sid]
                 rec.acks += 1
-                rec.duplicate_acks += ev.duplicate
-                rec.last_frame, rec.last_ts = ev.frame, ev.ts
+                rec.duplicate_acks += duplicate
+                rec.last_frame, rec.last_ts = frame, ts
             else:
                 if run_rec is not None:
                     self._apply_run(run_rec, run_start, run_end, run_n, parts, last)

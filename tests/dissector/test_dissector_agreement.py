@@ -117,15 +117,15 @@ def in_process_counts(capture: Path) -> dict[int, tuple[int, int]]:
     """session id -> (reordered, capture duplicates), from one pipeline run."""
     from analyzer.audit.sink import AuditSink
     from analyzer.pipeline import run_analysis
-    from analyzer.protocol import core, table
+    from analyzer.protocol import table
 
     dups: dict[int, int] = {}
-    close, end = core.NetdumpTracker.close, table.SessionTable.end
+    clear, end = table.SessionTable.clear, table.SessionTable.end
 
-    def close_counting(self):
-        for s in self.table.all():
+    def clear_counting(self):  # the end of the capture (the tracker is compiled: not patched)
+        for s in self.all():
             dups[s.id] = s.capture_duplicates
-        return close(self)
+        return clear(self)
 
     def end_counting(self, s, *args):
         dups[s.id] = s.capture_duplicates
@@ -133,7 +133,7 @@ def in_process_counts(capture: Path) -> dict[int, tuple[int, int]]:
 
     sink = AuditSink()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(core.NetdumpTracker, "close", close_counting)
+        mp.setattr(table.SessionTable, "clear", clear_counting)
         mp.setattr(table.SessionTable, "end", end_counting)
         run_analysis((str(capture),), None, 1 << 40, sinks=(sink,))
     return {sid: (sa.reordered, dups.get(sid, 0)) for sid, sa in sink.sessions.items()}
