@@ -16,8 +16,8 @@ cdef class NetdumpTracker:
     cdef public Attribution notes
 
     cpdef list feed(self, object item)
+    @cython.locals(notes=Attribution)
     cpdef list feed_many(self, object items)
-    cpdef _datagram(self, object d, list events)
     cpdef list close(self)
     cpdef _over(self, Session s, object frame, list events)
 

@@ -6,7 +6,8 @@ No files, sockets or clocks: the same bytes in always give the same events out.
 
 Each message kind has one rule here (:meth:`~NetdumpTracker._client_datagram`,
 :meth:`~NetdumpTracker._server_datagram`), written with its common case first;
-:meth:`~NetdumpTracker.feed_many` is only a loop around them. The session table is in
+:meth:`~NetdumpTracker.feed_many` only routes each datagram to its rule (and :meth:`feed`
+is ``feed_many`` of one item). The session table is in
 :mod:`~analyzer.protocol.table`, the states and transitions in
 :mod:`~analyzer.protocol.state`, which session a capture notice hurts in
 :mod:`~analyzer.protocol.notices`.
@@ -51,40 +52,33 @@ class NetdumpTracker:
     # -- entry points -------------------------------------------------------------------
 
     def feed(self, item: Datagram | Notice) -> list:
-        events: list = []
-        if type(item) is Datagram:
-            self._datagram(item, events)
-        else:
-            events += self.notes.notice(item, self.table)
-        return events
+        return self.feed_many((item,))
 
     def feed_many(self, items) -> list:
-        """The events of a list of items: exactly those of :meth:`feed` on each, in order.
+        """The events of a list of items, in order.
 
-        Only the loop is batched (one event list); every item goes through the same rules
-        as in :meth:`feed`.
+        Per datagram: the notices waiting and the idle sessions first, then the rule of
+        its kind. Its fields are read here, once, by unpacking: indexing a tuple subclass
+        is slow (compiled, it calls ``__getitem__`` through the type).
         """
         events: list = []
+        notes, table = self.notes, self.table
         for d in items:
-            if type(d) is Datagram:
-                self._datagram(d, events)
-            else:
-                events += self.notes.notice(d, self.table)
+            if type(d) is not Datagram:
+                events += notes.notice(d, table)
+                continue
+            frame, ts, src, dst, sport, dport, payload, missing, link, bad = d
+            if notes.pending:
+                notes.flush(frame, events)
+            if ts >= table.next_sweep:
+                table.sweep(d, events)
+            if sport == CLIENT_PORT or dport == HERALD_PORT:  # (a HERALD may come from any port)
+                self._client_datagram(d, frame, ts, src, dport, payload, missing, link, bad,
+                                      events)
+            elif dport == CLIENT_PORT:
+                self._server_datagram(d, frame, ts, dst, sport, payload, missing, link, bad,
+                                      events)
         return events
-
-    def _datagram(self, d: Datagram, events: list) -> None:
-        """Notices waiting and idle sessions first, then the rule of the datagram's kind.
-        Its fields are read here, once, by unpacking: indexing a tuple subclass is slow
-        (compiled, it calls ``__getitem__`` through the type)."""
-        frame, ts, src, dst, sport, dport, payload, missing, link, bad = d
-        if self.notes.pending:
-            self.notes.flush(frame, events)
-        if ts >= self.table.next_sweep:
-            self.table.sweep(d, events)
-        if sport == CLIENT_PORT or dport == HERALD_PORT:  # (a HERALD may come from an odd port)
-            self._client_datagram(d, frame, ts, src, dport, payload, missing, link, bad, events)
-        elif dport == CLIENT_PORT:
-            self._server_datagram(d, frame, ts, dst, sport, payload, missing, link, bad, events)
 
     def close(self) -> list:
         """End every open session (end of capture)."""
