@@ -10,35 +10,34 @@ does not take as it is (ICMP, fragments, options, cut or odd lengths) goes to
 from __future__ import annotations
 
 import struct
-from analyzer.capture.decode import datagram_bad
 from analyzer.capture.links import DECODERS, LT_ETHERNET, VLAN_TPIDS
 from analyzer.datagram import Datagram
 
 _new = tuple.__new__
 # Untagged Ethernet + IPv4 + UDP, from the start of the frame: ethertype, version/IHL,
-# total length, flags/fragment offset, protocol, source, destination, UDP ports, length, checksum.
-ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHHH")
+# total length, flags/fragment offset, protocol, source, destination, UDP ports, length.
+ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHH")
 # IPv4 without options, then UDP: version/IHL, total length, flags/fragment, protocol, addresses, UDP
-IP_FAST = struct.Struct("!BxH2xHxB2x4s4sHHHH")
+IP_FAST = struct.Struct("!BxH2xHxB2x4s4sHHH")
 
 
 class FrameTaker:
     """``take(lt, buf, d, end, frame, ts, out)``: the items of the frame ``buf[d:end]``
-    appended to ``out``. With ``checks``, the UDP checksums of common Ethernet frames are
-    left to the checksum helper: their positions (``base[0]`` is the file offset of
-    ``buf[0]``) are noted there instead. A class rather than a closure so that frames.pxd
-    can give its state and locals C types when compiled."""
+    appended to ``out``. With ``pending`` (a ``checksums.Pending``), the checksums of the
+    common frame are not verified here: where its datagram lies is noted there, and the
+    walker has the whole buffer verified at once. A class rather than a closure so that
+    frames.pxd can give its state and locals C types when compiled."""
 
-    def __init__(self, ports: frozenset, verify: bool, decoder, checks: list | None = None,
-                 base: list | None = None):
+    def __init__(self, ports: frozenset, decoder, pending=None):
         self.ports = ports
-        self.verify = verify
+        self.verify = pending is not None
         self.eth_fast = ETH_FAST.unpack_from
         self.ip_fast = IP_FAST.unpack_from
         self.general = decoder.frame
         self.decoders = DECODERS
-        self.chk = checks.extend if checks is not None else None  # flat: index, start, end
-        self.base = base
+        if pending is not None:
+            self.p_index, self.p_ip, self.p_end = \
+                pending.index.append, pending.ip.append, pending.end.append
         # link identities of the last two source MACs, reused: one tuple per host, not per frame
         self.mac_a = self.mac_b = b"\xff" * 7
         self.link_a = None
@@ -47,7 +46,7 @@ class FrameTaker:
     def take(self, lt, buf, d, end, frame, ts, out):
         ports = self.ports
         if lt == LT_ETHERNET and end - d >= 42:
-            et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = self.eth_fast(buf, d)
+            et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen = self.eth_fast(buf, d)
             if et == 0x0800:
                 if vihl == 0x45:
                     if proto != 17:
@@ -58,14 +57,10 @@ class FrameTaker:
                             return
                         ipend = d + 14 + totlen
                         if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
-                            bad = False
                             if self.verify:
-                                chk = self.chk
-                                if ucsum and chk is not None:  # verified by the checksum helper
-                                    base = self.base[0]
-                                    chk((len(out), base + d + 14, base + ipend))
-                                else:
-                                    bad = datagram_bad(buf, d + 14, ipend, ulen, sa, da, ucsum)
+                                self.p_index(len(out))
+                                self.p_ip(d + 14)
+                                self.p_end(ipend)
                             if buf.startswith(self.mac_a, d + 6):
                                 link = self.link_a
                             elif buf.startswith(self.mac_b, d + 6):
@@ -75,7 +70,7 @@ class FrameTaker:
                                 self.mac_a = buf[d + 6:d + 12]
                                 link = self.link_a = (self.mac_a, ())
                             out.append(_new(Datagram, (frame, ts, sa, da, sport, dport,
-                                                       buf[d + 42:ipend], 0, link, bad)))
+                                                       buf[d + 42:ipend], 0, link, False)))
                             return
                 items = self.general(lt, buf[d:end], frame, ts)
                 if items:
@@ -91,7 +86,7 @@ class FrameTaker:
             return
         ip, link = found
         if ip + 28 <= end:
-            vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = self.ip_fast(buf, ip)
+            vihl, totlen, frag, proto, sa, da, sport, dport, ulen = self.ip_fast(buf, ip)
             if vihl >> 4 != 4 or proto != 17:
                 if proto != 1 or vihl >> 4 != 4:  # not ICMP either
                     return
@@ -100,16 +95,18 @@ class FrameTaker:
                     return
                 ipend = ip + totlen
                 if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
-                    bad = datagram_bad(buf, ip, ipend, ulen, sa, da, ucsum) if self.verify else False
+                    if self.verify:
+                        self.p_index(len(out))
+                        self.p_ip(ip)
+                        self.p_end(ipend)
                     out.append(_new(Datagram, (frame, ts, sa, da, sport, dport,
-                                               buf[ip + 28:ipend], 0, link, bad)))
+                                               buf[ip + 28:ipend], 0, link, False)))
                     return
         items = self.general(lt, buf[d:end], frame, ts)
         if items:
             out.extend(items)
 
 
-def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = None,
-                base: list | None = None):
+def frame_taker(ports: frozenset, decoder, pending=None):
     """``take(lt, buf, d, end, frame, ts, out)`` (``FrameTaker.take``, bound)."""
-    return FrameTaker(ports, verify, decoder, checks, base).take
+    return FrameTaker(ports, decoder, pending).take
