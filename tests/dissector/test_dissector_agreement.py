@@ -64,6 +64,19 @@ def isolated_wireshark(tmp_path, monkeypatch):
 
 
 def dissector_sessions(capture: Path) -> list[dict]:
+    """The sessions tshark with our dissector sees. Under load asyncio's child watcher has
+    been seen to lose tshark's exit status ("Unknown child process pid", reported as exit
+    255, and pyshark calls that a crash): such a read is made once more; a real crash
+    happens again and fails."""
+    from pyshark.capture.capture import TSharkCrashException
+
+    try:
+        return _dissector_sessions(capture)
+    except TSharkCrashException:
+        return _dissector_sessions(capture)
+
+
+def _dissector_sessions(capture: Path) -> list[dict]:
     import pyshark
 
     sessions: dict[int, dict] = {}
@@ -183,8 +196,10 @@ def test_dissector_agrees_on_simulated_captures(tshark, isolated_wireshark, tmp_
 
 
 def test_lossy_sample_truth(tshark, isolated_wireshark):
-    """samples/lossy-12x.pcapng's truth: 6 spurious and 2 needed resends, 3 network copies."""
+    """samples/lossy-12x.pcapng's truth: 2 spurious and 3 needed resends (the 3 needed ones
+    hidden: their first copy never reached the server), 2 network copies, 7 first copies
+    reordered below a higher seqno."""
     (s,) = dissector_sessions(REPO / "samples" / "lossy-12x.pcapng")
-    assert (s["retransmission"], s["spurious"], s["needed"], s["hidden"]) == (8, 6, 2, 2)
-    assert s["network_duplicate"] == 3
-    assert s["out_of_order"] == 5
+    assert (s["retransmission"], s["spurious"], s["needed"], s["hidden"]) == (5, 2, 3, 3)
+    assert s["network_duplicate"] == 2
+    assert s["out_of_order"] == 7
