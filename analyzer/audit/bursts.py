@@ -30,6 +30,7 @@ MAX_IN_FLIGHT = 64
 ROUND_LIMIT = 11  # resend rounds before the client gives up
 NOMINAL_TIMEOUT = 1_000_000_000  # 2001 polls of DELAY(500), without the driver's time (ns)
 ROUND_GAP = 100_000_000  # a pause this long between resends starts a new round (ns)
+LONGEST_TIMEOUT = 1_300_000_000  # the longest poll timeout taken without one seen (ns)
 KEEP_LIST = 20  # worst bursts, longest stalls, examples of each problem
 KEEP_STALLS = 50  # first stalls listed in time order
 KEEP_UNACKED = 4096  # folded seqnos still waiting for a (late) ACK
@@ -144,9 +145,18 @@ def timeouts_in(gap: int, timeout: int | None) -> int:
     if timeout is None:
         k = 1 if gap < 1_600_000_000 else 2 if gap < 2_750_000_000 else \
             round(gap / NOMINAL_TIMEOUT)
-        lo, hi = (k * 950_000_000, k * 1_300_000_000) if k <= 2 else \
+        lo, hi = (k * 950_000_000, k * LONGEST_TIMEOUT) if k <= 2 else \
             (k * 970_000_000, k * 1_050_000_000)
     else:
         k = round(gap / timeout)
         lo, hi = k * timeout * 0.97 - 20_000_000, k * timeout * 1.03 + 30_000_000
     return k if 1 <= k <= ROUND_LIMIT and lo <= gap <= hi else 0
+
+
+def fewest_rounds(gap: int, timeout: int | None) -> int:
+    """The rounds a resend ``gap`` ns after the previous send of its call holds at least,
+    where :func:`timeouts_in` finds no whole number of timeouts: with no timeout seen, as
+    many as timeouts of at most 1.3 s need to fill it (a lower bound); else one."""
+    if timeout is not None or gap <= LONGEST_TIMEOUT:
+        return 1
+    return min(ROUND_LIMIT, -(-gap // LONGEST_TIMEOUT))

@@ -261,7 +261,7 @@ class SessionAudit:
             cur = self._open_burst(mtype, seq, offset, length, ev.frame, ts)
             cur.provisional, self.opening_last = self.opening_last, False
             if k:
-                self.resends.uncaptured_rounds(cur, k)
+                self.resends.uncaptured_rounds(cur, k, shown=1)  # this burst is the last
                 cur.in_round = True
                 hidden = True
                 hint = (f"probably {k} resend round(s): the gap is {k} poll timeout(s) and "
@@ -321,7 +321,8 @@ class SessionAudit:
                 hint = "resend after the poll timeout; the first copy never reached the capture point"
             b.last_tx_ts, b.last_tx_frame = ts, ev.frame
         if seq < b.first_seq:
-            b.first_seq = seq
+            # the burst's real first packet: full-size (the one captured first was its tail)
+            b.first_seq, b.first_len = seq, max(b.first_len, ev.length)
         if ev.offset < b.off_start:
             b.off_start = ev.offset
         b.packets += 1
@@ -337,11 +338,17 @@ class SessionAudit:
 
     def _wait_explained(self, prev: Burst | None) -> bool:
         """A gap of whole poll timeouts before a new burst: was the client waiting on the
-        previous call (a packet of it unACKed or never captured, or an ACK captured in the
-        gap, answering a resend the capture missed) rather than resending this one?"""
-        return prev is not None and bool(
-            prev.unacked or prev.packets < prev.last_seq - prev.first_seq + 1
-            or self.gap_ack > ROUND_GAP)
+        previous call (a packet of it unACKed, or never captured and its ACK neither, or an
+        ACK captured in the gap, answering a resend the capture missed) rather than
+        resending this one? (A call whose every packet has an ACK in the capture is no more
+        likely to be waiting than any other.)"""
+        if prev is None:
+            return False
+        missing = prev.last_seq - prev.first_seq + 1 - prev.packets
+        if missing and self.ledger.unseen:
+            unseen = self.ledger.unseen
+            missing -= sum(s in unseen for s in range(prev.first_seq, prev.last_seq + 1))
+        return bool(missing > 0 or self.gap_ack > ROUND_GAP)
 
     def _open_burst(self, mtype, seq, offset, length, frame, ts) -> Burst:
         if self.prev is not None:

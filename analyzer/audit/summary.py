@@ -111,7 +111,10 @@ def retransmissions(sa: SessionAudit) -> dict:
                               "every captured copy of an already-sent seqno (total − hidden + "
                               "network_duplicates), as the report's retransmits counts; "
                               "hidden = resends whose earlier copies never reached the "
-                              "capture point (told by timing)"}
+                              "capture point (told by timing or by an ACK before them); the "
+                              "dump's first captured frame has nothing before it to be timed "
+                              "against, so whether it was a resend is not known: it counts "
+                              "as the first captured copy it is, and not among the resends"}
 
 
 def acks(sa: SessionAudit) -> dict:

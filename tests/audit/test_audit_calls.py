@@ -81,3 +81,78 @@ def test_without_a_known_layout_the_pause_still_decides():
     c, _ = dump_with([(0, 16), (65536, 3), (65536 + 3 * P, 13)])
     b = result(c)[0]["bursts"]
     assert (b["count"], b["vmcore"]) == (6, 3)
+
+
+def test_a_call_whose_tail_came_first_ends_at_the_tail_after_its_resends():
+    """At the server: the first two packets of a 4 KiB call were lost on the way, its short
+    last packet came first; a poll timeout later their resends (the capture missed one's
+    ACK), and then the next call. Its first packet is a new call's first copy, not more of
+    the resend round: the short packet was the call's last."""
+    c = Dump()
+    c.burst(MsgType.HERALD, [b"crash\0"])
+    block = pages(1, 5)[0]
+    lost = [c.send(V, offset=o, payload=block[o:o + 1448], step=20_000) for o in (0, 1448)]
+    del c.items[-2:]  # never reached the server
+    c.send(V, offset=2896, payload=block[2896:], step=20_000)
+    c.ack(4, step=300_000)
+    c.t += S
+    for d in lost:
+        c.raw(d.payload, step=20_000)
+    c.ack(3, step=300_000)
+    c.burst(V, [block[:1448], block[1448:2896], block[2896:]], offset=4096)
+    c.tail(8192)
+    for i, d in enumerate(c.items):  # frames numbered again, as a capture would
+        c.items[i] = d._replace(frame=i + 1)
+    a, _ = result(c)
+    r = a["retransmissions"]
+    assert (r["total"], r["hidden"], r["rounds"]) == (2, 2, 1)
+    assert (a["bursts"]["count"], a["bursts"]["vmcore"]) == (5, 2)
+
+
+def test_a_new_call_a_poll_timeout_late_is_a_resend_though_an_ack_of_the_last_is_missing():
+    """The capture missed one ACK of a call (capture loss), then the next call came a poll
+    timeout late: its first copies were lost before the capture point. Had the
+    client been waiting on the missing ACK, it would have resent that packet first, and the
+    server's answer would be in the gap."""
+    c = Dump()
+    c.burst(MsgType.HERALD, [b"crash\0"])
+    sent = c.burst(V, pages(16, 6), offset=0, acks=False)
+    for i, d in enumerate(sent):
+        if i != 7:
+            c.ack(2 + i, step=300_000 if i == 0 else 1_000)
+    c.t += S
+    c.burst(V, pages(16, 7), offset=65536)
+    c.tail(131072)
+    a, _ = result(c)
+    r = a["retransmissions"]
+    # every copy of the call's first send was lost; round 1 (captured) is the first seen
+    assert (r["total"], r["hidden"], r["rounds"], r["hidden_rounds"]) == (16, 16, 1, 0)
+    assert a["bursts"]["count"] == 5
+
+
+def test_rounds_of_a_slow_clients_long_pause_are_at_least_its_fewest_timeouts():
+    """At the server, one packet lost five times by a client whose poll timeout is 1.15 s
+    (a slow driver poll), and no other resend to learn it from: the 5.75 s pause is no whole
+    number of 1.0 s timeouts, but it holds at least 5 timeouts of at most 1.3 s."""
+    c = Dump()
+    c.burst(MsgType.HERALD, [b"crash\0"])
+    data = pages(16, 8)
+    blob = b"".join(data)
+    chunks = [blob[o:o + 1448] for o in range(0, 65536, 1448)]
+    sent = c.burst(V, chunks, offset=0, acks=False)
+    lost = sent[10]
+    c.items.remove(lost)
+    for i in range(len(sent)):
+        if i != 10:
+            c.ack(2 + i, step=300_000 if i == 0 else 1_000)
+    c.t = sent[-1].ts + 5 * 1_150_000_000
+    c.raw(lost.payload, step=0)
+    c.ack(12, step=300_000)
+    c.burst(V, pages(16, 9), offset=65536)
+    c.tail(131072)
+    for i, d in enumerate(c.items):
+        c.items[i] = d._replace(frame=i + 1)
+    a, _ = result(c)
+    r = a["retransmissions"]
+    assert (r["total"], r["hidden"], r["rounds"], r["hidden_rounds"]) == (1, 1, 5, 4)
+    assert a["bursts"]["max_rounds"] == 5

@@ -96,3 +96,17 @@ def test_one_way_captures_keep_the_generation_verdict_and_the_send_calls(
     b = a["bursts"]
     assert b["count"] == t["calls_captured"], b
     assert b["vmcore"] == t["vmcore_calls_captured"]
+
+
+@pytest.mark.parametrize("gen", ["12", "13", "main"])
+@pytest.mark.parametrize("seed", range(1, 15))
+def test_capture_only_loss_at_the_server_keeps_resends_and_send_calls(gen, seed):
+    """3 % of the frames lost by the capture alone (both ways), at the server, with 2 % loss
+    each way on the network: a resend whose first copy the capture missed still counts, and
+    a new call after a missing ACK is still a new call."""
+    a, t = run(DumpSpec(generation=gen, size=512 << 10, encrypt=seed % 2 == 0),
+               NetworkSpec(loss=0.02, ack_loss=0.02), "server", seed=seed, capture_loss=0.03)
+    r, c = a["retransmissions"], t["capture"]
+    assert (r["total"], r["needed"], r["spurious"]) == (
+        c["retransmissions"], c["retransmissions_needed"], c["retransmissions_spurious"])
+    assert a["bursts"]["count"] == t["calls_captured"]
