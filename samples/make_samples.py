@@ -21,41 +21,50 @@ from analyzer.simulate import CaptureSpec, DumpSpec, NetworkSpec, simulate  # no
 
 K = 1024
 
+
+def dump(**kw) -> DumpSpec:
+    """A client whose dump is a consistent minidump (dump_avail, bitmap, pmap, pages and
+    msgbuf agree), so ``inspect`` of a recovered sample reads as a real dump would."""
+    return DumpSpec(image="minidump", **kw)
+
+
 SAMPLES = {
     # 13.x, one clean dump into the "crash/web1" directory
     "clean-13x.pcap": dict(
-        dumps=DumpSpec(generation="13", size=256 * K, path="crash/web1", hostname="web1",
-                       client_ip="10.0.0.21", server_ip="10.0.0.2"),
+        dumps=dump(generation="13", size=256 * K, path="crash/web1", hostname="web1",
+                   client_ip="10.0.0.21", server_ip="10.0.0.2"),
         capture=CaptureSpec(), seed=1),
     # 12.x over a bad network: 3% loss each way, reordering, duplicates
     "lossy-12x.pcapng": dict(
-        dumps=DumpSpec(generation="12", size=192 * K, hostname="db3",
-                       client_ip="10.0.0.23", server_ip="10.0.0.2"),
+        dumps=dump(generation="12", size=192 * K, hostname="db3",
+                   client_ip="10.0.0.23", server_ip="10.0.0.2"),
         network=NetworkSpec(loss=0.03, ack_loss=0.03, reorder=0.05, dup=0.01, ack_dup=0.01),
         capture=CaptureSpec(format="pcapng"), seed=2),
     # current main with EKCD: the key goes right after the HERALD
     "encrypted-main.pcap": dict(
-        dumps=DumpSpec(generation="main", size=128 * K, encrypt=True, hostname="vault",
-                       client_ip="10.0.0.24", server_ip="10.0.0.2", path="secure"),
+        dumps=dump(generation="main", size=128 * K, encrypt=True, hostname="vault",
+                   client_ip="10.0.0.24", server_ip="10.0.0.2", path="secure"),
         capture=CaptureSpec(tsres="ns"), seed=3),
     # 13.x with zstd compression: vmcore.<ip>.0.zst truncated to dumplength
     "zstd-13x.pcap": dict(
-        dumps=DumpSpec(generation="13", size=256 * K, compress="zstd", hostname="build7",
-                       client_ip="10.0.0.25", server_ip="10.0.0.2"),
+        dumps=dump(generation="13", size=256 * K, compress="zstd", hostname="build7",
+                   client_ip="10.0.0.25", server_ip="10.0.0.2"),
         capture=CaptureSpec(link="sll2"), seed=4),
-    # three clients at once; the capture misses some of the third one's frames
+    # three clients at once; the capture misses some of the third one's frames, all in its
+    # data pages (seed 6): inspect names the 3 lost pages, its kgdb verdict is "degraded"
     "multi-client.pcapng": dict(
-        dumps=[DumpSpec(generation="12", size=96 * K, client_ip="10.0.1.1", hostname="a",
-                        server_ip="10.0.0.2"),
-               DumpSpec(generation="13", size=96 * K, client_ip="10.0.1.2", hostname="b",
-                        server_ip="10.0.0.2", start_ms=0.7, compress="gzip"),
-               DumpSpec(generation="main", size=96 * K, client_ip="10.0.1.3", hostname="c",
-                        server_ip="10.0.0.2", start_ms=1.9, capture_loss=0.04)],
-        capture=CaptureSpec(format="pcapng", link="vlan"), seed=5),
-    # the client starts over with a new HERALD after 64 KiB: indexes 0 (timed out) and 1
+        dumps=[dump(generation="12", size=96 * K, client_ip="10.0.1.1", hostname="a",
+                    server_ip="10.0.0.2"),
+               dump(generation="13", size=96 * K, client_ip="10.0.1.2", hostname="b",
+                    server_ip="10.0.0.2", start_ms=0.7, compress="gzip"),
+               dump(generation="main", size=96 * K, client_ip="10.0.1.3", hostname="c",
+                    server_ip="10.0.0.2", start_ms=1.9, capture_loss=0.04)],
+        capture=CaptureSpec(format="pcapng", link="vlan"), seed=6),
+    # the client starts over with a new HERALD once 64 KiB are sent (at the end of that
+    # dumper write, 94208 bytes in): indexes 0 (timed out, no KDH) and 1
     "restart.pcap": dict(
-        dumps=DumpSpec(generation="13", size=128 * K, restart_after=64 * K, hostname="flaky",
-                       client_ip="10.0.0.26", server_ip="10.0.0.2"),
+        dumps=dump(generation="13", size=128 * K, restart_after=64 * K, hostname="flaky",
+                   client_ip="10.0.0.26", server_ip="10.0.0.2"),
         capture=CaptureSpec(), seed=6),
 }
 

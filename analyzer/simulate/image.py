@@ -5,9 +5,9 @@ Two image models share one interface (``size``, ``seed``, ``sections``, ``read``
 
 * ``DumpImage`` (the "legacy" model, the default): a minidump-like amd64 image whose
   section sizes follow from its length; its bitmap and pmap are random, not consistent with
-  its pages. The bundled samples use it, so their bytes stay as they were.
+  its pages. Captures simulated with it keep the bytes they always had.
 * ``minidump.Minidump``: a consistent amd64 or arm64 minidump (dump_avail, bitmap, pmap and
-  pages agree; a real-looking message buffer), see that module.
+  pages agree; a real-looking message buffer), see that module. The bundled samples use it.
 
 Every data page is a pure function of (seed, page number), so any range can be produced
 again without keeping the image in memory.

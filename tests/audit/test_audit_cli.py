@@ -191,8 +191,8 @@ def test_audit_csv_rows_of_a_later_file_give_its_own_frame_numbers_and_name_it(t
     later = list(csv.DictReader(open(tmp_path / "dump-4-10.0.1.3.csv")))
     assert {x["file"] for x in later} == {TWO_FILES[1]}
     herald, ack = later[0], later[1]  # multi-client's frame 27 is the run's frame 329
-    assert (herald["type"], herald["frame"], herald["acked_in_frame"]) == ("HERALD", "27", "42")
-    assert (ack["type"], ack["frame"], ack["acks_frame"]) == ("ACK", "42", "27")
+    assert (herald["type"], herald["frame"], herald["acked_in_frame"]) == ("HERALD", "27", "46")
+    assert (ack["type"], ack["frame"], ack["acks_frame"]) == ("ACK", "46", "27")
 
 
 def test_audit_text_names_the_file_of_each_frame_only_when_several_files_are_read():

@@ -1,9 +1,12 @@
-"""The README's exit-status table and its error examples are what the tool does: each
-example runs, and prints exactly the line shown, with the status the table gives."""
+"""The README's exit-status table, its error examples and its sample walkthrough are what
+the tool does: each example runs, and prints exactly the lines shown, with the status the
+table gives."""
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,26 @@ def test_each_error_example_is_what_the_tool_prints(argv, expected, tmp_path):
     assert p.returncode == (exits.EXIT_USAGE if "Invalid value" in expected
                             else exits.EXIT_UNREADABLE)
     assert p.stdout == ""
+
+
+def _sessions(title: str) -> list[tuple[list[str], list[str]]]:
+    """(argv, output lines) of each `$ netdump-analyzer` command in the section's blocks."""
+    out = []
+    for block in re.findall(r"```\n(\$ netdump-analyzer .*?)```", _section(title), re.S):
+        for command in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            first, *lines = command.rstrip("\n").split("\n")
+            out.append((first.split()[1:], lines))
+    return out
+
+
+def test_the_sample_inspect_example_is_a_real_run(tmp_path):
+    """The multi-client walkthrough, run in order in a fresh folder: each command prints
+    exactly the lines shown (a lossy dump's lost pages included) and exits 3."""
+    (tmp_path / "samples").symlink_to(ROOT / "samples")
+    session = _sessions("Example: the multi-client sample")
+    assert [argv[0] for argv, _ in session] == ["extract", "inspect"]
+    for argv, lines in session:
+        p = subprocess.run([sys.executable, "-m", "analyzer", *argv], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120)
+        assert (p.returncode, p.stderr) == (exits.EXIT_INCOMPLETE, ""), argv
+        assert p.stdout.splitlines() == lines, argv

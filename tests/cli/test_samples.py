@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.schema_check import check_written_report
-from tests.support.truth_check import check
+from tests.support.truth_check import check, pair_dumps
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CAPTURES = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -19,6 +19,24 @@ def run_cli(*args):
                        capture_output=True, text=True)
     check_written_report(args, p.stdout)
     return p
+
+
+def expected_lines(stdout, report, truth):
+    """extract's lines in the order printed: one per dump as it ends (its outcome, taken
+    from the output), and right after it, for a dump whose KDH the capture lacks, the panic
+    and version line of its msgbuf as the truth has them."""
+    def head(session):
+        return f"dump {session['id']}: {session['client']} "
+
+    out = []
+    for session, dump in sorted(pair_dumps(report, truth),
+                                key=lambda pair: stdout.index(head(pair[0]))):
+        out.append(next(line for line in stdout.splitlines() if line.startswith(head(session))))
+        if not dump["capture"]["kdh_frames"]:
+            mb = dump["image"]["msgbuf"]
+            out.append(f"dump {session['id']}: [msgbuf: panic: {mb['panic']}; "
+                       f"{mb['version_line']}]")
+    return out
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
@@ -32,9 +50,45 @@ def test_extract_matches_the_expected_files(capture, tmp_path):
     assert "Traceback" not in proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     check(report, truth, out)
-    assert len(proc.stdout.strip().splitlines()) == len(report["sessions"])
+    assert proc.stdout.splitlines() == expected_lines(proc.stdout, report, truth)
     assert report["captures"] == [{"path": str(capture), "frames": truth["capture"]["file_frames"],
                                    "truncated": False}]
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_inspect_of_each_recovered_dump_is_its_truth(capture, tmp_path):
+    """Decrypted and decompressed, every recovered sample dump is a consistent minidump: a
+    complete one has kgdb verdict "ok", no lost page and its panic message read; an
+    incomplete one names exactly the pages and sections the simulator knows it lost."""
+    truth = json.loads((SAMPLES / (capture.stem + ".expected") / "truth.json").read_text())
+    key = SAMPLES / (capture.stem + ".private-key.pem")
+    out = tmp_path / "out"
+    run_cli("extract", capture, "-o", out, "--decompress", "--json", tmp_path / "r.json",
+            *(["--private-key", key] if key.exists() else []))
+    report = json.loads((tmp_path / "r.json").read_text())
+    pairs = pair_dumps(report, truth)
+    infos = [out / next(f for f in session["files"] if "info." in f) for session, _ in pairs]
+    proc = run_cli("inspect", *infos, "--json", tmp_path / "i.json")
+    entries = json.loads((tmp_path / "i.json").read_text())["dumps"]
+    assert "Traceback" not in proc.stderr
+    for (session, dump), entry in zip(pairs, entries):
+        image, who = dump["image"], f"{dump['client']} attempt {dump['attempt']}"
+        md, mb = entry["minidump"], entry["msgbuf"]
+        if session["status"] == "complete":
+            assert entry["kgdb"] == "ok" and entry["missing"] == [], who
+            assert md["pages_lost"] == 0 and md["lost_pages_pa"] == [], who
+            assert mb["panic"] == dump["spec"]["panic"] and mb["missing"] == [], who
+        assert entry["format"] == "minidump" and entry["missing"] == image["missing"], who
+        assert md["length_ok"] == (entry["length"] == image["length"]), who
+        assert [entry["kgdb"], md["pages_total"], md["pages_lost"], md["lost_pages_pa"]] == [
+            image["kgdb"], image["pages_total"], image["pages_lost"], image["lost_pages_pa"]], who
+        assert md["sections"] == image["sections"], who
+        assert [mb["panic"], mb["version_line"]] == [image["msgbuf"]["panic"],
+                                                     image["msgbuf"]["version_line"]], who
+        assert {**session["inspect"], "file": entry["file"]} == entry, who  # extract's own
+    whole = all(s["status"] == "complete" for s in report["sessions"])
+    assert proc.returncode == (0 if whole else 3)
+    assert proc.stdout.count("\n  panic: page fault\n") == len(pairs)
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
