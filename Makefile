@@ -18,7 +18,8 @@ run: venv
 	rm -rf out
 	$(VENV)/bin/netdump-analyzer extract $(SAMPLE) -o out; status=$$?; \
 	  if [ $$status -ne 0 ] && [ $$status -ne 3 ]; then exit $$status; fi
-	@find out -name 'info.*' | sort | while read -r f; do echo "== $$f"; cat "$$f"; done
+	@find out -name 'info.*' | sort | while read -r f; do echo "== $$f"; cat "$$f"; \
+	  $(VENV)/bin/netdump-analyzer inspect "$$f" || [ $$? -eq 3 ] || exit 1; done
 
 # The dissector tests need tshark; the GUI smoke test wireshark-qt, Xvfb, xdotool and xwd (x11-apps);
 # the Lua 5.4 syntax test lua5.4; the streaming tests tcpdump (Debian packages). Installed
