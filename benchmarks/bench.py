@@ -8,8 +8,7 @@ measured command runs as a child of this process, one at a time, while this proc
 /proc/PID/status of the child and its descendants every few milliseconds: the peak memory is
 the highest RssAnon + RssShmem seen (file-backed pages of the page cache are not counted).
 Dump writes are counted by wrapping os.pwrite in the child; all its write syscalls come
-from its /proc/PID/io, read at exit (they include any jobs piped to the checksum helper
-process, used on large plain files when a CPU is idle).
+from its /proc/PID/io, read at exit.
 
 Nothing here is asserted: the table shows the figures and which targets they meet.
 """

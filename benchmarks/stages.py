@@ -32,7 +32,7 @@ def main() -> None:
     gc.set_threshold(100_000, 10, 10)
 
     def reader():
-        return CaptureReader([path], verify_checksums=verify, checksum_helper=False)
+        return CaptureReader([path], verify_checksums=verify)
 
     frames = 0
     rows = []

@@ -1,163 +1,136 @@
-"""Checksum verification of full-size datagrams on the second core.
+"""IPv4 header and UDP checksums: the one rule, applied to a whole read buffer at once.
 
-Verifying the UDP checksum of a 1500-byte frame costs more than everything else the fast
-path does for it. For a plain (uncompressed) capture file the walkers can instead note
-where each datagram lies in the file; a helper process reads those bytes itself (from the
-page cache) and returns the ones whose checksum is wrong, while this process goes on
-parsing. The verdict is the one the inline code gives: same arithmetic, same offload rule.
-If the helper cannot be started or fails, the same function runs here.
+Verifying the UDP checksum of a 1500-byte frame word by word in Python costs more than all
+the rest the reader does for it. Here the words are summed by numpy, for every datagram of a
+buffer in one ``reduceat`` pass, and the verdict is a handful of array operations. The frame
+taker only notes where each datagram lies (:class:`Pending`); the walker asks for the
+verdicts once per buffer. The general decoder asks for one datagram at a time, through the
+same functions.
 
-Helper protocol (stdin/stdout, frames of a 4-byte length and a marshal payload): a job is a
-flat list ``[index, start, end, index, start, end, ...]`` (file offsets of an IPv4 header
-without options and the end of its UDP datagram); the answer is the list of the indices
-whose datagram is bad.
+The sums are ones'-complement sums taken modulo 0xFFFF (2**16 == 1 mod 0xFFFF, so carries
+fold in by themselves). Words are read little-endian, the machine's order: that gives the
+byte-swapped sum, which is 256 times the big-endian one modulo 0xFFFF. 256 is invertible
+modulo 0xFFFF, so a sum is zero in one order exactly when it is in the other, and every
+constant added (protocol, UDP length) is added byte-swapped. An odd last byte is the high
+byte of a word padded with zero (RFC 768): in the swapped order, the byte itself.
 
-    python -c "from analyzer.capture.checksums import serve; serve()" CAPTURE  # the helper
+The verdict (:func:`header_wrong`, :func:`udp_wrong`) is written with operators only, so it
+holds for numpy arrays and single numbers alike:
+- an IPv4 header is wrong when its sum is not zero, unless its checksum field is zero (not
+  computed: some capture points see headers before the NIC fills them in);
+- a UDP datagram is wrong when its checksum field is not zero (zero: not computed), the sum
+  of pseudo-header, header and data is not zero, and the field does not look like checksum
+  offload (the sender left the pseudo-header sum, or its complement, for the NIC to finish).
 """
 from __future__ import annotations
 
-import marshal
-import os
-import struct
-import subprocess
-import sys
+import numpy as np
 
-_LEN = struct.Struct("<I")
-SPAN = 4 << 20  # most bytes read at once by the helper
-PIPE_SIZE = 1 << 20  # bytes of jobs the pipe to the helper holds
+M = 0xFFFF
+UDP_PROTO_SWAPPED = 17 << 8  # the pseudo-header's protocol word, byte-swapped
 
 
-def bad_indices(fd: int, job: list) -> list:
-    """Indices of the job's datagrams whose IPv4 or UDP checksum is wrong (not offload)."""
-    from analyzer.capture.decode import datagram_bad
-
-    out = []
-    i, n = 0, len(job)
-    while i < n:
-        # read a span of the file holding as many datagrams as fit
-        lo = job[i + 1]
-        j = i
-        while j < n and job[j + 2] - lo <= SPAN:
-            j += 3
-        if j == i:
-            j = i + 3
-        hi = job[j - 1]
-        data = os.pread(fd, hi - lo, lo)
-        for k in range(i, j, 3):
-            s, e = job[k + 1] - lo, job[k + 2] - lo
-            if e > len(data):
-                out.append(job[k])  # the file changed under us: do not trust it
-                continue
-            if datagram_bad(data, s, e, e - s - 20, data[s + 12:s + 16], data[s + 16:s + 20],
-                            data[s + 26] << 8 | data[s + 27]):
-                out.append(job[k])
-        i = j
-    return out
+def swapped16(v):
+    """A 16-bit value (or array of them) byte-swapped."""
+    return ((v & 0xFF) << 8) | (v >> 8)
 
 
-class Helper:
-    """The helper process for one capture file, with an in-process fallback."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fd = os.open(path, os.O_RDONLY)
-        self.proc = None
-        self.waiting: list = []  # jobs sent, answers not read yet (or jobs to do here)
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from analyzer.capture.checksums import serve; serve()",
-                 path],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
-                cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-        except OSError:
-            self.proc = None
-        if self.proc is not None:
-            try:  # room for a few jobs in the pipe: sending must not wait for the helper
-                import fcntl
-                fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            except (ImportError, AttributeError, OSError):
-                pass
-
-    def send(self, job: list) -> None:
-        if self.proc is not None and job:
-            try:
-                data = marshal.dumps(job)
-                self.proc.stdin.write(_LEN.pack(len(data)) + data)
-                self.waiting.append((job, True))
-                return
-            except (OSError, ValueError):
-                self._lost()
-        self.waiting.append((job, False))
-
-    def receive(self) -> list:
-        """The bad indices of the oldest job sent."""
-        job, remote = self.waiting.pop(0)
-        if not job:
-            return []
-        if remote and self.proc is not None:
-            try:
-                head = _read_exact(self.proc.stdout, 4)
-                answer = marshal.loads(_read_exact(self.proc.stdout, _LEN.unpack(head)[0]))
-                if isinstance(answer, list):
-                    return answer
-            except (OSError, ValueError, EOFError, TypeError):
-                pass
-            self._lost()
-        return bad_indices(self.fd, job)
-
-    def _lost(self) -> None:
-        """The helper failed: every job from now on is done here, outstanding ones too."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            _stop(proc)
-        self.waiting = [(job, False) for job, _remote in self.waiting]
-
-    def close(self) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
-            self.proc = None
-        os.close(self.fd)
+def header_wrong(hsum, hfield):
+    """IPv4 header sum ``hsum`` (swapped order) and checksum field ``hfield``: wrong?"""
+    return (hsum % M != 0) & (hfield != 0)
 
 
-def _stop(proc) -> None:
-    try:
-        proc.stdin.close()
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    try:
-        proc.stdout.close()
-    except OSError:
-        pass
+def udp_wrong(usum, asum, ulen, ufield):
+    """UDP sum ``usum`` of header and data, ``asum`` of the two addresses (swapped order),
+    the UDP length ``ulen`` and the checksum field ``ufield`` as read little-endian: wrong?"""
+    pseudo = asum + UDP_PROTO_SWAPPED + swapped16(ulen)
+    offloaded = ((ufield - pseudo) % M == 0) | ((ufield + pseudo) % M == 0)
+    return (ufield != 0) & ((usum + pseudo) % M != 0) & (offloaded == 0)
 
 
-def _read_exact(f, n: int) -> bytes:
-    parts = []
-    while n:
-        b = f.read(n)
-        if not b:
-            raise EOFError
-        parts.append(b)
-        n -= len(b)
-    return b"".join(parts)
+def range_sums(buf, bounds):
+    """Sums of ``buf`` between consecutive ``bounds`` (an int64 array of byte offsets, rising,
+    all of one parity): element ``k`` sums ``buf[bounds[k]:bounds[k + 1]]``; the last runs
+    to ``bounds[-1]`` itself, so it is meaningless. The ranges between bounds may be empty
+    only where the caller ignores them."""
+    odd = int(bounds[0]) & 1
+    count = (len(buf) - odd) // 2
+    words = np.frombuffer(buf, dtype="<u2", count=count, offset=odd)
+    at = (bounds - odd) >> 1
+    last = at[-1] >= count
+    if last:
+        at = at[:-1]  # a range ending with the buffer: reduceat sums it to the end itself
+    # at most 32768 words of 0xFFFF in an IPv4 datagram: the sums fit 32 bits
+    sums = np.add.reduceat(words, at, dtype=np.uint32).astype(np.int64)
+    if last:
+        sums = np.append(sums, 0)
+    # a range of odd length ends with a byte that no word holds: add it as its own word
+    lengths = np.diff(bounds)
+    tail = np.nonzero(lengths & 1)[0]
+    if len(tail):
+        sums[tail] += np.frombuffer(buf, dtype=np.uint8)[bounds[tail + 1] - 1]
+    return sums
 
 
-def serve() -> None:
-    """The helper's main loop: jobs on stdin, answers on stdout, until stdin closes."""
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
-    fd = os.open(sys.argv[1], os.O_RDONLY)
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        head = inp.read(4)
-        if len(head) < 4:
-            return
-        job = marshal.loads(_read_exact(inp, _LEN.unpack(head)[0]))
-        data = marshal.dumps(bad_indices(fd, job))
-        out.write(_LEN.pack(len(data)) + data)
-        out.flush()
+def datagrams_wrong(buf, ips, ends) -> np.ndarray:
+    """For IPv4 headers without options at ``buf[ips[k]:]``, each followed by one whole UDP
+    datagram to ``ends[k]``: a bool array, True where either checksum is wrong. The starts
+    may be of both parities and must rise."""
+    ips = np.asarray(ips, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    wrong = np.zeros(len(ips), dtype=bool)
+    octets = np.frombuffer(buf, dtype=np.uint8)
+    for parity in (0, 1):
+        pick = np.nonzero((ips & 1) == parity)[0]
+        if not len(pick):
+            continue
+        ip, end = ips[pick], ends[pick]
+        # per datagram: header to the addresses, the addresses, UDP header and data, gap
+        bounds = np.empty(4 * len(ip), dtype=np.int64)
+        bounds[0::4], bounds[1::4], bounds[2::4], bounds[3::4] = ip, ip + 12, ip + 20, end
+        sums = range_sums(buf, bounds)
+        asum = sums[1::4]
+        hfield = octets[ip + 10].astype(np.int64) | octets[ip + 11]
+        ufield = octets[ip + 26].astype(np.int64) | octets[ip + 27].astype(np.int64) << 8
+        wrong[pick] = header_wrong(sums[0::4] + asum, hfield) | \
+            udp_wrong(sums[2::4], asum, end - ip - 20, ufield)
+    return wrong
 
+
+def _sums_of(data: bytes, bounds: list) -> np.ndarray:
+    return range_sums(data, np.asarray(bounds, dtype=np.int64))
+
+
+def ip_header_bad(hdr: bytes) -> bool:
+    """True when an IPv4 header's checksum is wrong (a zero field is taken as not computed)."""
+    hsum = _sums_of(hdr, [0, len(hdr)])[0]
+    return bool(header_wrong(hsum, hdr[10] | hdr[11]))
+
+
+def udp_bad(src: bytes, dst: bytes, udp: bytes) -> bool:
+    """True when the checksum of a whole UDP datagram ``udp`` (header included) is wrong."""
+    sums = _sums_of(src + dst + udp, [0, 8, 8 + len(udp)])
+    return bool(udp_wrong(sums[1], sums[0], len(udp), udp[6] | udp[7] << 8))
+
+
+class Pending:
+    """Datagrams of the current buffer whose checksums are still to be verified: where each
+    lies, and the index of its item in the buffer's list. Filled by the frame taker,
+    settled by the walker once per buffer."""
+
+    __slots__ = ("index", "ip", "end")
+
+    def __init__(self):
+        self.index: list = []
+        self.ip: list = []
+        self.end: list = []
+
+    def settle(self, buf, out: list) -> None:
+        """Mark the items whose datagram is wrong in ``out``; forget them all."""
+        if self.index:
+            for k in np.nonzero(datagrams_wrong(buf, self.ip, self.end))[0].tolist():
+                i = self.index[k]
+                out[i] = out[i]._replace(bad_checksum=True)
+            self.index.clear()
+            self.ip.clear()
+            self.end.clear()

@@ -4,11 +4,7 @@ The frame taker (``frames.py``) handles the common frame (IPv4 without options c
 whole UDP datagram) itself; everything else comes here. Link layers are in ``links.py``. Nothing in this module raises on
 malformed input: a frame that cannot be decoded is skipped.
 
-Ones'-complement sums: a byte string read as one big integer is congruent modulo 0xFFFF to
-the ones'-complement sum of its 16-bit words, because 2**16 == 1 (mod 0xFFFF). Reading it
-little-endian gives the byte-swapped sum, which is zero exactly when the big-endian one is,
-and pads an odd last byte the way RFC 768 wants. A header or datagram whose checksum is
-right therefore gives a multiple of 0xFFFF.
+The checksum rule is in ``checksums.py``: the general path asks it one datagram at a time.
 """
 from __future__ import annotations
 
@@ -16,6 +12,7 @@ import socket
 import struct
 
 from analyzer.anomalies import Kind
+from analyzer.capture.checksums import ip_header_bad, udp_bad
 from analyzer.capture.ipv4 import Reassembler
 from analyzer.capture.links import DECODERS
 from analyzer.datagram import Datagram, Notice, Unreachable
@@ -25,73 +22,6 @@ _new = tuple.__new__
 _HH = struct.Struct("!HH")
 _IP = struct.Struct("!BxHHHxBH4s4s")  # vihl, totlen, id, frag, proto, csum, src, dst
 _UDP = struct.Struct("!HHHH")
-
-
-_M5952, _M2976, _M1488 = (1 << 5952) - 1, (1 << 2976) - 1, (1 << 1488) - 1
-
-
-def fold(x: int) -> int:
-    """A smaller number congruent to ``x`` modulo 0xFFFF (shifts by multiples of 16 bits)."""
-    bits = x.bit_length()
-    while bits > 12000:  # jumbo datagrams: halve until the fixed steps below fit
-        k = (bits // 32 + 1) * 16
-        x = (x >> k) + (x & ((1 << k) - 1))
-        bits = x.bit_length()
-    if bits > 1600:
-        x = (x >> 5952) + (x & _M5952)
-        x = (x >> 2976) + (x & _M2976)
-        x = (x >> 1488) + (x & _M1488)
-    return x
-
-
-def ip_header_bad(hdr: bytes) -> bool:
-    """True when an IPv4 header's checksum is wrong (a zero field is taken as offloaded)."""
-    if not int.from_bytes(hdr, "little") % 0xFFFF:
-        return False
-    return hdr[10:12] != b"\x00\x00"
-
-
-def udp_offload_looking(src: bytes, dst: bytes, ulen: int, field: int) -> bool:
-    """A sender with checksum offload leaves the pseudo-header sum (or its complement)."""
-    ps = (int.from_bytes(src + dst, "big") + 17 + ulen) % 0xFFFF
-    f = field % 0xFFFF
-    return f == ps or f == (0xFFFF - ps) % 0xFFFF
-
-
-def datagram_bad(buf, ip: int, ipend: int, ulen: int, src: bytes, dst: bytes,
-                 field: int) -> bool:
-    """The checksum verdict for an IPv4 header without options at ``buf[ip:ip + 20]`` and
-    the whole UDP datagram after it, to ``ipend`` (``ulen`` bytes, checksum ``field``):
-    True when either is wrong. A zero header checksum or UDP checksum was not computed; a
-    wrong UDP checksum that looks like checksum offload is not corruption. One integer holds
-    header and datagram, split by masks (cheaper than summing words in Python)."""
-    if not field:
-        return bool(int.from_bytes(buf[ip:ip + 20], "little") % 0xFFFF) \
-            and buf[ip + 10:ip + 12] != b"\x00\x00"
-    x = int.from_bytes(buf[ip:ipend], "little")
-    h = x & _M160  # the IPv4 header
-    if h % 0xFFFF and buf[ip + 10:ip + 12] != b"\x00\x00":
-        return True
-    # minus the header words before the addresses, plus the pseudo-header rest
-    if (fold(x) - (h & _M96) + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8)) % 0xFFFF:
-        return not udp_offload_looking(src, dst, ulen, field)
-    return False
-
-
-def udp_bad(src: bytes, dst: bytes, udp: bytes) -> bool:
-    """True when the checksum of a whole UDP datagram ``udp`` (header included) is wrong."""
-    field = udp[6] << 8 | udp[7]
-    if not field:
-        return False  # sender did not compute one
-    ulen = len(udp)
-    x = (int.from_bytes(src + dst, "little") + fold(int.from_bytes(udp, "little"))
-         + 0x1100 + ((ulen & 0xFF) << 8 | ulen >> 8))
-    if not x % 0xFFFF:
-        return False
-    return not udp_offload_looking(src, dst, ulen, field)
-
-
-_M160, _M96 = (1 << 160) - 1, (1 << 96) - 1
 
 
 class Decoder:

@@ -2,114 +2,89 @@
 at once, every other frame handed to the general decoder.
 
 The common frame is IPv4 without options carrying one whole, unfragmented UDP datagram to
-or from a netdump port. Untagged Ethernet is tried first, with its fields read in one
-unpack; every other link goes through its decoder in ``links.py``. Anything the fast path
-does not take as it is (ICMP, fragments, options, cut or odd lengths) goes to
-``Decoder.frame``, which gives the same verdicts with all its notices.
+or from a netdump port. Untagged Ethernet is recognised by its EtherType alone (its source
+MAC's link tuple reused); every other link goes through its decoder in ``links.py``; then
+one IPv4/UDP rule takes the datagram, whatever the link. Anything that rule does not take
+as it is (ICMP, fragments, options, cut or odd lengths) goes to ``Decoder.frame``, which
+gives the same verdicts with all its notices.
 """
 from __future__ import annotations
 
 import struct
-from analyzer.capture.decode import datagram_bad
-from analyzer.capture.links import DECODERS, LT_ETHERNET, VLAN_TPIDS
+
+from analyzer.capture.links import DECODERS, LT_ETHERNET
 from analyzer.datagram import Datagram
 
 _new = tuple.__new__
-# Untagged Ethernet + IPv4 + UDP, from the start of the frame: ethertype, version/IHL,
-# total length, flags/fragment offset, protocol, source, destination, UDP ports, length, checksum.
-ETH_FAST = struct.Struct("!12xHBxH2xHxB2x4s4sHHHH")
 # IPv4 without options, then UDP: version/IHL, total length, flags/fragment, protocol, addresses, UDP
-IP_FAST = struct.Struct("!BxH2xHxB2x4s4sHHHH")
+IP_FAST = struct.Struct("!BxH2xHxB2x4s4sHHH")
 
 
 class FrameTaker:
     """``take(lt, buf, d, end, frame, ts, out)``: the items of the frame ``buf[d:end]``
-    appended to ``out``. With ``checks``, the UDP checksums of common Ethernet frames are
-    left to the checksum helper: their positions (``base[0]`` is the file offset of
-    ``buf[0]``) are noted there instead. A class rather than a closure so that frames.pxd
-    can give its state and locals C types when compiled."""
+    appended to ``out``. With ``pending`` (a ``checksums.Pending``), the checksums of the
+    common frame are not verified here: where its datagram lies is noted there, and the
+    walker has the whole buffer verified at once. A class rather than a closure so that
+    frames.pxd can give its state and locals C types when compiled."""
 
-    def __init__(self, ports: frozenset, verify: bool, decoder, checks: list | None = None,
-                 base: list | None = None):
+    def __init__(self, ports: frozenset, decoder, pending=None):
         self.ports = ports
-        self.verify = verify
-        self.eth_fast = ETH_FAST.unpack_from
+        self.verify = pending is not None
         self.ip_fast = IP_FAST.unpack_from
         self.general = decoder.frame
         self.decoders = DECODERS
-        self.chk = checks.extend if checks is not None else None  # flat: index, start, end
-        self.base = base
+        if pending is not None:
+            self.p_index, self.p_ip, self.p_end = \
+                pending.index.append, pending.ip.append, pending.end.append
         # link identities of the last two source MACs, reused: one tuple per host, not per frame
         self.mac_a = self.mac_b = b"\xff" * 7
         self.link_a = None
         self.link_b = None
 
     def take(self, lt, buf, d, end, frame, ts, out):
-        ports = self.ports
-        if lt == LT_ETHERNET and end - d >= 42:
-            et, vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = self.eth_fast(buf, d)
-            if et == 0x0800:
-                if vihl == 0x45:
-                    if proto != 17:
-                        if proto != 1:  # ICMP: the general decoder looks for port-unreachable
-                            return
-                    elif not frag & 0x3FFF:
-                        if sport not in ports and dport not in ports:
-                            return
-                        ipend = d + 14 + totlen
-                        if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
-                            bad = False
-                            if self.verify:
-                                chk = self.chk
-                                if ucsum and chk is not None:  # verified by the checksum helper
-                                    base = self.base[0]
-                                    chk((len(out), base + d + 14, base + ipend))
-                                else:
-                                    bad = datagram_bad(buf, d + 14, ipend, ulen, sa, da, ucsum)
-                            if buf.startswith(self.mac_a, d + 6):
-                                link = self.link_a
-                            elif buf.startswith(self.mac_b, d + 6):
-                                link = self.link_b
-                            else:
-                                self.mac_b, self.link_b = self.mac_a, self.link_a
-                                self.mac_a = buf[d + 6:d + 12]
-                                link = self.link_a = (self.mac_a, ())
-                            out.append(_new(Datagram, (frame, ts, sa, da, sport, dport,
-                                                       buf[d + 42:ipend], 0, link, bad)))
-                            return
-                items = self.general(lt, buf[d:end], frame, ts)
-                if items:
-                    out.extend(items)
+        if lt == LT_ETHERNET and end - d >= 14 and buf[d + 12] == 8 and buf[d + 13] == 0:
+            # untagged Ethernet carrying IPv4 (EtherType 0x0800), the common link: the
+            # source MAC's link tuple is reused
+            ip = d + 14
+            if buf.startswith(self.mac_a, d + 6):
+                link = self.link_a
+            elif buf.startswith(self.mac_b, d + 6):
+                link = self.link_b
+            else:
+                self.mac_b, self.link_b = self.mac_a, self.link_a
+                self.mac_a = buf[d + 6:d + 12]
+                link = self.link_a = (self.mac_a, ())
+        else:
+            link_decoder = self.decoders.get(lt)
+            if link_decoder is None:
                 return
-            if et not in VLAN_TPIDS:
+            found = link_decoder(buf, d, end)
+            if found is None:
                 return
-        link_decoder = self.decoders.get(lt)
-        if link_decoder is None:
-            return
-        found = link_decoder(buf, d, end)
-        if found is None:
-            return
-        ip, link = found
+            ip, link = found
         if ip + 28 <= end:
-            vihl, totlen, frag, proto, sa, da, sport, dport, ulen, ucsum = self.ip_fast(buf, ip)
-            if vihl >> 4 != 4 or proto != 17:
-                if proto != 1 or vihl >> 4 != 4:  # not ICMP either
-                    return
-            elif vihl == 0x45 and not frag & 0x3FFF:
-                if sport not in ports and dport not in ports:
-                    return
-                ipend = ip + totlen
-                if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
-                    bad = datagram_bad(buf, ip, ipend, ulen, sa, da, ucsum) if self.verify else False
-                    out.append(_new(Datagram, (frame, ts, sa, da, sport, dport,
-                                               buf[ip + 28:ipend], 0, link, bad)))
-                    return
+            vihl, totlen, frag, proto, sa, da, sport, dport, ulen = self.ip_fast(buf, ip)
+            if proto == 17 and vihl >> 4 == 4:
+                if vihl == 0x45 and not frag & 0x3FFF:  # no options, not a fragment
+                    ports = self.ports
+                    if sport not in ports and dport not in ports:
+                        return
+                    ipend = ip + totlen
+                    if ulen + 20 == totlen and ulen >= 8 and ipend <= end:
+                        if self.verify:
+                            self.p_index(len(out))
+                            self.p_ip(ip)
+                            self.p_end(ipend)
+                        out.append(_new(Datagram, (frame, ts, sa, da, sport, dport,
+                                                   buf[ip + 28:ipend], 0, link, False)))
+                        return
+            elif proto != 1 or vihl >> 4 != 4:  # neither UDP nor ICMP (port-unreachable)
+                return
         items = self.general(lt, buf[d:end], frame, ts)
         if items:
             out.extend(items)
 
 
-def frame_taker(ports: frozenset, verify: bool, decoder, checks: list | None = None,
-                base: list | None = None):
+def frame_taker(ports: frozenset, decoder, pending=None):
     """``take(lt, buf, d, end, frame, ts, out)`` (``FrameTaker.take``, bound)."""
-    return FrameTaker(ports, verify, decoder, checks, base).take
+    return FrameTaker(ports, decoder, pending).take

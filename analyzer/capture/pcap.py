@@ -11,8 +11,8 @@ from analyzer.datagram import Notice
 
 
 class PcapWalker(FileWalker):
-    def __init__(self, o: Opened, first: int, take, decoder):
-        super().__init__(o, first, take, decoder)
+    def __init__(self, o: Opened, first: int, take, decoder, pending=None):
+        super().__init__(o, first, take, decoder, pending)
         self.rec = struct.Struct(o.endian + "IIII").unpack_from
         self.hlen = o.record_header
         self.frac_mul = 1 if o.nano else 1000

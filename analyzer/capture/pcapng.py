@@ -85,8 +85,8 @@ def _parse_idb(buf: bytes, pos: int, blen: int, endian: str) -> _Iface | None:
 
 
 class PcapngWalker(FileWalker):
-    def __init__(self, o: Opened, first: int, take, decoder):
-        super().__init__(o, first, take, decoder)
+    def __init__(self, o: Opened, first: int, take, decoder, pending=None):
+        super().__init__(o, first, take, decoder, pending)
         self.endian = o.endian
         self.ifaces: list[_Iface] = []
         self.section = 0

@@ -1,12 +1,10 @@
 """Several capture files read as one capture."""
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from analyzer.capture.checksums import Helper
+from analyzer.capture.checksums import Pending
 from analyzer.capture.decode import Decoder
 from analyzer.capture.fileformat import open_capture
 from analyzer.capture.follow import Follow, Ring, is_ring
@@ -17,7 +15,6 @@ from analyzer.datagram import Datagram, Notice
 
 DEFAULT_PORTS = frozenset({20023, 20024})
 CHUNK = 4 * 1024 * 1024  # bytes of capture read at a time (a batch)
-HELPER_MIN_SIZE = 64 << 20  # smaller files verify their checksums in-process
 
 
 @dataclass
@@ -55,12 +52,6 @@ class CaptureReader:
         self.paths = [str(p) for p in paths]
         self.ports = frozenset(ports)
         self.verify = verify_checksums
-        # Verify full-size datagrams in a helper process (plain files only): None decides
-        # by file size, True/False force it (see analyzer.capture.checksums).
-        if checksum_helper is None and os.environ.get("NETDUMP_CHECKSUM_HELPER") in ("0", "1"):
-            checksum_helper = os.environ["NETDUMP_CHECKSUM_HELPER"] == "1"  # for test runs
-        self.checksum_helper = checksum_helper
-        self.checks: list | None = None  # positions the walker notes for the helper
         self.chunk_size = max(4096, int(chunk_size))
         self.captures: list[dict] = []
         self.files: list[FileSpan] = []
@@ -80,24 +71,6 @@ class CaptureReader:
     def __iter__(self) -> Iterator[Datagram | Notice]:
         for batch in self._run():
             yield from batch
-
-    def _walk_checked(self, w, helper) -> Iterator[list]:
-        """Walk with the checksums done by the helper: a batch is handed on once its
-        verdicts are in, which is while the next buffer is being parsed."""
-        checks = self.checks
-        pending = None
-        try:
-            for batch in w.walk(self.chunk_size):
-                helper.send(checks[:])
-                checks.clear()
-                if pending is not None:
-                    yield _mark_bad(pending, helper.receive())
-                pending = batch
-            if pending is not None:
-                yield _mark_bad(pending, helper.receive())
-        finally:
-            self.checks = None
-            helper.close()
 
     def batches(self) -> Iterator[list]:
         """The same items as iterating the reader, in lists (one per buffer read)."""
@@ -129,22 +102,15 @@ class CaptureReader:
         for path, f, newer in self._files():
             o = open_capture(path, self.follow, newer, f)
             o.started = True
-            use = self.checksum_helper
-            if use is None:
-                use = o.size >= HELPER_MIN_SIZE and _spare_core()
-            helped = self.verify and use and not (o.compressed or o.stream or self.follow)
-            self.checks = [] if helped else None
-            take = frame_taker(self.ports, self.verify, self.decoder, self.checks,
-                               base := [0])
+            pending = Pending() if self.verify else None
+            take = frame_taker(self.ports, self.decoder, pending)
             walker = (PcapWalker if o.fmt == "pcap" else PcapngWalker)(
-                o, self.frame, take, self.decoder)
-            walker.base = base
+                o, self.frame, take, self.decoder, pending)
             cap = {"path": path, "frames": 0, "truncated": False}
             self.captures.append(cap)
             span = FileSpan(path, self.frame)
             self.files.append(span)
-            batches = self._walk_checked(walker, Helper(o.path)) if helped \
-                else walker.walk(self.chunk_size)
+            batches = walker.walk(self.chunk_size)
             try:
                 if o.notes:
                     yield list(o.notes)
@@ -169,38 +135,6 @@ class CaptureReader:
         cap["truncated"] = span.truncated = walker.truncated
         self.frame = walker.frame
         self.bytes_read = bytes_read
-
-
-def _spare_core() -> bool:
-    """True when another CPU looks idle: the helper pays only when it runs beside us (on a
-    busy machine it just adds its own work to ours). Runnable tasks right now, from
-    /proc/loadavg (ourselves included), a few samples; else the 1-minute load average."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return False
-    if cpus < 2:
-        return False
-    try:
-        busiest = 0
-        for k in range(3):
-            if k:
-                time.sleep(0.002)
-            with open("/proc/loadavg") as f:
-                busiest = max(busiest, int(f.read().split()[3].split("/")[0]))
-        return busiest <= cpus - 1
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.getloadavg()[0] <= cpus - 1.5
-    except OSError:
-        return False
-
-
-def _mark_bad(batch: list, bad: list) -> list:
-    for i in bad:
-        batch[i] = batch[i]._replace(bad_checksum=True)
-    return batch
 
 
 def open_captures(paths: list[str], ports: frozenset[int] = DEFAULT_PORTS, *,

@@ -19,7 +19,7 @@ class FileWalker:
     """State of one file's walk. ``frame`` is the number of the last complete record (frame
     numbers run on across the files of a run, from ``first``)."""
 
-    def __init__(self, o: Opened, first: int, take, decoder):
+    def __init__(self, o: Opened, first: int, take, decoder, pending=None):
         self.o = o
         self.first = first
         self.frame = first
@@ -30,7 +30,7 @@ class FileWalker:
         self.cut_frame = 0  # the frame number the record cut by the end of the file would have had
         self.stopped = False  # corrupt: nothing after this point is read
         self.oversized = 0  # records longer than the header's snap length
-        self.base = [0]  # file offset of buf[0] (plain files), for the checksum helper
+        self.pending = pending  # checksums.Pending the frame taker fills, or None
 
     @property
     def frames(self) -> int:
@@ -69,11 +69,13 @@ class FileWalker:
         o = self.o
         src = o.source
         buf, pos = o.buf, o.pos
-        self.base[0] = src.raw_pos - len(buf)
+        pending = self.pending
         try:
             while True:
                 out: list = []
                 pos = self.records(buf, pos, out)
+                if pending is not None:
+                    pending.settle(buf, out)
                 if self.stopped:
                     yield out
                     return
@@ -85,7 +87,6 @@ class FileWalker:
                     break
                 buf = buf[pos:] + more
                 pos = 0
-                self.base[0] = src.raw_pos - len(buf)
             out = []
             if pos < len(buf):
                 self.truncated = True

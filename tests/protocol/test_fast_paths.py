@@ -1,6 +1,6 @@
-"""The fast paths give what the general paths give: the checksum helper process against
-in-process verification, the core's batched fast lane against one-by-one feeding, and
---no-verify-checksums against the default on clean captures."""
+"""The fast paths give what the general paths give: the core's batched feeding against
+one-by-one feeding, and --no-verify-checksums against the default on clean captures (the
+checksum verdicts themselves: tests/capture/test_checksums.py)."""
 from __future__ import annotations
 
 import json
@@ -12,30 +12,11 @@ from pathlib import Path
 import pytest
 
 from analyzer.capture import CaptureReader
-from analyzer.capture.checksums import Helper
-from analyzer.datagram import Datagram
 from analyzer.protocol.core import NetdumpTracker
-from tests.support import capture_builders as cb
 
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(p for p in (ROOT / "samples").iterdir() if p.suffix in (".pcap", ".pcapng"))
-
-
-def _frames():
-    """Full-size and small datagrams with every kind of checksum the readers tell apart."""
-    payload = bytes(range(256)) * 6  # 1536 bytes: above the inline fold threshold
-    out = []
-    for i, (ck, ip) in enumerate([
-        ("auto", {}), ("bad", {}), ("offload", {}), (0, {}), ("auto", {"bad_checksum": True}),
-        ("auto", {"zero_checksum": True}), ("bad", {"zero_checksum": True}),
-        (0, {"bad_checksum": True}), ("offload", {"bad_checksum": True}),
-    ]):
-        for body in (payload[:1448 + 24], payload[:28], payload[:4]):
-            sport, dport = (20024, 40001) if len(body) > 4 else (40001, 20024)
-            ipp = cb.udp_ip(sport, dport, body, checksum=ck, **ip)
-            out.append(cb.ether(ipp))
-    return out
 
 
 def _write(tmp_path, name, data):
@@ -46,54 +27,6 @@ def _write(tmp_path, name, data):
 
 def _items(path, **kw):
     return list(CaptureReader([path], **kw))
-
-
-@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
-def test_helper_verdicts_equal_inline(tmp_path, fmt):
-    frames = _frames()
-    if fmt == "pcap":
-        data = cb.pcap([(10**9 + i * 1000, f) for i, f in enumerate(frames)])
-    else:
-        data = cb.shb() + cb.idb() + b"".join(cb.epb("<", 0, 10**9 + i * 1000, f)
-                                            for i, f in enumerate(frames))
-    path = _write(tmp_path, "c." + fmt, data)
-    inline = _items(path, checksum_helper=False)
-    helped = _items(path, checksum_helper=True, chunk_size=4096)  # many batches
-    assert helped == inline
-    bad = [i.bad_checksum for i in inline if type(i) is Datagram]
-    assert any(bad) and not all(bad)
-
-
-@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
-def test_helper_on_samples(path):
-    assert _items(str(path), checksum_helper=True, chunk_size=65536) == \
-        _items(str(path), checksum_helper=False)
-
-
-def test_helper_falls_back_in_process(tmp_path):
-    frames = _frames()
-    path = _write(tmp_path, "c.pcap", cb.pcap([(10**9 + i, f) for i, f in enumerate(frames)]))
-    data = Path(path).read_bytes()
-    job, pos, i = [], 24, 0
-    while pos < len(data):  # every frame with a UDP checksum: index, IPv4 start, end
-        caplen = int.from_bytes(data[pos + 8:pos + 12], "little")
-        d = pos + 16
-        if data[d + 40:d + 42] != b"\x00\x00":
-            job += [i, d + 14, d + 14 + int.from_bytes(data[d + 16:d + 18], "big")]
-        pos, i = d + caplen, i + 1
-    ref = [d.frame - 1 for d in _items(path, checksum_helper=False)
-           if type(d) is Datagram and d.bad_checksum and d.frame - 1 in job[::3]]
-    alive = Helper(path)
-    alive.send(job)
-    assert alive.receive() == ref
-    alive.close()
-    dead = Helper(path)
-    dead.proc.kill()  # the helper dies: its jobs are done here instead
-    dead.proc.wait()
-    dead.send(job)
-    dead.send(job)
-    assert dead.receive() == ref and dead.receive() == ref
-    dead.close()
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)

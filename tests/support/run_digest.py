@@ -23,7 +23,7 @@ def digest(path: str) -> str:
     for chunk in (4096, 1 << 20):
         try:
             tracker, recovery = NetdumpTracker(), Recovery()
-            for batch in CaptureReader([path], chunk_size=chunk, checksum_helper=False).batches():
+            for batch in CaptureReader([path], chunk_size=chunk).batches():
                 h.update(repr(batch).encode())
                 events = tracker.feed_many(batch)
                 h.update(repr(events).encode())
