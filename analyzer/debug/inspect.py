@@ -188,7 +188,10 @@ def inspect_report(paths) -> dict:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.2f} MiB"
+    """Bytes in MiB; a loss under 0.01 MiB in two significant digits, so that it never
+    reads as none (256 bytes: 0.00024 MiB)."""
+    mib = n / (1 << 20)
+    return f"{mib:.2f} MiB" if mib >= 0.01 or not n else f"{mib:.2g} MiB"
 
 
 def text_lines(entry: dict) -> list[str]:
