@@ -30,6 +30,7 @@ MAX_IN_FLIGHT = 64
 ROUND_LIMIT = 11  # resend rounds before the client gives up
 NOMINAL_TIMEOUT = 1_000_000_000  # 2001 polls of DELAY(500), without the driver's time (ns)
 ROUND_GAP = 100_000_000  # a pause this long between resends starts a new round (ns)
+LONGEST_TIMEOUT = 1_300_000_000  # the longest poll timeout taken without one seen (ns)
 KEEP_LIST = 20  # worst bursts, longest stalls, examples of each problem
 KEEP_STALLS = 50  # first stalls listed in time order
 KEEP_UNACKED = 4096  # folded seqnos still waiting for a (late) ACK
@@ -45,7 +46,7 @@ class Burst:
                  "bytes", "start_frame", "start_ts", "last_tx_ts", "first_len", "last_len",
                  "unacked", "rounds", "round_last_seq", "retransmits", "needed", "spurious",
                  "timeouts", "last_ack_ts", "last_ack_frame", "slots", "last_tx_frame",
-                 "hidden", "in_round", "fast", "acked_ahead")
+                 "hidden", "in_round", "fast", "acked_ahead", "provisional")
 
     def __init__(self, index: int, mtype: int, seq: int, offset: int, length: int,
                  frame: int, ts: int):
@@ -73,6 +74,8 @@ class Burst:
         self.fast = 0
         # ACKs captured for seqnos past the last one captured (their packets never were)
         self.acked_ahead = 0
+        # opened where only a compressed stream's final block can begin (session._settle)
+        self.provisional = False
 
     def continues(self, mtype: int, seq: int, offset: int) -> bool:
         """Does new seqno ``seq`` at ``offset`` carry on this burst's buffer?"""
@@ -82,6 +85,32 @@ class Burst:
         if skipped < 0 or offset != self.off_next + skipped * self.first_len:
             return False
         return self.last_len == self.first_len
+
+    def same_call(self, nxt: "Burst") -> bool:
+        """Could ``nxt``, the burst after this one, be the rest of this one's call (the message
+        sizes let it carry on the buffer, within 64 KiB)?"""
+        return not nxt.rounds and nxt.first_len == self.first_len \
+            and self.continues(nxt.type, nxt.first_seq, nxt.off_start) \
+            and nxt.off_next - self.off_start <= MAX_BUFFER
+
+    def absorb(self, nxt: "Burst") -> None:
+        """Take in ``nxt``, the burst after this one, found to be the rest of its call."""
+        self.last_seq = nxt.last_seq
+        self.packets += nxt.packets
+        self.bytes += nxt.bytes
+        self.off_next = nxt.off_next
+        self.last_len = nxt.last_len
+        self.last_tx_ts, self.last_tx_frame = nxt.last_tx_ts, nxt.last_tx_frame
+        self.unacked += nxt.unacked
+        self.retransmits += nxt.retransmits
+        self.needed += nxt.needed
+        self.spurious += nxt.spurious
+        self.hidden += nxt.hidden
+        self.fast += nxt.fast
+        self.acked_ahead = nxt.acked_ahead
+        if nxt.last_ack_ts > self.last_ack_ts:
+            self.last_ack_ts, self.last_ack_frame = nxt.last_ack_ts, nxt.last_ack_frame
+        self.slots.update(nxt.slots)
 
     def unfinished(self) -> bool:
         """Full-size packets so far and under 64 KiB: the buffer's tail has not been seen."""
@@ -116,9 +145,18 @@ def timeouts_in(gap: int, timeout: int | None) -> int:
     if timeout is None:
         k = 1 if gap < 1_600_000_000 else 2 if gap < 2_750_000_000 else \
             round(gap / NOMINAL_TIMEOUT)
-        lo, hi = (k * 950_000_000, k * 1_300_000_000) if k <= 2 else \
+        lo, hi = (k * 950_000_000, k * LONGEST_TIMEOUT) if k <= 2 else \
             (k * 970_000_000, k * 1_050_000_000)
     else:
         k = round(gap / timeout)
         lo, hi = k * timeout * 0.97 - 20_000_000, k * timeout * 1.03 + 30_000_000
     return k if 1 <= k <= ROUND_LIMIT and lo <= gap <= hi else 0
+
+
+def fewest_rounds(gap: int, timeout: int | None) -> int:
+    """The rounds a resend ``gap`` ns after the previous send of its call holds at least,
+    where :func:`timeouts_in` finds no whole number of timeouts: with no timeout seen, as
+    many as timeouts of at most 1.3 s need to fill it (a lower bound); else one."""
+    if timeout is not None or gap <= LONGEST_TIMEOUT:
+        return 1
+    return min(ROUND_LIMIT, -(-gap // LONGEST_TIMEOUT))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from analyzer.audit.bursts import KDH, KEY, VMCORE
 from analyzer.audit.session import SessionAudit
+from analyzer.audit.writes import stream_compression
 
 GENERATIONS = ("12.x", "13.x", "main")
 
@@ -116,9 +117,4 @@ def _compression(sa: SessionAudit) -> str | None:
         code = sa.kdh_raw[495]
         if sa.kdh_raw[32:36] == b"\0\0\0\x04" and code:
             return {1: "gzip", 2: "zstd"}.get(code, "compressed")
-    head = sa.vm_head
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    return None
+    return stream_compression(sa.vm_head)

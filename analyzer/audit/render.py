@@ -53,7 +53,8 @@ def _table(title: str, *cols: str, **kw) -> Table:
         justify = "right" if c.endswith(("#", "frame", "count", "s)")) or c in (
             "sent", "retransmitted", "needed", "spurious", "rounds", "packets", "bytes",
             "min", "median", "p95", "p99", "max", "duration", "seqno", "first") else "left"
-        t.add_column(c, justify=justify, overflow="fold")
+        # a range (seqnos, offsets) stays on one line: folded, it reads as two numbers
+        t.add_column(c, justify=justify, overflow="fold", no_wrap=c in ("seqno", "offset"))
     return t
 
 

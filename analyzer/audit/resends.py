@@ -4,7 +4,9 @@ One :class:`ResendCount` per :class:`~analyzer.audit.session.SessionAudit`, whic
 what each copy is (bursts.py) and tells this class."""
 from __future__ import annotations
 
-from analyzer.audit.bursts import DUP_WINDOW, ROUND_GAP, S_LAST, S_SENDS, Burst, timeouts_in
+from analyzer.audit.bursts import (
+    DUP_WINDOW, ROUND_GAP, S_LAST, S_SENDS, Burst, fewest_rounds, timeouts_in,
+)
 from analyzer.audit.stats import Distribution
 
 
@@ -68,11 +70,12 @@ class ResendCount:
         else:
             self.spurious[mtype] += 1
 
-    def uncaptured_rounds(self, b: Burst, k: int) -> None:
-        """``k`` rounds of ``b`` none of whose copies reached the capture point."""
+    def uncaptured_rounds(self, b: Burst, k: int, shown: int = 0) -> None:
+        """``k`` rounds of ``b``, the copies of all but the last ``shown`` of them never
+        captured."""
         b.rounds += k
         self.rounds += k
-        self.hidden_rounds += k
+        self.hidden_rounds += k - shown
 
     def round(self, b: Burst, ts: int, seq: int) -> bool:
         """Account a resend of ``seq`` in burst ``b``; True when it opens a new round."""
@@ -80,7 +83,7 @@ class ResendCount:
         if new:
             wait = ts - b.last_tx_ts
             # a gap of k poll timeouts: k rounds, the first k-1 of them never captured
-            k = timeouts_in(wait, self.timeout()) or 1
+            k = timeouts_in(wait, self.timeout()) or fewest_rounds(wait, self.timeout())
             b.rounds += k
             b.in_round = True
             self.rounds += k

@@ -3,7 +3,8 @@
 :class:`SessionAudit` follows the burst-and-wait model (see :mod:`analyzer.audit.bursts`)
 over the protocol core's events; ACK accounting and RTT are in
 :mod:`analyzer.audit.session_acks`, resend counts in :mod:`analyzer.audit.resends`, the
-client's pace (the call boundaries timing decides) in :mod:`analyzer.audit.pace`, what the
+client's pace (the call boundaries timing decides) in :mod:`analyzer.audit.pace`, the
+evidence beside it (dumper writes, resends) in :mod:`analyzer.audit.calls`, what the
 finished bursts add up to in :mod:`analyzer.audit.tally`, stalls in
 :mod:`analyzer.audit.stalls`, seqnos never captured in :mod:`analyzer.audit.seqholes`.
 Per-seqno state lives only in the current and the previous burst; a burst leaving that
@@ -16,6 +17,7 @@ from analyzer.audit.bursts import (
     FINISHED, HERALD, KDH, KEEP_LIST, KEY, ROUND_GAP, S_ACK, S_DUPS, S_LAST, S_ROW, VMCORE,
     Burst, timeouts_in,
 )
+from analyzer.audit.calls import moved_on, new_call, rejoin, settle
 from analyzer.audit.pace import ClientPace
 from analyzer.audit.resends import ResendCount
 from analyzer.audit.seqholes import SeqnoHoles
@@ -23,6 +25,7 @@ from analyzer.audit.session_acks import AckLedger
 from analyzer.audit.stats import Sample
 from analyzer.audit.stalls import StallLog
 from analyzer.audit.tally import BurstTally
+from analyzer.audit.writes import WriteBounds
 from analyzer.wire import MsgType
 
 
@@ -37,13 +40,13 @@ class SessionAudit:
         "cur", "data_after_kdh", "end_reason", "finished_seq", "first_vm_seq", "gap_ack",
         "herald_seen", "holes",
         "icmp_unreachable", "id", "kdh_new", "kdh_raw", "kdh_seq", "key_end", "key_seq",
-        "last_frame", "last_ts", "last_tx_frame", "last_tx_ts", "ledger",
+        "last_frame", "last_ts", "last_tx_frame", "last_tx_ts", "ledger", "opening_last",
         "max_payload", "new", "new_bytes",
         "oversized", "plain", "plot", "prev", "reordered", "resends", "rows",
         "pace", "sent", "seq_max", "server", "server_port",
         "stall_threshold", "stalls", "start_frame", "start_ts",
         "t_data", "t_finished", "t_finished_ack", "t_herald", "t_kdh", "t_key", "tally",
-        "udp_bytes", "vm_end", "vm_head",
+        "udp_bytes", "vm_end", "vm_head", "writes",
     )
 
     def __init__(self, sid: int, client: str, server: str, frame: int, ts: int,
@@ -71,6 +74,8 @@ class SessionAudit:
         self.udp_bytes = 0
         self.vm_end = self.key_end = 0
         self.vm_head = b""  # first bytes at offset 0 (compression magic)
+        self.writes = WriteBounds()  # where the dumper's writes begin, once known
+        self.opening_last = False  # the next burst opens where only the last block can
         # bursts
         self.cur: Burst | None = None
         self.prev: Burst | None = None
@@ -110,7 +115,7 @@ class SessionAudit:
                 and length <= 4096 and offset + length - cur.off_start <= 65536 \
                 and gap <= self.stall_threshold and gap <= ROUND_GAP \
                 and (cur.unacked and self.ledger.acks or (offset - cur.off_start) & 4095) \
-                and not cur.acked_ahead \
+                and not cur.acked_ahead and not cur.provisional \
                 and len(_payload) == length:
             # the common case: the next full-size VMCORE packet of the burst in flight (its
             # length is the burst's first, already counted in max_payload): a packet of the
@@ -183,6 +188,7 @@ class SessionAudit:
                 self.first_vm_seq = seq
             if offset == 0 and not self.vm_head:
                 self.vm_head = bytes(ev.payload[:4])
+                self.writes.learn(bytes(ev.payload[:128]))
             if self.t_kdh is not None:
                 self.data_after_kdh += 1
             if offset + length > self.vm_end:
@@ -219,12 +225,14 @@ class SessionAudit:
             self.holes.jump(self.seq_max + 1, seq, ev.frame)
         self.seq_max = seq
         cur = self.cur
+        if cur is not None and cur.provisional:
+            cur = settle(self, cur, mtype, seq, offset, length)
         hidden = False
         hint = None
         cont = cur is not None and cur.continues(mtype, seq, offset)
         if cont and offset + length - cur.off_start <= 65536:
             if cur.in_round and ts - cur.last_tx_ts <= ROUND_GAP:
-                if self._moved_on(cur, seq, gap, ts):
+                if moved_on(self, cur, seq, gap, ts, offset):
                     cur = None  # every packet ACKed, then a pause: the next call
                 else:
                     hidden = True  # more of the resend round: the tail's first copies were lost
@@ -236,7 +244,7 @@ class SessionAudit:
                 hint = ("resend after the poll timeout; the burst's tail never reached the "
                         "capture point before")
                 hidden = True
-            elif self._new_call(cur, seq, gap, ts):
+            elif new_call(self, cur, seq, gap, ts, offset):
                 cur = None
         else:
             if cur is not None and not cont:
@@ -251,8 +259,9 @@ class SessionAudit:
                 self.resends.uncaptured_rounds(self.cur, k)
                 k = 0
             cur = self._open_burst(mtype, seq, offset, length, ev.frame, ts)
+            cur.provisional, self.opening_last = self.opening_last, False
             if k:
-                self.resends.uncaptured_rounds(cur, k)
+                self.resends.uncaptured_rounds(cur, k, shown=1)  # this burst is the last
                 cur.in_round = True
                 hidden = True
                 hint = (f"probably {k} resend round(s): the gap is {k} poll timeout(s) and "
@@ -307,11 +316,13 @@ class SessionAudit:
         timed = b.in_round or ts - b.last_tx_ts > ROUND_GAP
         hint = None
         if timed:
+            b = rejoin(self, b, ts)
             if self.resends.round(b, ts, seq):
                 hint = "resend after the poll timeout; the first copy never reached the capture point"
             b.last_tx_ts, b.last_tx_frame = ts, ev.frame
         if seq < b.first_seq:
-            b.first_seq = seq
+            # the burst's real first packet: full-size (the one captured first was its tail)
+            b.first_seq, b.first_len = seq, max(b.first_len, ev.length)
         if ev.offset < b.off_start:
             b.off_start = ev.offset
         b.packets += 1
@@ -325,22 +336,19 @@ class SessionAudit:
             self._plot_first(ts, mtype, ev.offset, timed or acked)
         return hint
 
-    def _new_call(self, cur: Burst, seq: int, gap: int, ts: int) -> bool:
-        """The message sizes let this new seqno carry on ``cur``: did a new call start?
-        After a resend round only a new call brings new seqnos; else see ClientPace."""
-        return bool(cur.rounds) or self._moved_on(cur, seq, gap, ts)
-
-    def _moved_on(self, cur: Burst, seq: int, gap: int, ts: int) -> bool:
-        return self.pace.moved_on(cur, seq, gap, ts, bool(self.ledger.acks),
-                                  bool(timeouts_in(gap, self.resends.timeout())))
-
     def _wait_explained(self, prev: Burst | None) -> bool:
         """A gap of whole poll timeouts before a new burst: was the client waiting on the
-        previous call (a packet of it unACKed or never captured, or an ACK captured in the
-        gap, answering a resend the capture missed) rather than resending this one?"""
-        return prev is not None and bool(
-            prev.unacked or prev.packets < prev.last_seq - prev.first_seq + 1
-            or self.gap_ack > ROUND_GAP)
+        previous call (a packet of it unACKed, or never captured and its ACK neither, or an
+        ACK captured in the gap, answering a resend the capture missed) rather than
+        resending this one? (A call whose every packet has an ACK in the capture is no more
+        likely to be waiting than any other.)"""
+        if prev is None:
+            return False
+        missing = prev.last_seq - prev.first_seq + 1 - prev.packets
+        if missing and self.ledger.unseen:
+            unseen = self.ledger.unseen
+            missing -= sum(s in unseen for s in range(prev.first_seq, prev.last_seq + 1))
+        return bool(missing > 0 or self.gap_ack > ROUND_GAP)
 
     def _open_burst(self, mtype, seq, offset, length, frame, ts) -> Burst:
         if self.prev is not None:
@@ -367,6 +375,7 @@ class SessionAudit:
         if slot is None:
             rs.resend(None, None, mtype, ts, seq in self.ledger.unacked_old)
             return None
+        b = rejoin(self, b, ts)
         rs.round(b, ts, seq)
         b.last_tx_ts, b.last_tx_frame = ts, ev.frame
         rs.resend(b, slot, mtype, ts, not slot[S_ACK])

@@ -77,10 +77,13 @@ def bursts(sa: SessionAudit) -> dict:
         "worst": sa.tally.worst.items(),
         "detection": "one burst per client send call: a new seqno starts one after a type "
                      "change, a resend round, a short tail packet, 64 KiB or an offset jump; "
-                     "never while a packet of the burst has no ACK or inside a 4 KiB block; "
-                     "where only timing can tell (payloads of exactly 4096 bytes, or no ACKs "
-                     "captured), after a pause longer than the client's turnaround seen "
-                     "elsewhere in the dump, or than 4 packet spacings",
+                     "never while a packet of the burst has no ACK, inside a 4 KiB block, "
+                     "or where no dumper write begins (a compressed stream's 64 KiB chunks, "
+                     "an amd64 minidump's sections); a resend of the previous burst's packet "
+                     "a poll timeout later joins the two; where only timing can tell "
+                     "(payloads that divide 4096), after a pause within the client's "
+                     "turnaround seen elsewhere in the dump (from the last ACK, or without "
+                     "ACKs from the last packet), or else well past the link's packet spacing",
     }
     if other:
         out["bytes_histogram_other"] = other
@@ -108,7 +111,10 @@ def retransmissions(sa: SessionAudit) -> dict:
                               "every captured copy of an already-sent seqno (total − hidden + "
                               "network_duplicates), as the report's retransmits counts; "
                               "hidden = resends whose earlier copies never reached the "
-                              "capture point (told by timing)"}
+                              "capture point (told by timing or by an ACK before them); the "
+                              "dump's first captured frame has nothing before it to be timed "
+                              "against, so whether it was a resend is not known: it counts "
+                              "as the first captured copy it is, and not among the resends"}
 
 
 def acks(sa: SessionAudit) -> dict:

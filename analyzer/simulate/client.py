@@ -19,7 +19,7 @@ from typing import Iterator
 from analyzer.wire import DATASIZE, MsgType, build_kdh
 
 from .ekcd import DumpKey
-from .image import MAXIO, DumpStream, _mix
+from .image import MAXIO, PAGE, DumpStream, _mix
 from .minidump import build_image, kdh_architecture
 
 GENERATIONS = ("12", "13", "main")
@@ -93,6 +93,24 @@ def make_material(*, generation: str, size: int, seed: int, compress: str, encry
     return DumpMaterial(stream, herald, key, fields)
 
 
+def _writes_12(stream: DumpStream) -> Iterator[tuple[int, bytes]]:
+    """The dumper writes as 12.x sends them: the compressor's final flush goes out as its
+    whole 4 KiB blocks, then (dump_finish) the residual bytes as one padded block of their
+    own (kern_shutdown.c); 13.0 and later merge the two in their buffer."""
+    last = None
+    for w in stream.writes():
+        if last is not None:
+            yield last
+        last = w
+    if last is None:
+        return
+    off, data = last
+    if stream.dumplength != stream.wire_length and len(data) > PAGE:
+        yield off, data[:-PAGE]
+        last = off + len(data) - PAGE, data[-PAGE:]
+    yield last
+
+
 def client_calls(generation: str, material: DumpMaterial,
                  stop_after: int | None = None) -> Iterator[tuple[int, int, bytes]]:
     """The send calls of one dump attempt: (type, start offset, data).
@@ -107,7 +125,7 @@ def client_calls(generation: str, material: DumpMaterial,
         yield MsgType.EKCD_KEY, 0, material.key_blob
     sent = 0
     if generation == "12":
-        for off, data in material.stream.writes():
+        for off, data in _writes_12(material.stream):
             yield MsgType.VMCORE, off, data
             sent += len(data)
             if stop_after is not None and sent >= stop_after:

@@ -232,3 +232,17 @@ def test_messages_anomaly_notes_name_the_file_of_each_frame_when_several_files_a
     (note,) = [line for line in r.output.splitlines() if "! truncated-capture:" in line]
     assert note.endswith(f"! truncated-capture: the file ends inside record 15 of {cut}: "
                          "83 of its 1514 captured bytes are lost")
+
+
+def test_the_worst_bursts_keep_each_seqno_and_offset_range_on_one_line():
+    """On a 100-column terminal the offset ranges of the lossy sample's worst bursts were
+    folded into two lines, which read as two numbers."""
+    r = CliRunner().invoke(cli, ["audit", str(SAMPLES_DIR / "lossy-12x.pcapng")],
+                           env={"COLUMNS": "100"})
+    lines = [x.rstrip() for x in r.output.splitlines()]
+    start = lines.index("Worst bursts")
+    rows = [x.split() for x in lines[start + 5:start + 15] if x.split()[1:2] == ["VMCORE"]]
+    assert len(rows) == 5
+    for x in rows:  # each offset range whole: its end past its start, whole 4 KiB blocks
+        start_off, end_off = map(int, x[3].split("-"))
+        assert end_off > start_off and (end_off - start_off) % 4096 == 0, x

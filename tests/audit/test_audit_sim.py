@@ -7,11 +7,12 @@ from analyzer.pipeline import Analysis
 from analyzer.simulate import CaptureSpec, DumpSpec, NetworkSpec, simulate_frames
 
 
-def run(dump: DumpSpec, network=None, point="server", seed=1, oneway=False, **kw):
+def run(dump: DumpSpec, network=None, point="server", seed=1, oneway=False, capture_loss=0.0,
+        **kw):
     """The audit's report of one simulated dump, and its truth; ``oneway``: the capture holds
-    the client's datagrams only (no ACKs)."""
-    frames, truth = simulate_frames(dump, network=network, capture=CaptureSpec(point=point),
-                                    seed=seed)
+    the client's datagrams only (no ACKs); ``capture_loss``: frames only the capture lost."""
+    frames, truth = simulate_frames(dump, network=network,
+                                    capture=CaptureSpec(point=point, loss=capture_loss), seed=seed)
     roles = (0,) if oneway else (0, 1)  # readers yield UDP only (role 2 is ICMP)
     items = [Datagram(i + 1, f[0], f[2], f[3], f[4], f[5], f[6])
              for i, f in enumerate(frames) if f[1] in roles]

@@ -65,6 +65,24 @@ def test_send_calls_in_the_truth_say_which_reached_the_capture():
     assert sum(t["sent_counts"].values()) == t["packets_sent"]
 
 
+@pytest.mark.parametrize("gen,calls", [("12", 2), ("13", 1)])
+def test_the_compressed_final_flush_and_its_residual_block_are_two_12x_calls(gen, calls):
+    """kern_shutdown.c: the compressor's last flush is written as its whole 4 KiB blocks,
+    then (dump_finish) the padded residual block on its own; 13.0 and later buffer both."""
+    spec = DumpSpec(generation=gen, size=256 << 10, compress="gzip",
+                    mtu=9000 if gen == "12" else 1500)
+    _f, truth = simulate_frames(spec)
+    t = truth.to_json()["dumps"][0]
+    vm = [c for c in t["send_calls"] if c["type"] == "VMCORE"]
+    maxp = 4096 if gen == "12" else 1448
+    tail_blocks = -(-(t["wire_length"] % 65536) // 4096)
+    assert t["wire_length"] != t["dumplength"] and tail_blocks > 1  # a padded residual
+    assert len(vm) == t["wire_length"] // 65536 + calls
+    if gen == "12":
+        assert [c["packets"] for c in vm[-2:]] == [tail_blocks - 1, 1]
+    assert all(c["packets"] == 65536 // maxp + bool(65536 % maxp) for c in vm[:-calls])
+
+
 @pytest.mark.parametrize("option", ["--loss", "--ack-loss", "--dup", "--reorder",
                                     "--capture-loss", "--host-jitter"])
 @pytest.mark.parametrize("value", ["1.5", "-0.1"])
