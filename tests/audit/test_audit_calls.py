@@ -3,6 +3,9 @@
 client's turnaround. Timing alone would start a new burst there; the capture says more."""
 import random
 
+from hypothesis import given, settings, strategies as st
+
+from analyzer.audit.writes import LAST_BLOCK, NO, YES, WriteBounds
 from analyzer.wire import MINIDUMP_HEADERS, MsgType
 from tests.audit.test_audit import S, V, Dump, result
 
@@ -156,3 +159,42 @@ def test_rounds_of_a_slow_clients_long_pause_are_at_least_its_fewest_timeouts():
     r = a["retransmissions"]
     assert (r["total"], r["hidden"], r["rounds"], r["hidden_rounds"]) == (1, 1, 5, 4)
     assert a["bursts"]["max_rounds"] == 5
+
+
+@given(st.binary(max_size=128), st.integers(0, 1 << 40))
+@settings(max_examples=300, deadline=None)
+def test_any_first_bytes_give_a_layout_that_answers_every_offset(page0, offset):
+    w = WriteBounds()
+    w.learn(page0)
+    assert w.starts(offset) in (NO, YES, LAST_BLOCK)
+
+
+@given(st.integers(0, 40), st.integers(1, 40), st.integers(0, 40), st.integers(0, 300),
+       st.sampled_from([2, 3]))
+@settings(max_examples=200, deadline=None)
+def test_every_write_of_an_amd64_minidump_begins_where_the_layout_says(msg, bitmap, pmap,
+                                                                        data, version):
+    """The writes minidumpsys makes (single pages for the header, dump_avail and page
+    tables; 64 KiB from their section's start for the rest) each begin at a YES, and no
+    other 4 KiB block does."""
+    hdr = MINIDUMP_HEADERS["amd64"].build(
+        magic=b"minidump FreeBSD/amd64", version=version, msgbufsize=msg * P,
+        bitmapsize=bitmap * P, pmapsize=pmap * P, kernbase=0, dmapbase=0, dmapend=0,
+        dumpavailsize=P if version == 3 else 0)
+    w = WriteBounds()
+    w.learn(hdr)
+    starts, pos = set(), 0
+    for pages_n, step in ((1, 1), (msg, 16), (1 if version == 3 else 0, 1), (bitmap, 16),
+                          (pmap, 1), (data, 16)):
+        starts.update(range(pos, pos + pages_n, step))
+        pos += pages_n
+    assert {b for b in range(pos) if w.starts(b * P) == YES} == starts
+
+
+@given(st.sampled_from([b"\x1f\x8b\x08\x00", b"\x28\xb5\x2f\xfd"]), st.integers(0, 1 << 30))
+@settings(max_examples=100, deadline=None)
+def test_a_compressed_streams_writes_begin_at_64_kib_but_its_last_block(magic, offset):
+    w = WriteBounds()
+    w.learn(magic + bytes(60))
+    want = YES if offset % 65536 == 0 else LAST_BLOCK if offset % P == 0 else NO
+    assert w.starts(offset) == want
