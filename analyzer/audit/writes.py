@@ -20,7 +20,7 @@ block a possible start.
 """
 from __future__ import annotations
 
-from analyzer.debug.minidump import _LIMITS, PAGE, parse_header, sections
+from analyzer.debug.minidump import LIMITS, PAGE, parse_header, sections
 
 MAXIO = 65536  # MAXDUMPPGS × PAGE_SIZE: the largest dumper write
 NO, YES, LAST_BLOCK = 0, 1, 2  # what WriteBounds.starts says of an offset
@@ -52,7 +52,7 @@ class WriteBounds:
             self.steps = [(0, MAXIO)]
             return
         hdr = parse_header(page0)
-        if hdr is None or any(hdr[k] > v for k, v in _LIMITS.items()) \
+        if hdr is None or any(hdr[k] > v for k, v in LIMITS.items()) \
                 or hdr["arch"] == "arm64" and hdr.get("flags", 0) & 3:
             return  # no kernel's header (damaged, hostile, 16 KiB pages): it tells nothing
         # arm64's page-table pages and the pages after them: any page can begin a write

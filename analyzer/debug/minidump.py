@@ -20,8 +20,8 @@ _U64 = struct.Struct("<Q")
 _ALL = (1 << 64) - 1
 # Sizes past these are not a kernel's (a 256 MiB bitmap covers 8 TiB of RAM): a damaged or
 # hostile header is reported, never read.
-_LIMITS = {"msgbufsize": 64 << 20, "bitmapsize": 256 << 20, "pmapsize": 1 << 40,
-           "dumpavailsize": 1 << 20}
+LIMITS = {"msgbufsize": 64 << 20, "bitmapsize": 256 << 20, "pmapsize": 1 << 40,
+          "dumpavailsize": 1 << 20}
 
 
 def round_page(n: int) -> int:
@@ -165,7 +165,7 @@ def interpret(read: Callable[[int, int], bytes], length: int, missing: Ranges,
     if hdr["arch"] == "arm64" and hdr.get("flags", 0) & 3:
         problems.append("arm64 minidump with 16 KiB pages: sections not interpreted")
         return _summary(hdr, [], 0, 0, [], False), problems, missing
-    for field, limit in _LIMITS.items():
+    for field, limit in LIMITS.items():
         if hdr[field] > limit:
             problems.append(f"minidump header: {field} {hdr[field]} is over {limit}; "
                             "sections not interpreted")
